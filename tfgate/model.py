@@ -1,0 +1,228 @@
+"""The immutable result model: what the loaders produce and what every renderer consumes.
+
+Data flows one way: load (plan, state, manifest, approvals) -> evaluate (these objects) ->
+render / exit. Nothing here decides anything; it only records what was decided and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class ChangeClass(str, Enum):
+    """What a planned change does to a resource object."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPLACE = "replace"
+    FORGET = "forget"
+    NO_OP = "no_op"
+    READ = "read"
+
+    @property
+    def destroys(self) -> bool:
+        """True when the existing remote object is destroyed."""
+        return self in (ChangeClass.DELETE, ChangeClass.REPLACE)
+
+
+class Severity(str, Enum):
+    """How a finding affects the verdict."""
+
+    BLOCK = "block"
+    WARN = "warn"
+    INFO = "info"
+
+
+class Risk(str, Enum):
+    """How much data a change can lose, for ranking in reports."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    NONE = "none"
+
+
+class Verdict(str, Enum):
+    ALLOW = "allow"
+    BLOCK = "block"
+
+
+# Rule action names: the change classes a rule can protect against.
+RULE_ACTIONS = ("delete", "replace", "forget", "safety_net")
+
+EXIT_ALLOW = 0
+EXIT_BLOCK = 1
+EXIT_ERROR = 2
+
+
+@dataclass(frozen=True)
+class SafetyNetRemoval:
+    """An update that removes protection against data loss (e.g. deletion_protection turned off)."""
+
+    attribute: str
+    before: Any
+    after: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned resource change, classified."""
+
+    address: str
+    mode: str  # "managed" | "data"
+    type: str
+    name: str
+    module_address: str | None
+    index: Any
+    provider: str | None
+    actions: tuple[str, ...]
+    change_class: ChangeClass
+    action_reason: str | None = None
+    #: For replaces: "delete_first" (["delete","create"]) or "create_first" (["create","delete"]).
+    replace_order: str | None = None
+    #: ["create","forget"]: a new object is created and the old one is forgotten, not destroyed.
+    creates: bool = False
+    deposed: str | None = None
+    previous_address: str | None = None
+    importing: bool = False
+    import_id: str | None = None
+    #: Key prior attributes (id, name, tags...) for reports; sensitive values are never kept.
+    prior: tuple[tuple[str, Any], ...] = ()
+    safety_nets: tuple[SafetyNetRemoval, ...] = ()
+    catalog_classes: tuple[str, ...] = ()
+    catalog_kind: str | None = None
+    protected_by: tuple[str, ...] = ()
+    risk: Risk = Risk.NONE
+
+    @property
+    def destroys(self) -> bool:
+        return self.change_class.destroys
+
+    @property
+    def moved(self) -> bool:
+        return self.previous_address is not None and self.previous_address != self.address
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """Identity of the change within a plan: deposed objects share their base address."""
+        return (self.address, self.deposed)
+
+    def prior_dict(self) -> dict[str, Any]:
+        return dict(self.prior)
+
+
+@dataclass(frozen=True)
+class Summary:
+    create: int = 0
+    update: int = 0
+    delete: int = 0
+    replace: int = 0
+    forget: int = 0
+    read: int = 0
+    no_op: int = 0
+    move: int = 0
+    import_: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "create": self.create,
+            "update": self.update,
+            "delete": self.delete,
+            "replace": self.replace,
+            "forget": self.forget,
+            "read": self.read,
+            "no_op": self.no_op,
+            "move": self.move,
+            "import": self.import_,
+        }
+
+
+@dataclass(frozen=True)
+class PlanInfo:
+    """Facts about the plan document itself."""
+
+    source: str  # path or "-"
+    input_format: str  # "binary" | "show-json" | "stream"
+    format_version: str | None
+    terraform_version: str | None
+    digest: str
+    errored: bool = False
+    complete: bool = True
+    applyable: bool | None = None
+    timestamp: str | None = None
+    #: Whether before/after values were available (not in the plan -json stream).
+    has_values: bool = True
+    #: SHA-256 of the plan file's bytes, for binary plans (what `tfgate apply` re-checks).
+    file_sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A fact about the plan or the state that affects or explains the verdict."""
+
+    code: str
+    severity: Severity
+    message: str
+    evidence: tuple[tuple[str, Any], ...] = ()
+    address: str | None = None
+
+    @property
+    def blocks(self) -> bool:
+        return self.severity is Severity.BLOCK
+
+    def evidence_dict(self) -> dict[str, Any]:
+        return dict(self.evidence)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A protected change: blocks unless `approved`."""
+
+    address: str
+    rule: str
+    change_class: ChangeClass
+    reason: str
+    approvals_required: int = 1
+    approved: bool = False
+    approved_by: tuple[str, ...] = ()
+    deposed: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    """How one approval statement was judged (for the report)."""
+
+    source: str
+    signer: str | None
+    counted: bool
+    reason: str
+    addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything a renderer or the CLI needs; renderers decide nothing."""
+
+    verdict: Verdict
+    plan: PlanInfo
+    summary: Summary
+    changes: tuple[Change, ...]
+    violations: tuple[Violation, ...]
+    findings: tuple[Finding, ...]
+    workspace: str = "default"
+    manifest: str | None = None
+    approvals: tuple[ApprovalOutcome, ...] = ()
+    tool_version: str = ""
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ALLOW if self.verdict is Verdict.ALLOW else EXIT_BLOCK
+
+    @property
+    def blocked_violations(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if not v.approved)
