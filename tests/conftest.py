@@ -50,7 +50,11 @@ class TF:
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
         proc = subprocess.run(
-            [str(self.exe), *args], cwd=self.dir, capture_output=True, text=True, env=env,
+            [str(self.exe), *args],
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            env=env,
             stdin=subprocess.DEVNULL,
         )
         if check and proc.returncode != 0:
@@ -76,3 +80,30 @@ def tf(tmp_path: Path, terraform_bin: Path) -> TF:
     work = tmp_path / "work"
     work.mkdir()
     return TF(work, terraform_bin)
+
+
+SCENARIOS = FIXTURES / "scenarios"
+
+
+def build_scenario(tf: TF, name: str, *plan_args: str) -> Path:
+    """Apply fixtures/scenarios/NAME/v1.tf, switch to v2.tf, save a plan; returns the plan file."""
+    import shutil
+
+    src = SCENARIOS / name
+    if (src / "mod").is_dir():
+        shutil.copytree(src / "mod", tf.dir / "mod", dirs_exist_ok=True)
+    tf.write((src / "v1.tf").read_text())
+    tf.run("init", "-input=false")
+    tf.apply()
+    tf.write((src / "v2.tf").read_text())
+    return tf.plan("plan.bin", *plan_args)
+
+
+@pytest.fixture
+def scenario(tf: TF):
+    """Factory: scenario("deleted_block") -> (tf, plan file) with real Terraform state and plan."""
+
+    def make(name: str, *plan_args: str) -> tuple[TF, Path]:
+        return tf, build_scenario(tf, name, *plan_args)
+
+    return make

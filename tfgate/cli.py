@@ -1,8 +1,176 @@
-"""tfgate command line (thin: parses options, calls the pipeline, renders, exits)."""
+"""tfgate command line (thin: parses options, calls the pipeline, renders, exits).
+
+Exit codes: 0 allowed, 1 blocked by policy, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+from tfgate import __version__
+from tfgate.errors import TfgateError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Terraform plan gatekeeper: blocks destroys of protected resources without a signed approval.",
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+# Options shared by every command that gates a plan.
+ManifestOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--manifest", "-m", help="Protected-resource manifest (default: tfgate.yaml in the working dir)."
+    ),
+]
+ApprovalsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--approvals", "-a", help="Signed approval file or directory (repeatable)."),
+]
+WorkspaceOpt = Annotated[
+    str | None,
+    typer.Option("--workspace", "-w", help="Terraform workspace (default: TF_WORKSPACE or selected)."),
+]
+TerraformOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--terraform", help="Terraform/OpenTofu binary, or 'embedded' (default: TFGATE_TERRAFORM, PATH)."
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", "-f", help="Output format: text, json, markdown or html (default: text)."),
+]
+ReportMdOpt = Annotated[Path | None, typer.Option("--report-md", help="Also write the Markdown report here.")]
+ReportHtmlOpt = Annotated[Path | None, typer.Option("--report-html", help="Also write the HTML report here.")]
+ReportJsonOpt = Annotated[Path | None, typer.Option("--report-json", help="Also write the JSON report here.")]
+ChdirOpt = Annotated[
+    Path, typer.Option("--chdir", "-C", help="Terraform working directory (state, backend, binary plans).")
+]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"tfgate: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run a command body; any input/usage error or unexpected failure exits 2 (fail closed)."""
+    try:
+        return fn()
+    except TfgateError as exc:
+        fail(str(exc), exc.exit_code)
+    except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # fail closed: an internal error is never a pass
+        fail(f"internal error ({type(exc).__name__}): {exc}")
+
+
+def use_color(stream: object = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def emit(result: object, fmt: str | None, reports: dict[str, Path | None]) -> None:
+    """Print the result in the chosen format and write any extra report files."""
+    from tfgate.render import render
+
+    for kind, path in reports.items():
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(result, kind), encoding="utf-8")  # type: ignore[arg-type]
+    chosen = fmt or "text"
+    sys.stdout.write(render(result, chosen, color=chosen == "text" and use_color()))  # type: ignore[arg-type]
+    sys.stdout.flush()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tfgate {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """tfgate: a hard check between anyone (a person, a CI job, an AI agent) and `terraform apply`."""
+
+
+@app.command()
+def check(
+    plan: Annotated[
+        str,
+        typer.Argument(
+            help="Saved binary plan, `terraform show -json` output, "
+            "`terraform plan -json` stream, or - for stdin."
+        ),
+    ],
+    manifest: ManifestOpt = None,
+    approvals: ApprovalsOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    input_format: Annotated[
+        str | None, typer.Option("--input-format", help="Force the plan form: binary, show-json or stream.")
+    ] = None,
+    fmt: FormatOpt = None,
+    report_md: ReportMdOpt = None,
+    report_html: ReportHtmlOpt = None,
+    report_json: ReportJsonOpt = None,
+    chdir: ChdirOpt = Path("."),
+    no_state_checks: Annotated[
+        bool, typer.Option("--no-state-checks", help="Skip state-integrity checks (not recommended).")
+    ] = False,
+) -> None:
+    """Check a plan: exit 0 if allowed, 1 if blocked by policy, 2 on a usage or input error."""
+    from tfgate.pipeline import CheckOptions, run_check
+
+    def body() -> int:
+        result = run_check(
+            CheckOptions(
+                plan=plan,
+                input_format=input_format,
+                terraform=terraform,
+                manifest=manifest,
+                approvals=tuple(approvals or ()),
+                workspace=workspace,
+                workdir=chdir,
+                state_checks=not no_state_checks,
+            )
+        )
+        emit(result, fmt, {"markdown": report_md, "html": report_html, "json": report_json})
+        return result.exit_code
+
+    raise typer.Exit(guarded(body))
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        Path | None, typer.Option("--keep", help="Build the demo in this directory and keep it.")
+    ] = None,
+    terraform: TerraformOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Run the whole story on a bundled example: production state, a plan that silently destroys the
+    protected database, and the gate blocking it. Exits with the gate's code (1: blocked)."""
+    from tfgate.demo import run_demo
+
+    raise typer.Exit(guarded(lambda: run_demo(keep=keep, terraform=terraform, fmt=fmt)))
 
 
 def main() -> None:

@@ -1,0 +1,171 @@
+"""Evaluate a loaded plan against the manifest: protected changes become violations, the verdict follows.
+
+Pure: takes loaded inputs, returns an immutable Result carrying every reason. Renderers and the CLI
+only present it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tfgate import __version__
+from tfgate.loader import LoadedPlan
+from tfgate.manifest import Manifest, Rule
+from tfgate.model import (
+    Change,
+    ChangeClass,
+    Finding,
+    Result,
+    Risk,
+    Severity,
+    Summary,
+    Verdict,
+    Violation,
+)
+
+_VERB = {
+    ChangeClass.DELETE: "destroys",
+    ChangeClass.REPLACE: "destroys and re-creates",
+    ChangeClass.FORGET: "stops managing (forgets)",
+}
+
+
+def plan_findings(plan: LoadedPlan, manifest: Manifest) -> tuple[Finding, ...]:
+    """Findings about the plan document itself."""
+    out: list[Finding] = []
+    info = plan.info
+    if info.errored:
+        out.append(
+            Finding(
+                "plan_errored",
+                Severity.BLOCK,
+                "Terraform reported errors while planning: the plan is partial and must not be applied",
+                (("errored", True),),
+            )
+        )
+    if not info.complete and not info.errored:
+        out.append(
+            Finding(
+                "plan_incomplete",
+                Severity.BLOCK,
+                "the plan is incomplete (complete: false or deferred changes): more changes would follow",
+                (("complete", False),),
+            )
+        )
+    if not info.has_values and manifest.uses_tags:
+        out.append(
+            Finding(
+                "values_unavailable",
+                Severity.INFO,
+                "a plan -json stream carries no attribute values: tag rules were assumed to match "
+                "and safety-net updates could not be checked",
+                (("input_format", info.input_format),),
+            )
+        )
+    return tuple(out)
+
+
+def _reason(change: Change, rule: Rule) -> str:
+    if change.safety_nets and change.change_class is ChangeClass.UPDATE:
+        what = "; ".join(n.description for n in change.safety_nets)
+        text = f"update removes a safety net ({what})"
+    else:
+        text = f"plan {_VERB.get(change.change_class, change.change_class.value)} this resource"
+        if change.change_class is ChangeClass.REPLACE and change.replace_order == "create_first":
+            text += " (create before destroy)"
+    if change.action_reason:
+        text += f" [{change.action_reason}]"
+    if change.deposed:
+        text += f" [deposed object {change.deposed}]"
+    return f"{text}; protected by rule '{rule.name}'"
+
+
+def _violation_class(change: Change) -> ChangeClass:
+    return change.change_class
+
+
+def summarize(changes: Sequence[Change]) -> Summary:
+    counts = dict.fromkeys(("create", "update", "delete", "replace", "forget", "read", "no_op"), 0)
+    moves = imports = 0
+    for c in changes:
+        if c.mode == "managed":
+            counts[c.change_class.value] += 1
+        elif c.change_class is ChangeClass.READ:
+            counts["read"] += 1
+        moves += c.moved
+        imports += c.importing
+    return Summary(**counts, move=moves, import_=imports)
+
+
+def evaluate(
+    plan: LoadedPlan,
+    manifest: Manifest,
+    *,
+    findings: Sequence[Finding] = (),
+    approvals: Sequence[Path] = (),
+    workspace: str = "default",
+    now: datetime | None = None,
+) -> Result:
+    """Apply the manifest to the plan and decide."""
+    now = now or datetime.now(timezone.utc)
+    tags_known = plan.info.has_values
+    changes: list[Change] = []
+    violations: list[Violation] = []
+    candidate = {ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET}
+    for change in plan.changes:
+        if (
+            manifest.rules
+            and change.mode == "managed"
+            and (change.change_class in candidate or change.safety_nets)
+        ):
+            rules = manifest.protecting(change, tags_known=tags_known)
+            if rules:
+                change = dataclasses.replace(
+                    change, protected_by=tuple(r.name for r in rules), risk=Risk.HIGH
+                )
+                violations.extend(
+                    Violation(
+                        address=change.address,
+                        rule=r.name,
+                        change_class=_violation_class(change),
+                        reason=_reason(change, r),
+                        approvals_required=r.approvals,
+                        deposed=change.deposed,
+                    )
+                    for r in rules
+                )
+        changes.append(change)
+
+    outcomes: tuple = ()
+    if approvals:
+        from tfgate.approvals import judge
+
+        judged, outcomes = judge(
+            approvals, tuple(violations), manifest, digest=plan.info.digest, workspace=workspace, now=now
+        )
+        violations = list(judged)
+
+    all_findings = (*plan_findings(plan, manifest), *findings)
+    reasons: list[str] = [
+        f"{v.address}: {v.reason}; {'approved' if v.approved else 'no valid approval'}"
+        for v in violations
+        if not v.approved
+    ]
+    reasons += [f"{f.code}: {f.message}" for f in all_findings if f.blocks]
+    verdict = Verdict.BLOCK if reasons else Verdict.ALLOW
+    return Result(
+        verdict=verdict,
+        plan=plan.info,
+        summary=summarize(changes),
+        changes=tuple(changes),
+        violations=tuple(violations),
+        findings=tuple(all_findings),
+        workspace=workspace,
+        manifest=str(manifest.path) if manifest.path else None,
+        approvals=tuple(outcomes),
+        tool_version=__version__,
+        reasons=tuple(reasons),
+    )

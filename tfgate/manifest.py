@@ -1,0 +1,324 @@
+"""The protected-resource manifest: which changes need a human's signed approval.
+
+YAML or JSON, validated by typed structs (the JSON Schema in ``rules/manifest.schema.json`` is
+generated from them, so the two cannot drift). Errors name the file, the path and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from tfgate.errors import ManifestError
+from tfgate.model import Change, ChangeClass
+
+DEFAULT_NAMES = ("tfgate.yaml", "tfgate.yml", "tfgate.json")
+RuleAction = Literal["delete", "replace", "forget", "safety_net"]
+Globs = str | list[str]
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+# --- the file format ---------------------------------------------------------------------------------
+
+
+class MatchSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """Every given key must hold; a list means any of its entries."""
+
+    address: Globs | None = None
+    type: Globs | None = None
+    module: Globs | None = None
+    provider: Globs | None = None
+    tags: dict[str, Globs] | None = None
+    catalog: Globs | None = None
+
+
+class RuleSpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    match: MatchSpec
+    actions: Annotated[list[RuleAction], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["delete", "replace"]
+    )
+    approvals: Annotated[int, msgspec.Meta(ge=1, le=10)] = 1
+    approvers: list[str] = msgspec.field(default_factory=list)
+    description: str | None = None
+
+
+class ApprovalsSpec(msgspec.Struct, forbid_unknown_fields=True):
+    allowed_signers: str | None = None
+
+
+class StateSpec(msgspec.Struct, forbid_unknown_fields=True):
+    max_plan_age: str | None = None
+    ledger: str | None = None
+
+
+class AuditSpec(msgspec.Struct, forbid_unknown_fields=True):
+    log: str | None = None
+
+
+class ManifestSpec(msgspec.Struct, forbid_unknown_fields=True):
+    version: Literal[1]
+    protect: list[RuleSpec] = msgspec.field(default_factory=list)
+    approvals: ApprovalsSpec | None = None
+    state: StateSpec | None = None
+    audit: AuditSpec | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    """The manifest's JSON Schema (shipped as rules/manifest.schema.json)."""
+    schema = msgspec.json.schema(ManifestSpec)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tfgate protected-resource manifest"
+    return schema
+
+
+# --- matching ------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def glob_to_regex(pattern: str) -> str:
+    """Address glob -> regex. Only ``*`` (any run of characters) and ``?`` are wildcards;
+    brackets and quotes are literal because addresses are full of them."""
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+def _compile(globs: Globs | None) -> re.Pattern[str] | None:
+    if globs is None:
+        return None
+    items = [globs] if isinstance(globs, str) else globs
+    return re.compile("(?:" + "|".join(glob_to_regex(g) for g in items) + r")\Z", re.DOTALL)
+
+
+def _as_list(globs: Globs | None) -> tuple[str, ...]:
+    if globs is None:
+        return ()
+    return (globs,) if isinstance(globs, str) else tuple(globs)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One protection rule, compiled."""
+
+    name: str
+    actions: tuple[str, ...]
+    approvals: int = 1
+    approvers: tuple[str, ...] = ()
+    description: str | None = None
+    match: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    _address: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _type: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _module: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _provider: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _tags: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), compare=False, repr=False)
+    _catalog: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def from_spec(cls, spec: RuleSpec) -> Rule:
+        m = spec.match
+        tags = tuple((k, p) for k, v in (m.tags or {}).items() if (p := _compile(v)) is not None)
+        return cls(
+            name=spec.name,
+            actions=tuple(dict.fromkeys(spec.actions)),
+            approvals=spec.approvals,
+            approvers=tuple(spec.approvers),
+            description=spec.description,
+            match=msgspec.to_builtins(m),
+            _address=_compile(m.address),
+            _type=_compile(m.type),
+            _module=_compile(m.module),
+            _provider=_compile(m.provider),
+            _tags=tags,
+            _catalog=_as_list(m.catalog),
+        )
+
+    @property
+    def uses_tags(self) -> bool:
+        return bool(self._tags)
+
+    def applies_to(self, change: Change, *, tags_known: bool = True) -> bool:
+        """The change's class is one this rule protects against (and it matches)."""
+        cls = change.change_class
+        wanted = (
+            (cls is ChangeClass.DELETE and "delete" in self.actions)
+            or (cls is ChangeClass.REPLACE and "replace" in self.actions)
+            or (cls is ChangeClass.FORGET and "forget" in self.actions)
+            or (bool(change.safety_nets) and "safety_net" in self.actions)
+        )
+        return wanted and self.matches(change, tags_known=tags_known)
+
+    def matches(self, change: Change, *, tags_known: bool = True) -> bool:
+        """Every given match key holds. Unknown tags (stream plans) count as matching: fail closed."""
+        if self._address and not self._address.match(change.address):
+            return False
+        if self._type and not self._type.match(change.type):
+            return False
+        if self._module and not self._module.match(change.module_address or ""):
+            return False
+        if self._provider and not self._provider.match(change.provider or ""):
+            return False
+        if self._catalog:
+            have = set(change.catalog_classes)
+            if change.catalog_kind:
+                have.add(change.catalog_kind)
+            if not have.intersection(self._catalog):
+                return False
+        if self._tags and tags_known:
+            tags = resource_tags(change)
+            for key, pattern in self._tags:
+                value = tags.get(key)
+                if not isinstance(value, str) or not pattern.match(value):
+                    return False
+        return True
+
+
+def resource_tags(change: Change) -> dict[str, Any]:
+    """Tags (AWS/Azure, including provider default tags) or labels (Google) from the prior values."""
+    prior = change.prior_dict()
+    merged: dict[str, Any] = {}
+    for key in ("labels", "tags_all", "tags"):
+        value = prior.get(key)
+        if isinstance(value, dict):
+            merged.update(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path | None = None
+    rules: tuple[Rule, ...] = ()
+    allowed_signers: Path | None = None
+    max_plan_age: timedelta | None = None
+    ledger: Path | None = None
+    audit_log: Path | None = None
+
+    def rules_for(self, change: Change, *, tags_known: bool = True) -> tuple[Rule, ...]:
+        """Rules that match the change, whatever its class (state checks ask about creates too)."""
+        return tuple(r for r in self.rules if r.matches(change, tags_known=tags_known))
+
+    def protecting(self, change: Change, *, tags_known: bool = True) -> tuple[Rule, ...]:
+        """Rules that protect this change: they match and cover its class."""
+        return tuple(r for r in self.rules if r.applies_to(change, tags_known=tags_known))
+
+    @property
+    def uses_tags(self) -> bool:
+        return any(r.uses_tags for r in self.rules)
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def parse_duration(text: str, where: str) -> timedelta:
+    m = _DURATION.match(text)
+    if not m:
+        raise ManifestError(f"{where}: invalid duration {text!r} (use e.g. 30m, 4h, 2d)")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+
+
+def find_manifest(cwd: Path) -> Path | None:
+    for name in DEFAULT_NAMES:
+        candidate = cwd / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_manifest(path: Path | None, *, cwd: Path | None = None) -> Manifest:
+    """Load and validate a manifest. With no path, ``tfgate.yaml`` in ``cwd`` if present, else empty."""
+    if path is None:
+        path = find_manifest(cwd or Path.cwd())
+        if path is None:
+            return Manifest()
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found: {path}") from None
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from None
+    return parse_manifest(text, path)
+
+
+def parse_manifest(text: bytes, path: Path) -> Manifest:
+    try:
+        if path.suffix == ".json":
+            data = msgspec.json.decode(text)
+        else:
+            import yaml
+
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            data = yaml.load(text, Loader=loader)
+    except Exception as exc:  # yaml and msgspec raise several types; all mean "unreadable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ManifestError(f"{path}: not valid YAML/JSON: {first}") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path}: a manifest is a mapping with `version: 1` and `protect:` rules")
+    try:
+        spec = msgspec.convert(data, ManifestSpec)
+    except msgspec.ValidationError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
+    names: set[str] = set()
+    for i, rule in enumerate(spec.protect):
+        where = f"{path}: at `$.protect[{i}]`"
+        if rule.name in names:
+            raise ManifestError(f"{where}: duplicate rule name {rule.name!r}")
+        names.add(rule.name)
+        if not any(v is not None for v in msgspec.structs.astuple(rule.match)):
+            raise ManifestError(
+                f"{where}.match: give at least one of address, type, module, provider, tags, catalog"
+            )
+        if (
+            rule.approvals > max(1, len(rule.approvers))
+            and rule.approvers
+            and not any("*" in a or "?" in a for a in rule.approvers)
+        ):
+            raise ManifestError(
+                f"{where}: approvals: {rule.approvals} can never be met by {len(rule.approvers)} approver(s)"
+            )
+        _check_catalog_names(_as_list(rule.match.catalog), f"{where}.match.catalog")
+    base = path.parent
+    state = spec.state or StateSpec()
+    return Manifest(
+        path=path,
+        rules=tuple(Rule.from_spec(r) for r in spec.protect),
+        allowed_signers=_rel(base, spec.approvals.allowed_signers if spec.approvals else None),
+        max_plan_age=parse_duration(state.max_plan_age, f"{path}: at `$.state.max_plan_age`")
+        if state.max_plan_age
+        else None,
+        ledger=_rel(base, state.ledger),
+        audit_log=_rel(base, spec.audit.log if spec.audit else None),
+    )
+
+
+def _rel(base: Path, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _check_catalog_names(names: tuple[str, ...], where: str) -> None:
+    if not names:
+        return
+    from tfgate.catalog import load_catalog
+
+    known = set(load_catalog().class_names)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ManifestError(
+            f"{where}: unknown catalog class {', '.join(unknown)} (known: {', '.join(sorted(known))})"
+        )

@@ -1,0 +1,82 @@
+"""The check pipeline shared by every gating command: load -> state evidence -> evaluate."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tfgate.manifest import load_manifest
+from tfgate.model import Result, Verdict
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    plan: str
+    input_format: str | None = None
+    terraform: str | None = None
+    manifest: Path | None = None
+    approvals: tuple[Path, ...] = ()
+    workspace: str | None = None
+    workdir: Path = field(default_factory=lambda: Path("."))
+    state_checks: bool = True
+    now: datetime | None = None
+
+
+def resolve_workspace(workdir: Path, explicit: str | None) -> str:
+    """--workspace, then TF_WORKSPACE, then .terraform/environment, then "default"."""
+    if explicit:
+        return explicit
+    env = os.environ.get("TF_WORKSPACE")
+    if env:
+        return env
+    try:
+        name = (workdir / ".terraform" / "environment").read_text().strip()
+    except OSError:
+        name = ""
+    return name or "default"
+
+
+def run_check(opts: CheckOptions) -> Result:
+    """Load the manifest and plan, gather state evidence, evaluate. Raises TfgateError (exit 2)."""
+    from tfgate.catalog import load_catalog
+    from tfgate.evaluate import evaluate
+    from tfgate.loader import load_plan
+
+    now = opts.now or datetime.now(timezone.utc)
+    workdir = opts.workdir
+    manifest = load_manifest(opts.manifest, cwd=workdir)
+    plan = load_plan(
+        opts.plan,
+        input_format=opts.input_format,
+        terraform=opts.terraform,
+        cwd=workdir,
+        catalog=load_catalog(),
+    )
+    workspace = resolve_workspace(workdir, opts.workspace)
+    findings: tuple = ()
+    if opts.state_checks:
+        state = _state_module()
+        if state is not None:
+            findings = state.check_state(
+                workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now
+            )
+    result = evaluate(
+        plan, manifest, findings=findings, approvals=opts.approvals, workspace=workspace, now=now
+    )
+    if opts.state_checks and result.verdict is Verdict.ALLOW:
+        state = _state_module()
+        if state is not None:
+            state.record_ledger(
+                workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result
+            )
+    return result
+
+
+def _state_module():
+    try:
+        import tfgate.state as state
+    except ImportError:
+        return None
+    return state

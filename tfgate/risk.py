@@ -1,0 +1,19 @@
+"""Risk ranking of a change: how much data it can lose."""
+
+from __future__ import annotations
+
+from tfgate.model import ChangeClass, Risk
+
+
+def rank(cls: ChangeClass, *, data_bearing: bool, safety_net_removed: bool, protected: bool) -> Risk:
+    """HIGH: a protected change, or a destroy / safety-net removal on a data-bearing type.
+    MEDIUM: other destroys, forgets and safety-net removals. LOW: creates and updates. NONE: no-op, read."""
+    if protected:
+        return Risk.HIGH
+    if cls.destroys or safety_net_removed:
+        return Risk.HIGH if data_bearing else Risk.MEDIUM
+    if cls is ChangeClass.FORGET:
+        return Risk.MEDIUM
+    if cls in (ChangeClass.CREATE, ChangeClass.UPDATE):
+        return Risk.LOW
+    return Risk.NONE
