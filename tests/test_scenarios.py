@@ -102,7 +102,7 @@ def load_plan_stream(tf: TF):
 
 def test_for_each_key_removed_inside_module_instance(scenario) -> None:
     tf, _ = scenario("for_each_in_module")
-    show, binary, shown, stream = _forms(tf)
+    show, binary, _shown, stream = _forms(tf)
     ours = _assert_matches_terraform(show, binary)
     deleted = sorted(a for a, c in ours.items() if c == "delete")
     assert deleted == [
@@ -127,7 +127,7 @@ def test_count_decrease_reason(scenario) -> None:
 
 def test_moved_block_records_previous_address(scenario) -> None:
     tf, _ = scenario("moved")
-    show, binary, shown, stream = _forms(tf)
+    _show, binary, _shown, stream = _forms(tf)
     change = binary.changes[0]
     assert change.previous_address == "terraform_data.old" and change.moved
     assert change.change_class is ChangeClass.NO_OP
