@@ -37,6 +37,14 @@ def _terraform_env(monkeypatch: pytest.MonkeyPatch, terraform_bin: Path) -> None
     monkeypatch.delenv("NO_COLOR", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _audit_log_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Every test writes its audit log (tfgate check/apply/guard) into its own temporary directory."""
+    log = tmp_path / "tfgate-audit.jsonl"
+    monkeypatch.setenv("TFGATE_AUDIT_LOG", str(log))
+    return log
+
+
 class TF:
     """Runs real Terraform in one working directory."""
 

@@ -56,6 +56,13 @@ ReportJsonOpt = Annotated[Path | None, typer.Option("--report-json", help="Also 
 ChdirOpt = Annotated[
     Path, typer.Option("--chdir", "-C", help="Terraform working directory (state, backend, binary plans).")
 ]
+AuditLogOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--audit-log",
+        help="Audit log (default: TFGATE_AUDIT_LOG, the manifest's audit.log, .tfgate/audit.jsonl).",
+    ),
+]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -135,6 +142,7 @@ def check(
     no_state_checks: Annotated[
         bool, typer.Option("--no-state-checks", help="Skip state-integrity checks (not recommended).")
     ] = False,
+    audit_log: AuditLogOpt = None,
 ) -> None:
     """Check a plan: exit 0 if allowed, 1 if blocked by policy, 2 on a usage or input error."""
     from tfgate.pipeline import CheckOptions, run_check
@@ -152,6 +160,9 @@ def check(
                 state_checks=not no_state_checks,
             )
         )
+        from tfgate.audit import record_check
+
+        record_check(result, command=sys.argv, log=audit_log, cwd=chdir)
         emit(result, fmt, {"markdown": report_md, "html": report_html, "json": report_json})
         return result.exit_code
 
@@ -171,6 +182,43 @@ def demo(
     from tfgate.demo import run_demo
 
     raise typer.Exit(guarded(lambda: run_demo(keep=keep, terraform=terraform, fmt=fmt)))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def guard(
+    command: Annotated[
+        list[str] | None, typer.Argument(help="Generic form: the command line to judge (after --).")
+    ] = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the .claude/settings.json hook snippet.")
+    ] = False,
+    audit_log: AuditLogOpt = None,
+) -> None:
+    """AI-agent guard. As a Claude Code PreToolUse hook it reads the hook JSON on stdin; `tfgate guard --
+    COMMAND...` judges a command line. Exit 0: allowed; 2: blocked (Terraform apply, destroy or
+    state-mutating commands that bypass tfgate, or input it cannot understand)."""
+    from tfgate.guard import main as guard_main
+
+    raise typer.Exit(guard_main(command or [], print_config=print_config, audit_log=audit_log))
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    log: Annotated[Path | None, typer.Argument(help="Audit log (default: the configured log).")] = None,
+    head: Annotated[
+        str | None, typer.Option("--head", help="A head hash recorded earlier that must still be in the log.")
+    ] = None,
+    manifest: ManifestOpt = None,
+) -> None:
+    """Verify the hash chain: exit 0 when intact, 1 naming every edited, deleted, inserted or reordered
+    line, 2 when the log cannot be read."""
+    from tfgate.audit import main_verify
+
+    raise typer.Exit(guarded(lambda: main_verify(log, head=head, manifest=manifest)))
 
 
 def main() -> None:

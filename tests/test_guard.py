@@ -1,0 +1,285 @@
+"""The AI-agent guard: a table of real command lines, the PreToolUse hook contract, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tfgate.guard import (
+    MUTATING,
+    SELF_APPROVAL,
+    UNKNOWN,
+    UNPARSEABLE,
+    UNRESOLVED,
+    check_command,
+    hook,
+    split_commands,
+)
+
+BLOCK = False
+ALLOW = True
+
+# (command line, allowed?, expected decision code when blocked)
+TABLE: list[tuple[str, bool, str | None]] = [
+    # plain mutations
+    ("terraform apply", BLOCK, MUTATING),
+    ("terraform apply -auto-approve", BLOCK, MUTATING),
+    ("terraform apply plan.out", BLOCK, MUTATING),
+    ("terraform apply -destroy -auto-approve", BLOCK, MUTATING),
+    ("terraform destroy -auto-approve", BLOCK, MUTATING),
+    ("terraform refresh", BLOCK, MUTATING),
+    ("tofu apply -auto-approve", BLOCK, MUTATING),
+    ("terraform.exe apply", BLOCK, MUTATING),
+    ('"C:\\tools\\Terraform.exe" destroy', BLOCK, MUTATING),
+    ("/c/Tools/TERRAFORM.EXE apply", BLOCK, MUTATING),
+    ("/usr/local/bin/terraform apply -input=false tfplan", BLOCK, MUTATING),
+    ("terraform -chdir=infra/prod apply -auto-approve", BLOCK, MUTATING),
+    ("terraform -chdir=infra -no-color destroy", BLOCK, MUTATING),
+    ("terraform1.9.5 apply", BLOCK, MUTATING),
+    ("tfgate-terraform apply -auto-approve", BLOCK, MUTATING),
+    ("python -m tfgate.embedded destroy", BLOCK, MUTATING),
+    # state mutations
+    ("terraform state rm aws_db_instance.main", BLOCK, MUTATING),
+    ("terraform state mv aws_s3_bucket.a aws_s3_bucket.b", BLOCK, MUTATING),
+    ("terraform state push terraform.tfstate", BLOCK, MUTATING),
+    ("terraform state push -force old.tfstate", BLOCK, MUTATING),
+    ("terraform state replace-provider hashicorp/aws registry.acme.corp/acme/aws", BLOCK, MUTATING),
+    ("terraform import aws_s3_bucket.b my-bucket", BLOCK, MUTATING),
+    ("terraform taint aws_instance.web", BLOCK, MUTATING),
+    ("terraform untaint aws_instance.web", BLOCK, MUTATING),
+    ("terraform force-unlock -force 1234-5678", BLOCK, MUTATING),
+    ("terraform workspace delete prod", BLOCK, MUTATING),
+    # hidden behind shell syntax
+    ("cd infra && terraform apply -auto-approve", BLOCK, MUTATING),
+    ("terraform plan -out=p.bin; terraform apply p.bin", BLOCK, MUTATING),
+    ("make fmt || terraform destroy -auto-approve", BLOCK, MUTATING),
+    ("yes yes | terraform apply", BLOCK, MUTATING),
+    ("terraform apply -auto-approve &", BLOCK, MUTATING),
+    ("terraform init\nterraform apply -auto-approve", BLOCK, MUTATING),
+    ("(cd infra; terraform apply)", BLOCK, MUTATING),
+    ("{ terraform apply; }", BLOCK, MUTATING),
+    ("if true; then terraform apply; fi", BLOCK, MUTATING),
+    ("echo $(terraform apply -auto-approve)", BLOCK, MUTATING),
+    ('echo "result: $(terraform destroy -auto-approve)"', BLOCK, MUTATING),
+    ("echo `terraform apply -auto-approve`", BLOCK, MUTATING),
+    ("diff <(terraform apply -auto-approve) x", BLOCK, MUTATING),
+    ("sh -c 'terraform apply -auto-approve'", BLOCK, MUTATING),
+    ('bash -lc "cd infra && terraform destroy -auto-approve"', BLOCK, MUTATING),
+    ("bash -c \"sh -c 'terraform apply'\"", BLOCK, MUTATING),
+    ("eval terraform apply", BLOCK, MUTATING),
+    ("eval \"$(echo x)\"; eval 'terraform state rm a.b'", BLOCK, MUTATING),
+    ("env TF_LOG=debug terraform apply", BLOCK, MUTATING),
+    ("env -i PATH=/usr/bin terraform destroy", BLOCK, MUTATING),
+    ("env -S 'terraform apply -auto-approve'", BLOCK, MUTATING),
+    ("TF_IN_AUTOMATION=1 terraform apply -auto-approve", BLOCK, MUTATING),
+    ("AWS_PROFILE=prod TF_LOG=1 /opt/tf/bin/terraform apply", BLOCK, MUTATING),
+    ("sudo terraform apply", BLOCK, MUTATING),
+    ("sudo -u deploy -E terraform destroy", BLOCK, MUTATING),
+    ("nohup terraform apply -auto-approve > apply.log 2>&1 &", BLOCK, MUTATING),
+    ("time terraform apply", BLOCK, MUTATING),
+    ("time -p terraform apply", BLOCK, MUTATING),
+    ("echo infra | xargs -I{} terraform -chdir={} apply -auto-approve", BLOCK, MUTATING),
+    ("command terraform apply", BLOCK, MUTATING),
+    ("exec terraform apply", BLOCK, MUTATING),
+    ("timeout 600 terraform apply -auto-approve", BLOCK, MUTATING),
+    ("find . -name main.tf -execdir terraform apply -auto-approve \\;", BLOCK, MUTATING),
+    ("aws-vault exec prod -- terraform apply", BLOCK, MUTATING),
+    ("T=terraform; $T apply", BLOCK, MUTATING),
+    ("$TF_BIN apply -auto-approve", BLOCK, UNRESOLVED),
+    ("$(which terraform) destroy", BLOCK, UNRESOLVED),
+    ("\\terraform apply", BLOCK, MUTATING),
+    ("terr''aform apply", BLOCK, MUTATING),
+    ('"terraform" "apply"', BLOCK, MUTATING),
+    ("/usr/bin/terr*form apply", BLOCK, MUTATING),
+    ("bash <<'EOF'\ncd infra\nterraform apply -auto-approve\nEOF", BLOCK, MUTATING),
+    ("bash <<< 'terraform destroy -auto-approve'", BLOCK, MUTATING),
+    ("ssh deploy@bastion 'cd /srv/infra && terraform apply -auto-approve'", BLOCK, MUTATING),
+    ("su -c 'terraform apply' deploy", BLOCK, MUTATING),
+    ("watch -n 60 terraform apply -auto-approve", BLOCK, MUTATING),
+    # terragrunt
+    ("terragrunt apply", BLOCK, MUTATING),
+    ("terragrunt destroy -auto-approve", BLOCK, MUTATING),
+    ("terragrunt run-all apply --terragrunt-non-interactive", BLOCK, MUTATING),
+    ("terragrunt run --all apply", BLOCK, MUTATING),
+    ("terragrunt run -- destroy", BLOCK, MUTATING),
+    ("terragrunt apply-all", BLOCK, MUTATING),
+    ("terragrunt --working-dir live/prod state rm aws_db_instance.main", BLOCK, MUTATING),
+    # fail closed
+    ("terraform aply", BLOCK, UNKNOWN),
+    ("terraform -chdir infra apply", BLOCK, UNKNOWN),
+    ("terraform state frobnicate", BLOCK, UNKNOWN),
+    ("terraform apply 'unbalanced", BLOCK, UNPARSEABLE),
+    ('echo "$(terraform plan" ', BLOCK, UNPARSEABLE),
+    # an agent signing its own approval
+    ("tfgate approve plan.bin", BLOCK, SELF_APPROVAL),
+    ("ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n tfgate approval.json", BLOCK, SELF_APPROVAL),
+    # read-only and unrelated commands pass
+    ("terraform init -input=false", ALLOW, None),
+    ("terraform validate", ALLOW, None),
+    ("terraform plan -out=plan.bin", ALLOW, None),
+    ("terraform plan -destroy -out=destroy.bin", ALLOW, None),
+    ("terraform -chdir=infra plan", ALLOW, None),
+    ("terraform show -json plan.bin > plan.json", ALLOW, None),
+    ("terraform output -json", ALLOW, None),
+    ("terraform fmt -recursive", ALLOW, None),
+    ("terraform version", ALLOW, None),
+    ("terraform -version", ALLOW, None),
+    ("terraform providers", ALLOW, None),
+    ("terraform graph | dot -Tsvg > g.svg", ALLOW, None),
+    ("terraform state list", ALLOW, None),
+    ("terraform state show aws_db_instance.main", ALLOW, None),
+    ("terraform state pull > backup.tfstate", ALLOW, None),
+    ("terraform workspace list", ALLOW, None),
+    ("terraform workspace select prod", ALLOW, None),
+    ("terraform workspace show", ALLOW, None),
+    ("terraform apply -help", ALLOW, None),
+    ("terraform", ALLOW, None),
+    ("tofu plan", ALLOW, None),
+    ("terragrunt plan", ALLOW, None),
+    ("terragrunt run-all plan", ALLOW, None),
+    ("terragrunt hclfmt", ALLOW, None),
+    ("tfgate plan", ALLOW, None),
+    ("tfgate apply .tfgate/plans/x/plan.bin --approvals a.sig", ALLOW, None),
+    ("tfgate destroy", ALLOW, None),
+    ("tfgate check plan.bin --format json", ALLOW, None),
+    ("tfgate guard -- terraform apply", ALLOW, None),
+    ("tfgate-terraform plan -out=p.bin", ALLOW, None),
+    ("cd infra && terraform plan -out=p.bin && tfgate apply p.bin", ALLOW, None),
+    ("git commit -m 'do not run terraform apply by hand'", ALLOW, None),
+    ('grep -rn "terraform destroy" docs/', ALLOW, None),
+    ("grep terraform apply.log", ALLOW, None),
+    ("ls -la; echo done", ALLOW, None),
+    ("echo 'unbalanced", ALLOW, None),
+    ("python -m pytest tests -q", ALLOW, None),
+    ("cat <<'EOF' > notes.md\nrun terraform apply later\nEOF", ALLOW, None),
+    ("command -v terraform", ALLOW, None),
+    ("which terraform && terraform version", ALLOW, None),
+    ("# terraform apply", ALLOW, None),
+]
+
+
+def test_table_is_big_enough() -> None:
+    assert len(TABLE) >= 40
+    assert sum(1 for _, ok, _ in TABLE if ok) >= 20
+    assert sum(1 for _, ok, _ in TABLE if not ok) >= 20
+
+
+@pytest.mark.parametrize(("command", "allowed", "code"), TABLE, ids=[c for c, _, _ in TABLE])
+def test_table(command: str, allowed: bool, code: str | None) -> None:
+    decision = check_command(command)
+    assert decision.allowed is allowed, decision
+    if not allowed:
+        assert decision.code == code, decision
+        assert decision.reason
+        assert decision.segment
+
+
+def test_blocked_reason_tells_the_agent_what_to_do() -> None:
+    d = check_command("cd infra && terraform apply -auto-approve")
+    assert d.segment == "terraform apply -auto-approve"
+    assert "tfgate plan" in d.reason and "tfgate apply" in d.reason and "tfgate approve" in d.reason
+    assert "tfgate destroy" in check_command("terraform destroy").reason
+    assert "tfgate destroy" in check_command("terraform apply -destroy").reason
+
+
+def test_lexer_splits_like_a_shell() -> None:
+    words, subs = split_commands("A=1 b 'c d' \"e $(f g)\" && h | i; j & k\nl || (m) 2>/dev/null")
+    assert words == [["A=1", "b", "c d", "e $(f g)"], ["h"], ["i"], ["j"], ["k"], ["l"], ["m"]]
+    assert subs == ["f g"]
+
+
+def _payload(command: object, tool: str = "Bash", **extra: object) -> str:
+    return json.dumps(
+        {
+            "session_id": "abc",
+            "hook_event_name": "PreToolUse",
+            "cwd": "/tmp",
+            "tool_name": tool,
+            "tool_input": {"command": command, "description": "x"},
+            **extra,
+        }
+    )
+
+
+def test_hook_denies_with_exit_2_and_json() -> None:
+    answer = hook(_payload("terraform apply -auto-approve"))
+    assert answer.exit_code == 2
+    out = json.loads(answer.stdout)["hookSpecificOutput"]
+    assert out["hookEventName"] == "PreToolUse"
+    assert out["permissionDecision"] == "deny"
+    assert "tfgate plan" in out["permissionDecisionReason"]
+    assert "tfgate plan" in answer.stderr
+
+
+def test_hook_allows_silently() -> None:
+    answer = hook(_payload("terraform plan"))
+    assert (answer.exit_code, answer.stdout, answer.stderr) == (0, "", "")
+    edit = json.dumps({"tool_name": "Edit", "tool_input": {"file_path": "/x", "old_string": "a"}})
+    assert (hook(edit).exit_code, hook(edit).stdout) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    ["", "not json", "[]", '{"tool_input": {"command": "ls"}}', _payload(None), _payload(["terraform"])],
+)
+def test_hook_fails_closed_on_malformed_input(stdin: str) -> None:
+    answer = hook(stdin)
+    assert answer.exit_code == 2
+    assert json.loads(answer.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "malformed" in answer.stderr
+
+
+def _cli(*args: str, stdin: str = "", env_extra: dict | None = None, cwd=None):
+    import os
+
+    env = dict(os.environ, **(env_extra or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "tfgate", "guard", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def test_cli_hook_blocks_and_audits(tmp_path) -> None:
+    log = tmp_path / "audit.jsonl"
+    proc = _cli(stdin=_payload("sudo terraform destroy -auto-approve"), env_extra={"TFGATE_AUDIT_LOG": str(log)})
+    assert proc.returncode == 2, proc.stderr
+    assert json.loads(proc.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) == 1
+    assert entries[0]["event"] == "guard"
+    assert entries[0]["verdict"] == "block"
+    assert entries[0]["command"] == "sudo terraform destroy -auto-approve"
+    proc = _cli(stdin=_payload("terraform plan"), env_extra={"TFGATE_AUDIT_LOG": str(log)})
+    assert (proc.returncode, proc.stdout) == (0, "")
+    assert len(log.read_text().splitlines()) == 1  # allowed commands are not logged
+
+
+def test_cli_hook_fails_closed_on_garbage(tmp_path) -> None:
+    proc = _cli(stdin="{oops", env_extra={"TFGATE_AUDIT_LOG": str(tmp_path / "a.jsonl")})
+    assert proc.returncode == 2
+    assert "deny" in proc.stdout
+
+
+def test_cli_generic_form(tmp_path) -> None:
+    env = {"TFGATE_AUDIT_LOG": str(tmp_path / "a.jsonl")}
+    assert _cli("--", "terraform", "apply", "-auto-approve", env_extra=env).returncode == 2
+    assert _cli("--", "cd x && terraform destroy", env_extra=env).returncode == 2
+    assert _cli("--", "terraform", "plan", env_extra=env).returncode == 0
+    assert _cli("--", "ls", "-la", env_extra=env).returncode == 0
+
+
+def test_cli_print_config() -> None:
+    proc = _cli("--print-config")
+    assert proc.returncode == 0
+    cfg = json.loads(proc.stdout)
+    entry = cfg["hooks"]["PreToolUse"][0]
+    assert entry["matcher"] == "Bash"
+    assert entry["hooks"][0]["type"] == "command"
+    assert entry["hooks"][0]["command"].endswith("guard")

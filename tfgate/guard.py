@@ -1,0 +1,789 @@
+"""The AI-agent guard: decides whether a shell command line may run Terraform without tfgate.
+
+`check_command` lexes a command line the way a POSIX shell would (quotes, escapes, ``&&``, ``||``, ``;``,
+``|``, ``&``, newlines, subshells, ``$(...)``, backticks, process substitution, heredocs fed to a shell),
+then looks at every simple command: leading ``VAR=x`` assignments and keywords are stripped, wrappers
+(``sudo``, ``env``, ``nohup``, ``time``, ``xargs``, ``timeout``, ``find -exec`` ...) are seen through by
+scanning for a Terraform-family word anywhere in the command, and command strings handed to ``sh -c``,
+``bash -lc``, ``eval``, ``env -S``, ``su -c``, ``watch``, ``ssh`` are analysed recursively.
+
+Blocked: Terraform/OpenTofu/Terragrunt ``apply``, ``destroy``, ``refresh``, state-mutating commands
+(``state rm|mv|push|replace-provider``, ``import``, ``taint``, ``untaint``, ``force-unlock``,
+``workspace delete``), an agent signing its own approval (``tfgate approve``, ``ssh-keygen -Y sign -n
+tfgate``), unknown Terraform subcommands, and command lines that cannot be parsed but mention Terraform
+(fail closed). Everything else, including ``tfgate plan/apply/destroy``, passes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import fnmatch
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Decision codes.
+ALLOWED = "allowed"
+MUTATING = "mutating"  # a known apply/destroy/state-mutating command
+UNKNOWN = "unknown-subcommand"
+UNPARSEABLE = "unparseable"
+UNRESOLVED = "unresolved-program"
+SELF_APPROVAL = "self-approval"
+
+MAX_DEPTH = 8
+MAX_COMMAND = 1_000_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The guard's answer for one command line."""
+
+    allowed: bool
+    reason: str = ""
+    #: The simple command (or command line) that decided a block.
+    segment: str | None = None
+    code: str = ALLOWED
+
+
+ALLOW = Decision(True)
+
+# --- what Terraform subcommands do ------------------------------------------------------------------
+
+_TF_READ_ONLY = frozenset(
+    {
+        "init", "validate", "plan", "show", "output", "fmt", "version", "providers", "graph", "console",
+        "get", "login", "logout", "test", "metadata", "modules", "query", "stacks",
+    }
+)  # fmt: skip
+_TF_APPLY = frozenset({"apply", "destroy", "refresh"})
+_TF_STATE_MUTATING = frozenset({"import", "taint", "untaint", "force-unlock"})
+_STATE_READ = frozenset({"list", "show", "pull", "identities"})
+_STATE_WRITE = frozenset({"rm", "mv", "push", "replace-provider"})
+_WORKSPACE_READ = frozenset({"list", "show", "select", "new"})
+_WORKSPACE_WRITE = frozenset({"delete"})
+_TF_SUBCOMMANDS = _TF_READ_ONLY | _TF_APPLY | _TF_STATE_MUTATING | {"state", "workspace"}
+_HELP = frozenset({"-h", "-help", "--help"})
+_VERSION = frozenset({"-v", "-version", "--version"})
+#: Words that, after a program tfgate cannot identify, mean "this may be Terraform mutating something".
+_MUTATING_WORDS = _TF_APPLY | _TF_STATE_MUTATING | {"apply-all", "destroy-all"}
+
+_TF_NAME = re.compile(r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d[\w.]*)?$")
+_TG_NAME = re.compile(r"^terragrunt([-_]?v?\d[\w.]*)?$")
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "fish", "rbash", "busybox"})
+_PYTHON = re.compile(r"^python[\d.]*$")
+_TF_WORD = re.compile(r"terraform|tofu|terragrunt", re.IGNORECASE)
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
+_VAR_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_KEYWORDS = frozenset(
+    {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "coproc", "esac"}
+)
+
+# --- lexing ------------------------------------------------------------------------------------------
+
+
+class ParseError(Exception):
+    """The command line is not valid shell (e.g. an unbalanced quote)."""
+
+
+@dataclass
+class _Simple:
+    words: list[str] = field(default_factory=list)
+    start: int = 0
+    end: int = 0
+    #: Bodies of heredocs and here-strings fed to this command's stdin.
+    stdin_texts: list[str] = field(default_factory=list)
+
+
+class _Lexer:
+    """A small POSIX-shell lexer: simple commands (words with quotes removed) plus nested command texts."""
+
+    def __init__(self, text: str) -> None:
+        self.s = text
+        self.n = len(text)
+        self.i = 0
+        self.commands: list[_Simple] = []
+        self.subs: list[str] = []
+        self.cur = _Simple()
+        self.word: list[str] | None = None
+        self.word_quoted = False
+        self.redirect: str | None = None
+        self.heredocs: list[tuple[str, bool, _Simple]] = []
+
+    # word and command boundaries
+    def _end_word(self) -> None:
+        if self.word is None:
+            return
+        word = "".join(self.word)
+        self.word = None
+        redirect, self.redirect = self.redirect, None
+        if redirect in ("<<", "<<-"):
+            self.heredocs.append((word, redirect == "<<-", self.cur))
+        elif redirect == "<<<":
+            self.cur.stdin_texts.append(word)
+        elif redirect is None:
+            if not self.cur.words:
+                self.cur.start = self._word_start
+            self.cur.words.append(word)
+            self.cur.end = self.i
+
+    def _end_command(self) -> None:
+        self._end_word()
+        if self.cur.words or self.cur.stdin_texts:
+            self.commands.append(self.cur)
+        self.cur = _Simple()
+        self.redirect = None
+
+    def _add(self, text: str) -> None:
+        if self.word is None:
+            self.word = []
+            self._word_start = self.i
+        self.word.append(text)
+
+    def run(self) -> tuple[list[_Simple], list[str]]:
+        s = self.s
+        while self.i < self.n:
+            c = s[self.i]
+            if c in " \t\r":
+                self._end_word()
+                self.i += 1
+            elif c == "\n":
+                self._end_command()
+                self.i += 1
+                self._read_heredocs()
+            elif c == "#" and self.word is None:
+                while self.i < self.n and s[self.i] != "\n":
+                    self.i += 1
+            elif c == "\\":
+                if self.i + 1 < self.n and s[self.i + 1] == "\n":
+                    self.i += 2
+                else:
+                    self._add(s[self.i + 1 : self.i + 2] or "\\")
+                    self.i += 2
+            elif c == "'":
+                end = s.find("'", self.i + 1)
+                if end < 0:
+                    raise ParseError("unbalanced single quote")
+                self._add(s[self.i + 1 : end])
+                self.i = end + 1
+            elif c == '"':
+                self._add("")
+                self._double_quoted()
+            elif c == "$":
+                self._dollar()
+            elif c == "`":
+                self._add(self._backtick())
+            elif c in "<>":
+                if self.i + 1 < self.n and s[self.i + 1] == "(":
+                    self._add(self._paren(self.i + 2, c))
+                    continue
+                if self.word is not None and "".join(self.word).isdigit():
+                    self.word = None  # a file descriptor number: 2>file
+                self._end_word()
+                for op in ("<<<", "<<-", "<<", "<>", "<&", "<", ">>", ">|", ">&", ">"):
+                    if s.startswith(op, self.i):
+                        self.i += len(op)
+                        self.redirect = op if op in ("<<<", "<<-", "<<") else "file"
+                        break
+            elif c == "&":
+                if s.startswith("&>", self.i):
+                    self._end_word()
+                    self.i += 3 if s.startswith("&>>", self.i) else 2
+                    self.redirect = "file"
+                else:
+                    self._end_command()
+                    self.i += 2 if s.startswith("&&", self.i) else 1
+            elif c in "|;()":
+                self._end_command()
+                self.i += 1
+            else:
+                self._add(c)
+                self.i += 1
+        self._end_command()
+        if self.heredocs:
+            self._read_heredocs()
+        return self.commands, self.subs
+
+    def _read_heredocs(self) -> None:
+        s = self.s
+        for delim, strip, owner in self.heredocs:
+            body: list[str] = []
+            while self.i < self.n:
+                end = s.find("\n", self.i)
+                end = self.n if end < 0 else end
+                line = s[self.i : end]
+                self.i = end + 1
+                if (line.lstrip("\t") if strip else line) == delim:
+                    break
+                body.append(line)
+            owner.stdin_texts.append("\n".join(body))
+        self.heredocs = []
+
+    def _double_quoted(self) -> None:
+        s = self.s
+        self.i += 1
+        while True:
+            if self.i >= self.n:
+                raise ParseError("unbalanced double quote")
+            c = s[self.i]
+            if c == '"':
+                self.i += 1
+                return
+            if c == "\\":
+                nxt = s[self.i + 1 : self.i + 2]
+                if nxt == "\n":
+                    pass
+                elif nxt in ('"', "\\", "$", "`"):
+                    self._add(nxt)
+                else:
+                    self._add("\\" + nxt)
+                self.i += 2
+            elif c == "$":
+                self._dollar()
+            elif c == "`":
+                self._add(self._backtick())
+            else:
+                self._add(c)
+                self.i += 1
+
+    def _dollar(self) -> None:
+        s = self.s
+        nxt = s[self.i + 1 : self.i + 2]
+        if nxt == "(":
+            self._add(self._paren(self.i + 2, "$"))
+        elif nxt == "'":
+            j = self.i + 2
+            while j < self.n and s[j] != "'":
+                j += 2 if s[j] == "\\" else 1
+            if j >= self.n:
+                raise ParseError("unbalanced $'...' quote")
+            raw = s[self.i + 2 : j]
+            try:
+                self._add(codecs.decode(raw.encode("latin-1", "backslashreplace"), "unicode_escape"))
+            except (UnicodeDecodeError, ValueError):
+                self._add(raw)
+            self.i = j + 1
+        elif nxt == "{":
+            end = s.find("}", self.i + 2)
+            if end < 0:
+                raise ParseError("unbalanced ${")
+            self._add(s[self.i : end + 1])
+            self.i = end + 1
+        else:
+            self._add("$")
+            self.i += 1
+
+    def _backtick(self) -> str:
+        s = self.s
+        j = self.i + 1
+        inner: list[str] = []
+        while j < self.n and s[j] != "`":
+            if s[j] == "\\" and j + 1 < self.n:
+                inner.append(s[j + 1] if s[j + 1] in "`\\$" else s[j : j + 2])
+                j += 2
+            else:
+                inner.append(s[j])
+                j += 1
+        if j >= self.n:
+            raise ParseError("unbalanced backtick")
+        self.subs.append("".join(inner))
+        self.i = j + 1
+        return "$(" + "".join(inner) + ")"
+
+    def _paren(self, start: int, sigil: str) -> str:
+        """Text of a ``$(...)``/``<(...)`` substitution starting after its ``(``; recorded for analysis."""
+        s = self.s
+        depth, j = 1, start
+        while j < self.n:
+            c = s[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c == "'":
+                end = s.find("'", j + 1)
+                if end < 0:
+                    raise ParseError("unbalanced single quote")
+                j = end + 1
+                continue
+            if c in '"`':
+                k = j + 1
+                while k < self.n and s[k] != c:
+                    k += 2 if s[k] == "\\" else 1
+                if k >= self.n:
+                    raise ParseError("unbalanced quote")
+                j = k + 1
+                continue
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth == 0:
+                    inner = s[start:j]
+                    self.subs.append(inner)
+                    self.i = j + 1
+                    return f"{sigil}({inner})"
+            j += 1
+        raise ParseError("unbalanced parenthesis")
+
+
+def split_commands(command: str) -> tuple[list[list[str]], list[str]]:
+    """The simple commands (as word lists) and the nested command texts of a command line (for tests)."""
+    simples, subs = _Lexer(command).run()
+    return [s.words for s in simples], subs
+
+
+# --- analysis ----------------------------------------------------------------------------------------
+
+
+def program_name(word: str) -> str:
+    """Basename of a program word, lower-cased, without a Windows executable suffix."""
+    name = re.split(r"[/\\]", word)[-1].lower()
+    for suffix in (".exe", ".cmd", ".bat", ".ps1"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _family(word: str) -> str | None:
+    name = program_name(word)
+    if any(ch in name for ch in "*?["):
+        for real, fam in (("terraform", "terraform"), ("tofu", "terraform"), ("terragrunt", "terragrunt")):
+            if fnmatch.fnmatchcase(real, name):
+                return fam
+        return None
+    if _TF_NAME.match(name):
+        return "terraform"
+    if _TG_NAME.match(name):
+        return "terragrunt"
+    if name == "tfgate":
+        return "tfgate"
+    if name in _SHELLS:
+        return "shell"
+    if name == "eval":
+        return "eval"
+    if _PYTHON.match(name):
+        return "python"
+    return None
+
+
+def _join(words: Sequence[str]) -> str:
+    return " ".join(words)
+
+
+def _block(code: str, reason: str, segment: Sequence[str] | str) -> Decision:
+    seg = segment if isinstance(segment, str) else _join(segment)
+    return Decision(False, reason, seg, code)
+
+
+def _apply_reason(seg: str, sub: str) -> str:
+    gated = "tfgate destroy" if sub == "destroy" or "-destroy" in seg.split() else "tfgate apply PLANFILE"
+    return (
+        f"`{seg}` changes infrastructure without tfgate's gate. Instead run `tfgate plan` to save and check "
+        f"the plan, then `{gated}` (it applies exactly the checked plan). If tfgate blocks it, stop and ask a "
+        "human to review the plan and sign an approval (`tfgate approve`); do not work around the gate."
+    )
+
+
+def _state_reason(seg: str) -> str:
+    return (
+        f"`{seg}` modifies Terraform state directly, bypassing tfgate. Do not run it: ask a human to review "
+        "and run it, or to sign an approval for it (`tfgate approve`) so it can go through the tfgate shim."
+    )
+
+
+def _unknown_reason(seg: str, sub: str) -> str:
+    return (
+        f"`{seg}`: tfgate does not know the Terraform subcommand `{sub}`, so it is blocked (fail closed). "
+        "Use read-only commands (plan, show, validate, state list) or `tfgate plan` / `tfgate apply`."
+    )
+
+
+def _terraform(args: Sequence[str], segment: Sequence[str]) -> Decision:
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] in _HELP or args[i] in _VERSION:
+            return ALLOW
+        i += 1
+    if i == len(args):
+        return ALLOW
+    sub, rest = args[i], args[i + 1 :]
+    if any(a in _HELP for a in rest):
+        return ALLOW
+    seg = _join(segment)
+    if sub in _TF_READ_ONLY:
+        return ALLOW
+    if sub in _TF_APPLY:
+        return _block(MUTATING, _apply_reason(seg, sub), seg)
+    if sub in _TF_STATE_MUTATING:
+        return _block(MUTATING, _state_reason(seg), seg)
+    if sub in ("state", "workspace"):
+        second = next((a for a in rest if not a.startswith("-")), None)
+        read, write = (_STATE_READ, _STATE_WRITE) if sub == "state" else (_WORKSPACE_READ, _WORKSPACE_WRITE)
+        if second is None or second in read:
+            return ALLOW
+        if second in write:
+            return _block(MUTATING, _state_reason(seg), seg)
+        return _block(UNKNOWN, _unknown_reason(seg, f"{sub} {second}"), seg)
+    return _block(UNKNOWN, _unknown_reason(seg, sub), seg)
+
+
+def _terragrunt(args: Sequence[str], segment: Sequence[str]) -> Decision:
+    seg = _join(segment)
+    for j, arg in enumerate(args):
+        if arg.startswith("-") or arg in ("run-all", "run", "stack", "exec"):
+            continue
+        if arg in ("apply-all", "destroy-all"):
+            return _block(MUTATING, _apply_reason(seg, arg.split("-")[0]), seg)
+        if arg in _TF_SUBCOMMANDS:
+            return _terraform(args[j:], segment)
+        # anything else is a Terragrunt command of its own or a flag's value: keep looking
+    return ALLOW
+
+
+def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
+    positional = [a for a in args if not a.startswith("-")]
+    if positional[:1] == ["approve"] or positional[:2] in (["approvals", "sign"], ["approvals", "create"]):
+        return _block(
+            SELF_APPROVAL,
+            f"`{_join(segment)}` signs an approval. Approvals must come from a human reviewer: ask a human "
+            "to review the plan and run `tfgate approve` themselves.",
+            segment,
+        )
+    return ALLOW
+
+
+def _option_value(args: Sequence[str], short: str, long: str | None = None) -> str | None:
+    """Value of ``-c VALUE``/``-cVALUE``/``--long=VALUE``/``--long VALUE`` among args, else None."""
+    for k, arg in enumerate(args):
+        if long and arg.startswith(long + "="):
+            return arg[len(long) + 1 :]
+        if arg == short or (long and arg == long):
+            return args[k + 1] if k + 1 < len(args) else None
+        if arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
+            return arg[len(short) :]
+    return None
+
+
+def _shell_string(args: Sequence[str]) -> str | None:
+    """The command string of ``sh -c STRING`` (flags may be combined: ``-lc``, ``-ec``, ``-o x -c``)."""
+    wants, k = False, 0
+    while k < len(args):
+        arg = args[k]
+        if arg in ("-o", "-O", "+o", "+O", "--rcfile", "--init-file"):
+            k += 2
+            continue
+        if arg.startswith("--"):
+            k += 1
+            continue
+        if len(arg) > 1 and arg[0] in "-+":
+            wants = wants or (arg[0] == "-" and "c" in arg[1:])
+            k += 1
+            continue
+        return arg if wants else None
+    return None
+
+
+def _ssh_remote(args: Sequence[str]) -> str | None:
+    with_value = set("BbcDEeFIiJLlmOoPpQRSWw")
+    k = 0
+    while k < len(args):
+        arg = args[k]
+        if arg == "--":
+            k += 1
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            if arg[-1] in with_value and len(arg) == 2:
+                k += 2
+            else:
+                k += 1
+            continue
+        break
+    rest = args[k + 1 :]  # after the destination
+    return _join(rest) if rest else None
+
+
+class _Analyzer:
+    def __init__(self) -> None:
+        self.vars: dict[str, str] = {}
+
+    def analyze(self, command: str, depth: int) -> Decision:
+        if depth > MAX_DEPTH:
+            raise ParseError("command nested too deeply")
+        simples, subs = _Lexer(command).run()
+        for sub in subs:
+            d = self.analyze(sub, depth + 1)
+            if not d.allowed:
+                return d
+        for simple in simples:
+            d = self.simple(simple.words, depth, direct=True)
+            if not d.allowed:
+                return d
+            if simple.words and _family(simple.words[0]) in ("shell", "eval"):
+                for text in simple.stdin_texts:
+                    d = self.analyze(text, depth + 1)
+                    if not d.allowed:
+                        return d
+        return ALLOW
+
+    def _expand(self, word: str) -> str:
+        if "$" not in word or not self.vars:
+            return word
+        return _VAR_REF.sub(lambda m: self.vars.get(m.group(1) or m.group(2), m.group(0)), word)
+
+    def simple(self, words: Sequence[str], depth: int, *, direct: bool) -> Decision:
+        words = [self._expand(w) for w in words]
+        k = 0
+        while k < len(words) and (words[k] in _KEYWORDS or words[k] == "time"):
+            k += 1
+            while words[k - 1] == "time" and k < len(words) and words[k] == "-p":
+                k += 1
+        while k < len(words) and _ASSIGNMENT.match(words[k]):
+            name, _, value = words[k].partition("=")
+            self.vars[name.rstrip("+")] = value  # kept for later $NAME lookups on this line
+            k += 1
+        words = words[k:]
+        if not words:
+            return ALLOW
+        prog, args = words[0], words[1:]
+        fam = _family(prog)
+        if fam == "terraform":
+            return _terraform(args, words)
+        if fam == "terragrunt":
+            return _terragrunt(args, words)
+        if fam == "tfgate":
+            return _tfgate(args, words)
+        if fam == "python":
+            module = _option_value(args, "-m")
+            if module is not None:
+                rest = args[args.index(module) + 1 :] if module in args else []
+                if module in ("tfgate.embedded",):
+                    return _terraform(rest, words)
+                if module in ("tfgate", "tfgate.cli"):
+                    return _tfgate(rest, words)
+        if fam == "shell":
+            if program_name(prog) == "busybox":
+                return self.simple(args, depth, direct=direct) if args else ALLOW
+            text = _shell_string(args)
+            if text is not None:
+                return self.analyze(text, depth + 1)
+        if fam == "eval":
+            return self.analyze(_join(args), depth + 1)
+        if "$" in prog and any(a in _MUTATING_WORDS for a in args):
+            return _block(
+                UNRESOLVED,
+                f"`{_join(words)}`: tfgate cannot tell which program `{prog}` is, and it is given "
+                f"`{next(a for a in args if a in _MUTATING_WORDS)}`; blocked (fail closed). "
+                "Call Terraform by name through `tfgate plan` / `tfgate apply`.",
+                words,
+            )
+        name = program_name(prog)
+        nested: str | None = None
+        if name == "env":
+            nested = _option_value(args, "-S", "--split-string")
+        elif name in ("su", "runuser", "flock", "script"):
+            nested = _option_value(args, "-c", "--command")
+        elif name == "watch":
+            nested = _join(a for a in args if not a.startswith("-"))
+        elif name == "ssh":
+            nested = _ssh_remote(args)
+        elif name == "alias":
+            nested = "\n".join(a.partition("=")[2] for a in args if "=" in a)
+        elif name == "ssh-keygen" and "-Y" in args and _option_value(args, "-Y") == "sign":
+            namespace = _option_value(args, "-n") or ""
+            if "tfgate" in namespace:
+                return _block(
+                    SELF_APPROVAL,
+                    f"`{_join(words)}` signs a tfgate approval. Approvals must come from a human reviewer.",
+                    words,
+                )
+        elif name == "command" and any(a in ("-v", "-V") for a in args[:2]):
+            return ALLOW
+        if nested:
+            d = self.analyze(nested, depth + 1)
+            if not d.allowed:
+                return d
+        if not direct:
+            return ALLOW
+        # Wrappers (sudo, nohup, xargs, timeout, find -exec, uv run, aws-vault exec ...): look for a
+        # Terraform-family word further on and judge the command it starts.
+        for j in range(1, len(words)):
+            fam_j = _family(words[j])
+            if fam_j == "tfgate":
+                break
+            if fam_j in ("terraform", "terragrunt", "shell", "eval", "python"):
+                d = self.simple(words[j:], depth, direct=False)
+                if not d.allowed and d.code in (MUTATING, SELF_APPROVAL, UNRESOLVED):
+                    return d
+        return ALLOW
+
+
+def check_command(command: str) -> Decision:
+    """Decide whether a shell command line may run (blocks Terraform mutations that bypass tfgate)."""
+    try:
+        if len(command) > MAX_COMMAND:
+            raise ParseError("command too long to analyse")
+        return _Analyzer().analyze(command, 0)
+    except ParseError as exc:
+        if _TF_WORD.search(command):
+            return _block(
+                UNPARSEABLE,
+                f"tfgate cannot parse this command line ({exc}) and it mentions Terraform, so it is blocked "
+                "(fail closed). Write it as a plain command; to change infrastructure use `tfgate plan` "
+                "and `tfgate apply`.",
+                command.strip()[:200],
+            )
+        return ALLOW
+
+
+def check_argv(argv: Sequence[str]) -> Decision:
+    """The generic form: one argument is a shell command line; several are an argv."""
+    import shlex
+
+    if len(argv) == 1:
+        return check_command(argv[0])
+    return check_command(shlex.join(argv))
+
+
+# --- the Claude Code PreToolUse hook -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    """What the hook process prints and exits with."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+    decision: Decision | None = None
+    command: str | None = None
+    cwd: str | None = None
+
+
+def deny_json(reason: str) -> str:
+    """The PreToolUse JSON form of a denial."""
+    return json.dumps(
+        {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "deny",
+                "permissionDecisionReason": reason,
+            }
+        }
+    )
+
+
+def _deny(reason: str, decision: Decision | None = None, command: str | None = None, cwd: str | None = None):
+    return HookAnswer(2, deny_json(reason) + "\n", f"tfgate guard: {reason}\n", decision, command, cwd)
+
+
+def hook(stdin_text: str) -> HookAnswer:
+    """Answer one Claude Code PreToolUse hook call: exit 0 (go ahead, no output) or 2 (deny)."""
+    try:
+        data = json.loads(stdin_text)
+    except (ValueError, RecursionError) as exc:
+        return _deny(f"malformed hook input (not JSON: {exc}); blocked (fail closed)")
+    if not isinstance(data, dict) or not isinstance(data.get("tool_name"), str):
+        return _deny("malformed hook input (no tool_name); blocked (fail closed)")
+    tool_input = data.get("tool_input")
+    cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
+    command = tool_input.get("command") if isinstance(tool_input, dict) else None
+    if data["tool_name"] != "Bash":
+        if not isinstance(command, str):
+            return HookAnswer(0)
+    elif not isinstance(command, str):
+        return _deny("malformed Bash hook input (tool_input.command is not a string); blocked (fail closed)")
+    decision = check_command(command)
+    if decision.allowed:
+        return HookAnswer(0, decision=decision, command=command, cwd=cwd)
+    return _deny(decision.reason, decision, command, cwd)
+
+
+def settings_snippet(command: str) -> str:
+    """The `.claude/settings.json` snippet that installs the guard as a PreToolUse hook."""
+    return json.dumps(
+        {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": command}]}]}},
+        indent=2,
+    )
+
+
+def _audit_block(
+    decision: Decision | None,
+    reason: str,
+    command: str | None,
+    cwd: str | None,
+    *,
+    source: str,
+    audit_log: str | None,
+) -> str | None:
+    """Record a block in the audit log; returns a warning line when the log cannot be written."""
+    from tfgate import audit
+
+    base = Path(cwd) if cwd and Path(cwd).is_dir() else Path.cwd()
+    try:
+        audit.record_event(
+            "guard",
+            command=command,
+            log=audit_log,
+            cwd=base,
+            manifest_log=_manifest_audit_log(base),
+            verdict="block",
+            reason=reason,
+            segment=decision.segment if decision else None,
+            code=decision.code if decision else "malformed-input",
+            source=source,
+        )
+    except Exception as exc:  # the block stands either way
+        return f"tfgate guard: warning: could not write the audit log: {exc}\n"
+    return None
+
+
+def _manifest_audit_log(cwd: Path) -> Path | None:
+    import os
+
+    if os.environ.get("TFGATE_AUDIT_LOG"):
+        return None
+    try:
+        from tfgate.manifest import load_manifest
+
+        return load_manifest(None, cwd=cwd).audit_log
+    except Exception:
+        return None
+
+
+def main(command_args: Sequence[str], *, print_config: bool = False, audit_log: str | None = None) -> int:
+    """`tfgate guard`: the hook (JSON on stdin) or the generic form (`-- COMMAND...`). Fails closed."""
+    import sys
+
+    try:
+        if print_config:
+            import shlex
+            import shutil
+
+            exe = shutil.which("tfgate")
+            cmd = f"{shlex.quote(exe)} guard" if exe else f"{shlex.quote(sys.executable)} -m tfgate guard"
+            sys.stdout.write(settings_snippet(cmd) + "\n")
+            return 0
+        if command_args:
+            decision = check_argv(command_args)
+            if decision.allowed:
+                return 0
+            text = " ".join(command_args) if len(command_args) > 1 else command_args[0]
+            warn = _audit_block(decision, decision.reason, text, None, source="argv", audit_log=audit_log)
+            sys.stderr.write(f"tfgate guard: blocked: {decision.reason}\n" + (warn or ""))
+            return 2
+        answer = hook(sys.stdin.read())
+        warn = None
+        if answer.exit_code != 0:
+            reason = answer.decision.reason if answer.decision else answer.stderr.strip()
+            warn = _audit_block(
+                answer.decision, reason, answer.command, answer.cwd, source="claude-code", audit_log=audit_log
+            )
+        sys.stdout.write(answer.stdout)
+        sys.stderr.write(answer.stderr + (warn or ""))
+        return answer.exit_code
+    except BaseException as exc:  # fail closed: Claude Code treats any exit code but 2 as "go ahead"
+        message = f"internal error ({type(exc).__name__}: {exc}); blocked (fail closed)"
+        sys.stdout.write(deny_json(message) + "\n")
+        sys.stderr.write(f"tfgate guard: {message}\n")
+        return 2
