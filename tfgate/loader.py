@@ -68,7 +68,7 @@ _STREAM_REASONS = {
 
 
 class _Change(msgspec.Struct):
-    actions: list[Any] | None = None
+    actions: Any = None
     before: msgspec.Raw = _NULL
     after: msgspec.Raw = _NULL
     after_unknown: msgspec.Raw = _NULL

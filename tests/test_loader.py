@@ -1,0 +1,224 @@
+"""Plan loading edge cases: every input tfgate cannot fully understand is a clear error (exit 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tfgate.errors import PlanError, TfgateError
+from tfgate.loader import detect_format, load_plan
+from tfgate.model import ChangeClass
+
+
+def rc(address: str, actions: list, **extra) -> dict:
+    return {
+        "address": address,
+        "mode": "managed",
+        "type": address.split(".")[-2],
+        "name": address.split(".")[-1],
+        "change": {
+            "actions": actions,
+            "before": {"id": "i-1", "name": "n", "password": "hunter2"},
+            "after": None,
+        },
+        **extra,
+    }
+
+
+def plan_doc(*changes: dict, **top) -> dict:
+    return {"format_version": "1.2", "terraform_version": "1.15.5", "resource_changes": list(changes), **top}
+
+
+def write(tmp_path: Path, doc: dict | bytes, name: str = "plan.json") -> Path:
+    path = tmp_path / name
+    path.write_bytes(doc if isinstance(doc, bytes) else json.dumps(doc).encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "plan is empty"),
+        (b"   \n", "plan is empty"),
+        (b"hello", "not a Terraform plan"),
+        (b'{"format_version": "1.2", "resource_changes": [', "malformed or truncated"),
+        (b'{"resource_changes": []}', "no format_version"),
+        (b'{"format_version": "2.0"}', "unsupported plan format_version 2.0"),
+        (b'{"format_version": "1.2", "resource_changes": {}}', "not a Terraform JSON plan"),
+        (b"PK\x03\x04garbage", "failed"),
+    ],
+)
+def test_unreadable_inputs(tmp_path: Path, content: bytes, message: str) -> None:
+    with pytest.raises(TfgateError) as err:
+        load_plan(write(tmp_path, content))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="not found"):
+        load_plan(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize("actions", [["destroy"], ["delete", "delete"], [], ["Delete"], "delete", [1]])
+def test_unknown_action_lists(tmp_path: Path, actions) -> None:
+    with pytest.raises(PlanError, match=r"aws_s3_bucket\.b"):
+        load_plan(write(tmp_path, plan_doc(rc("aws_s3_bucket.b", actions))))
+
+
+def test_missing_actions(tmp_path: Path) -> None:
+    doc = plan_doc({"address": "a.b", "mode": "managed", "type": "a", "name": "b", "change": {}})
+    with pytest.raises(PlanError, match="actions missing"):
+        load_plan(write(tmp_path, doc))
+
+
+def test_duplicate_address_is_an_error_but_deposed_objects_are_not(tmp_path: Path) -> None:
+    with pytest.raises(PlanError, match="duplicate"):
+        load_plan(write(tmp_path, plan_doc(rc("a.b", ["delete"]), rc("a.b", ["update"]))))
+    plan = load_plan(
+        write(tmp_path, plan_doc(rc("a.b", ["delete", "create"]), rc("a.b", ["delete"], deposed="00ab")))
+    )
+    assert [(c.change_class, c.deposed) for c in plan.changes] == [
+        (ChangeClass.REPLACE, None),
+        (ChangeClass.DELETE, "00ab"),
+    ]
+
+
+def test_errored_and_incomplete_flags(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, plan_doc(rc("a.b", ["delete"]), errored=True, complete=False)))
+    assert plan.info.errored and not plan.info.complete
+    assert plan.changes[0].change_class is ChangeClass.DELETE  # still fully classified
+
+
+def test_create_forget(tmp_path: Path) -> None:
+    change = load_plan(write(tmp_path, plan_doc(rc("a.b", ["create", "forget"])))).changes[0]
+    assert change.change_class is ChangeClass.FORGET and change.creates and not change.destroys
+
+
+def test_sensitive_values_never_kept(tmp_path: Path) -> None:
+    doc = plan_doc(rc("a.b", ["delete"]))
+    doc["resource_changes"][0]["change"]["before_sensitive"] = {"name": True}
+    change = load_plan(write(tmp_path, doc)).changes[0]
+    assert change.prior_dict() == {"id": "i-1"}  # name is sensitive; password is not a key attribute
+    doc["resource_changes"][0]["change"]["before_sensitive"] = True
+    assert load_plan(write(tmp_path, doc)).changes[0].prior == ()
+
+
+def test_utf16_and_bom(tmp_path: Path) -> None:
+    text = json.dumps(plan_doc(rc("a.b", ["delete"])), indent=2).replace("\n", "\r\n")
+    for data in (b"\xff\xfe" + text.encode("utf-16-le"), b"\xef\xbb\xbf" + text.encode()):
+        assert load_plan(write(tmp_path, data)).changes[0].change_class is ChangeClass.DELETE
+
+
+def test_digest_ignores_formatting_and_timestamp(tmp_path: Path) -> None:
+    doc = plan_doc(rc("a.b", ["delete"]), timestamp="2026-01-01T00:00:00Z")
+    compact = load_plan(
+        write(tmp_path, json.dumps(doc, separators=(",", ":")).encode(), "a.json")
+    ).info.digest
+    pretty = load_plan(write(tmp_path, json.dumps(doc, indent=4).encode(), "b.json")).info.digest
+    doc["timestamp"] = "2027-01-01T00:00:00Z"
+    later = load_plan(write(tmp_path, doc, "c.json")).info.digest
+    assert compact == pretty == later
+    doc["resource_changes"][0]["change"]["before"]["name"] = "other"
+    assert load_plan(write(tmp_path, doc, "d.json")).info.digest != compact
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    data = json.dumps(plan_doc(rc("a.b", ["delete"]))).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    plan = load_plan("-")
+    assert plan.info.source == "-" and plan.changes[0].destroys
+
+
+def _stream(*lines: dict) -> bytes:
+    version = {
+        "@level": "info",
+        "@message": "Terraform 1.15.5",
+        "type": "version",
+        "terraform": "1.15.5",
+        "ui": "1.2",
+    }
+    return b"\n".join(json.dumps(x).encode() for x in (version, *lines)) + b"\n"
+
+
+def _planned(addr: str, action: str, **extra) -> dict:
+    res = {
+        "addr": addr,
+        "module": "",
+        "resource": addr,
+        "implied_provider": "aws",
+        "resource_type": addr.split(".")[0],
+        "resource_name": addr.split(".")[1],
+        "resource_key": None,
+    }
+    return {
+        "@level": "info",
+        "@message": f"{addr}: Plan to {action}",
+        "type": "planned_change",
+        "change": {"resource": res, "action": action, **extra},
+    }
+
+
+def _summary(add: int, change: int, remove: int, operation: str = "plan") -> dict:
+    return {
+        "@level": "info",
+        "@message": "Plan",
+        "type": "change_summary",
+        "changes": {"add": add, "change": change, "remove": remove, "import": 0, "operation": operation},
+    }
+
+
+def test_stream_classification(tmp_path: Path) -> None:
+    data = _stream(
+        _planned("aws_db_instance.a", "delete", reason="delete_because_no_resource_config"),
+        _planned("aws_db_instance.b", "replace", reason="requested"),
+        _planned("aws_s3_bucket.c", "remove"),
+        _planned("aws_s3_bucket.d", "move", previous_resource={"addr": "aws_s3_bucket.old"}),
+        _summary(1, 0, 2),
+    )
+    plan = load_plan(write(tmp_path, data, "s.jsonl"))
+    got = {c.address: (c.change_class, c.action_reason, c.previous_address) for c in plan.changes}
+    assert got == {
+        "aws_db_instance.a": (ChangeClass.DELETE, "delete_because_no_resource_config", None),
+        "aws_db_instance.b": (ChangeClass.REPLACE, "replace_by_request", None),
+        "aws_s3_bucket.c": (ChangeClass.FORGET, None, None),
+        "aws_s3_bucket.d": (ChangeClass.NO_OP, None, "aws_s3_bucket.old"),
+    }
+    assert plan.info.input_format == "stream" and not plan.info.has_values
+    assert detect_format(data) == "stream"
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ((_planned("a.b", "delete"),), "no change_summary"),
+        ((_planned("a.b", "delete"), _summary(0, 0, 0)), "incomplete stream"),
+        ((_planned("a.b", "obliterate"), _summary(0, 0, 1)), "unknown action"),
+        ((_planned("a.b", "delete"), _planned("a.b", "delete"), _summary(0, 0, 2)), "duplicate"),
+        ((_summary(0, 0, 0, operation="apply"),), "not a plan"),
+    ],
+)
+def test_bad_streams(tmp_path: Path, lines: tuple, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        load_plan(write(tmp_path, _stream(*lines), "s.jsonl"))
+
+
+def test_truncated_stream_line(tmp_path: Path) -> None:
+    data = _stream(_planned("a.b", "delete"), _summary(0, 0, 1))[:-20]
+    with pytest.raises(PlanError, match="malformed stream line"):
+        load_plan(write(tmp_path, data, "s.jsonl"))
+
+
+def test_forced_input_format(tmp_path: Path) -> None:
+    path = write(tmp_path, plan_doc(rc("a.b", ["delete"])))
+    with pytest.raises(PlanError):
+        load_plan(path, input_format="stream")
+    with pytest.raises(PlanError, match="unknown --input-format"):
+        load_plan(path, input_format="xml")
+    with pytest.raises(PlanError, match="no zip header"):
+        load_plan(path, input_format="binary")
