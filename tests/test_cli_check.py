@@ -33,7 +33,7 @@ def _json(proc: subprocess.CompletedProcess[bytes]) -> dict:
 
 
 def test_protected_delete_blocks_with_exit_1_in_every_form(scenario) -> None:
-    tf, plan = scenario("deleted_block")
+    tf, _ = scenario("deleted_block")
     (tf.dir / "tfgate.yaml").write_text(PROTECT_DB)
     (tf.dir / "plan.json").write_text(tf.run("show", "-json", "plan.bin").stdout)
     (tf.dir / "stream.jsonl").write_text(tf.run("plan", "-json", "-input=false").stdout)
