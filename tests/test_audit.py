@@ -34,7 +34,7 @@ def test_chain_intact(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in _lines(log)]
     assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
     assert entries[0]["prev"] == audit.GENESIS
-    for before, after in zip(_lines(log), entries[1:]):
+    for before, after in zip(_lines(log)[:-1], entries[1:], strict=True):
         assert after["prev"] == audit.line_hash(before)
     assert report.head == audit.line_hash(_lines(log)[-1])
     assert {"time", "user", "host", "command", "verdict", "event", "ci"} <= set(entries[0])

@@ -184,6 +184,137 @@ def demo(
     raise typer.Exit(guarded(lambda: run_demo(keep=keep, terraform=terraform, fmt=fmt)))
 
 
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+OutDirOpt = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Output folder (default: .tfgate/plans/<time>/ in DIR).")
+]
+
+
+def _gate_options(positional: list[str] | None, *, allowed: int, **kw: object) -> tuple[list[str], object]:
+    """Split `[POSITIONAL] [-- TERRAFORM_ARGS]` (click drops the `--`; sys.argv still has it)."""
+    from tfgate.gated import GateOptions
+
+    args = list(positional or [])
+    tf_args: list[str] = []
+    if "--" in sys.argv:
+        after = len(sys.argv) - sys.argv.index("--") - 1
+        args, tf_args = args[: len(args) - after], args[len(args) - after :]
+    if len(args) > allowed:
+        raise TfgateError(f"unexpected argument {args[allowed]!r}; put Terraform arguments after --")
+    return args, GateOptions(tf_args=tuple(tf_args), command=tuple(sys.argv), **kw)  # type: ignore[arg-type]
+
+
+def _gate_emit(fmt: str | None) -> Callable[[object], None]:
+    return lambda result: emit(result, fmt, {})
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def plan(
+    args: Annotated[
+        list[str] | None, typer.Argument(help="[DIR] [-- TERRAFORM_ARGS]", show_default=False)
+    ] = None,
+    manifest: ManifestOpt = None,
+    approvals: ApprovalsOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    fmt: FormatOpt = None,
+    out: OutDirOpt = None,
+    audit_log: AuditLogOpt = None,
+) -> None:
+    """`terraform plan -out -input=false` in DIR, then the check; writes plan.bin and report.json/md/html to
+    the output folder. Exit: the gate's code (0 allowed, 1 blocked), or Terraform's when it fails."""
+    from tfgate.gated import run_plan
+
+    def body() -> int:
+        rest, _ = _gate_options(args, allowed=1)
+        workdir = Path(rest[0]) if rest else Path(".")
+        _, opts = _gate_options(
+            args, allowed=1, workdir=workdir, terraform=terraform, manifest=manifest,
+            approvals=tuple(approvals or ()), workspace=workspace, out_dir=out, audit_log=audit_log,
+            tf_stdout_to_stderr=(fmt or "text") != "text",
+        )  # fmt: skip
+        return run_plan(opts, _gate_emit(fmt))  # type: ignore[arg-type]
+
+    raise typer.Exit(guarded(body))
+
+
+def _apply_command(args: list[str] | None, *, destroy: bool, chdir: Path, **kw: object) -> int:
+    from tfgate.gated import run_apply
+
+    fmt = kw.pop("fmt")
+    rest, opts = _gate_options(
+        args, allowed=0 if destroy else 1, workdir=chdir, tf_stdout_to_stderr=(fmt or "text") != "text", **kw
+    )
+    plan_file = Path(rest[0]) if rest else None
+    return run_apply(opts, _gate_emit(fmt), plan_file, destroy=destroy)  # type: ignore[arg-type]
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def apply(
+    args: Annotated[
+        list[str] | None, typer.Argument(help="[PLANFILE] [-- TERRAFORM_ARGS]", show_default=False)
+    ] = None,
+    manifest: ManifestOpt = None,
+    approvals: ApprovalsOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    fmt: FormatOpt = None,
+    chdir: ChdirOpt = Path("."),
+    out: OutDirOpt = None,
+    audit_log: AuditLogOpt = None,
+) -> None:
+    """Check the saved PLANFILE, then apply exactly that plan (a private copy, re-hashed right before
+    `terraform apply`). Without PLANFILE it plans first. Blocked, error or a changed plan file: nothing is
+    applied. Exit 0 applied, 1 blocked, 2 error, else Terraform's exit code."""
+    raise typer.Exit(
+        guarded(
+            lambda: _apply_command(
+                args,
+                destroy=False,
+                chdir=chdir,
+                manifest=manifest,
+                approvals=tuple(approvals or ()),
+                workspace=workspace,
+                terraform=terraform,
+                fmt=fmt,
+                out_dir=out,
+                audit_log=audit_log,
+            )
+        )
+    )
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def destroy(
+    args: Annotated[list[str] | None, typer.Argument(help="[-- TERRAFORM_ARGS]", show_default=False)] = None,
+    manifest: ManifestOpt = None,
+    approvals: ApprovalsOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    fmt: FormatOpt = None,
+    chdir: ChdirOpt = Path("."),
+    out: OutDirOpt = None,
+    audit_log: AuditLogOpt = None,
+) -> None:
+    """`terraform plan -destroy`, then the same gate and apply as `tfgate apply`."""
+    raise typer.Exit(
+        guarded(
+            lambda: _apply_command(
+                args,
+                destroy=True,
+                chdir=chdir,
+                manifest=manifest,
+                approvals=tuple(approvals or ()),
+                workspace=workspace,
+                terraform=terraform,
+                fmt=fmt,
+                out_dir=out,
+                audit_log=audit_log,
+            )
+        )
+    )
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def guard(
     command: Annotated[
@@ -200,6 +331,47 @@ def guard(
     from tfgate.guard import main as guard_main
 
     raise typer.Exit(guard_main(command or [], print_config=print_config, audit_log=audit_log))
+
+
+shim_app = typer.Typer(
+    no_args_is_help=True, help="The `terraform`/`tofu` shim that routes apply through tfgate."
+)
+app.add_typer(shim_app, name="shim")
+
+
+@shim_app.command("install")
+def shim_install(
+    directory: Annotated[Path, typer.Argument(help="Directory to put first on PATH.")],
+    terraform: Annotated[
+        str | None,
+        typer.Option(
+            "--terraform", help="The real Terraform/OpenTofu (default: PATH without DIR, then embedded)."
+        ),
+    ] = None,
+) -> None:
+    """Write `terraform` and `tofu` executables into DIR: read-only commands run the real binary, apply and
+    destroy go through the gate, state-mutating commands are refused unless approved (TFGATE_APPROVALS)."""
+    from tfgate.shim import install
+
+    def body() -> int:
+        for path, real in install(directory, terraform):
+            typer.echo(f"{path} -> {real}")
+        typer.echo(f'put it first on PATH: export PATH="{directory.resolve()}:$PATH"')
+        return 0
+
+    raise typer.Exit(guarded(body))
+
+
+@app.command("shim-exec", hidden=True, context_settings=_PASSTHROUGH)
+def shim_exec(
+    args: Annotated[list[str] | None, typer.Argument()] = None,
+    real: Annotated[str, typer.Option("--real")] = "",
+    name: Annotated[str, typer.Option("--name")] = "terraform",
+) -> None:
+    """What an installed shim runs (`python -m tfgate.shim` is the same without the CLI start-up)."""
+    from tfgate.shim import main as shim_main
+
+    raise typer.Exit(shim_main(["--real", real, "--name", name, "--", *(args or [])]))
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")

@@ -399,33 +399,54 @@ def _unknown_reason(seg: str, sub: str) -> str:
     )
 
 
-def _terraform(args: Sequence[str], segment: Sequence[str]) -> Decision:
+@dataclass(frozen=True)
+class TerraformCommand:
+    """What a Terraform argument list does: kind is "read-only", "apply", "destroy", "state" (mutates
+    state directly) or "unknown"; sub is the subcommand (two words for state/workspace); index is where
+    the subcommand starts in the arguments (-1 when there is none)."""
+
+    kind: str
+    sub: str = ""
+    index: int = -1
+
+
+def classify_terraform(args: Sequence[str]) -> TerraformCommand:
+    """Classify Terraform/OpenTofu arguments (everything after the program name)."""
     i = 0
     while i < len(args) and args[i].startswith("-"):
         if args[i] in _HELP or args[i] in _VERSION:
-            return ALLOW
+            return TerraformCommand("read-only")
         i += 1
     if i == len(args):
-        return ALLOW
+        return TerraformCommand("read-only")
     sub, rest = args[i], args[i + 1 :]
-    if any(a in _HELP for a in rest):
-        return ALLOW
-    seg = _join(segment)
-    if sub in _TF_READ_ONLY:
-        return ALLOW
+    if any(a in _HELP for a in rest) or sub in _TF_READ_ONLY:
+        return TerraformCommand("read-only", sub, i)
+    if sub == "destroy" or (sub == "apply" and "-destroy" in rest):
+        return TerraformCommand("destroy", sub, i)
     if sub in _TF_APPLY:
-        return _block(MUTATING, _apply_reason(seg, sub), seg)
+        return TerraformCommand("apply", sub, i)
     if sub in _TF_STATE_MUTATING:
-        return _block(MUTATING, _state_reason(seg), seg)
+        return TerraformCommand("state", sub, i)
     if sub in ("state", "workspace"):
         second = next((a for a in rest if not a.startswith("-")), None)
         read, write = (_STATE_READ, _STATE_WRITE) if sub == "state" else (_WORKSPACE_READ, _WORKSPACE_WRITE)
         if second is None or second in read:
-            return ALLOW
-        if second in write:
-            return _block(MUTATING, _state_reason(seg), seg)
-        return _block(UNKNOWN, _unknown_reason(seg, f"{sub} {second}"), seg)
-    return _block(UNKNOWN, _unknown_reason(seg, sub), seg)
+            return TerraformCommand("read-only", f"{sub} {second or ''}".strip(), i)
+        return TerraformCommand("state" if second in write else "unknown", f"{sub} {second}", i)
+    return TerraformCommand("unknown", sub, i)
+
+
+def _terraform(args: Sequence[str], segment: Sequence[str]) -> Decision:
+    what = classify_terraform(args)
+    seg = _join(segment)
+    if what.kind == "read-only":
+        return ALLOW
+    if what.kind in ("apply", "destroy"):
+        return _block(MUTATING, _apply_reason(seg, what.sub), seg)
+    if what.kind == "state":
+        return _block(MUTATING, _state_reason(seg), seg)
+    return _block(UNKNOWN, _unknown_reason(seg, what.sub), seg)
 
 
 def _terragrunt(args: Sequence[str], segment: Sequence[str]) -> Decision:

@@ -1,0 +1,314 @@
+"""Gated `tfgate plan`, `tfgate apply` and `tfgate destroy`: Terraform runs only behind the check.
+
+`plan` runs ``terraform plan -out=FILE -input=false`` into an output folder (``.tfgate/plans/<time>/``),
+checks the saved plan and writes the reports beside it. `apply` copies the saved plan into a private
+temporary directory, checks that copy, re-hashes the copy and the original immediately before applying,
+and applies exactly that copy (``terraform apply -input=false COPY``), so the file cannot be swapped
+between check and apply. Without a plan file it plans first. `destroy` plans with ``-destroy`` and then
+does the same. Blocked, error, or a plan file changed after the check: nothing is applied.
+
+Terraform streams its output live (to stderr when tfgate's own output is machine-readable); SIGINT and
+SIGTERM are forwarded to Terraform exactly once each (it runs in its own process group, so a terminal's
+Ctrl-C does not reach it twice), so it stops cleanly and releases its state lock; tfgate then exits with
+Terraform's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tfgate.errors import TfgateError
+
+PLANS_DIR = Path(".tfgate") / "plans"
+REPORT_FORMATS = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
+
+
+class PlanChangedError(TfgateError):
+    """The saved plan file changed between the check and the apply."""
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What the gated commands share (the CLI fills it in)."""
+
+    workdir: Path = field(default_factory=lambda: Path("."))
+    terraform: str | None = None
+    manifest: Path | None = None
+    approvals: tuple[Path, ...] = ()
+    workspace: str | None = None
+    #: Output folder for the plan file and reports (default: WORKDIR/.tfgate/plans/<time>/).
+    out_dir: Path | None = None
+    #: Extra Terraform arguments (for plan when tfgate plans, for apply with a given plan file).
+    tf_args: tuple[str, ...] = ()
+    audit_log: str | None = None
+    #: Where Terraform's stdout goes: inherit tfgate's stdout, or stderr when stdout carries JSON etc.
+    tf_stdout_to_stderr: bool = False
+    command: tuple[str, ...] = ()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def run_streamed(argv: Sequence[str], *, cwd: Path, stdout_to_stderr: bool = False) -> int:
+    """Run Terraform with live output; forward SIGINT/SIGTERM to it once each; return its exit code."""
+    stdout = sys.stderr.fileno() if stdout_to_stderr else None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    forwarded: list[int] = []
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        forwarded.append(signum)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, forward)
+    try:
+        try:
+            proc = subprocess.Popen(
+                list(argv), cwd=cwd, stdout=stdout, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        except OSError as exc:
+            raise TfgateError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
+        procs.append(proc)
+        for signum in forwarded:  # arrived while starting
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code < 0:
+        return 128 - code
+    if forwarded and code == 0:
+        return 128 + forwarded[0]  # interrupted: never report success for a cut-short run
+    return code
+
+
+def _terraform(opts: GateOptions) -> list[str]:
+    from tfgate.terraform import find_terraform
+
+    return find_terraform(opts.terraform)
+
+
+def _out_dir(opts: GateOptions) -> Path:
+    if opts.out_dir is not None:
+        out = opts.out_dir if opts.out_dir.is_absolute() else Path.cwd() / opts.out_dir
+    else:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        out = opts.workdir.resolve() / PLANS_DIR / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    plan_file: Path
+    out_dir: Path
+    exit_code: int  # Terraform's exit code (0 ok)
+
+
+def terraform_plan(opts: GateOptions, *, destroy: bool = False) -> PlanRun:
+    """`terraform plan -out=OUT/plan.bin -input=false [-destroy] TF_ARGS`, output streamed."""
+    tf = _terraform(opts)
+    out = _out_dir(opts)
+    plan_file = out / "plan.bin"
+    args = [
+        *tf,
+        "plan",
+        f"-out={plan_file}",
+        "-input=false",
+        *(["-destroy"] if destroy else []),
+        *opts.tf_args,
+    ]
+    code = run_streamed(args, cwd=opts.workdir, stdout_to_stderr=opts.tf_stdout_to_stderr)
+    if code == 2 and "-detailed-exitcode" in opts.tf_args:
+        code = 0
+    return PlanRun(plan_file, out, code)
+
+
+def check(opts: GateOptions, plan_file: Path):
+    """The gate itself: tfgate.pipeline.run_check on a saved binary plan."""
+    from tfgate.pipeline import CheckOptions, run_check
+
+    return run_check(
+        CheckOptions(
+            plan=str(plan_file),
+            input_format="binary",
+            terraform=opts.terraform,
+            manifest=opts.manifest,
+            approvals=opts.approvals,
+            workspace=opts.workspace,
+            workdir=opts.workdir,
+        )
+    )
+
+
+def write_reports(result: object, out_dir: Path) -> list[Path]:
+    """report.json / report.md / report.html beside the plan (formats not available yet are skipped)."""
+    from tfgate.render import render
+
+    written = []
+    for fmt, name in REPORT_FORMATS.items():
+        try:
+            text = render(result, fmt)  # type: ignore[arg-type]
+        except Exception:
+            if fmt == "json":
+                raise
+            continue
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written.append(out_dir / name)
+    return written
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"tfgate: {message}\n")
+    sys.stderr.flush()
+
+
+Emit = Callable[[object], None]
+
+
+def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
+    """`tfgate plan`: plan, check, reports; exits with the gate's code (or Terraform's when it failed)."""
+    from tfgate.audit import record_check
+
+    run = terraform_plan(opts, destroy=destroy)
+    if run.exit_code != 0:
+        _say(f"terraform plan failed (exit {run.exit_code}); nothing checked")
+        return run.exit_code
+    result = check(opts, run.plan_file)
+    record_check(
+        result,
+        command=opts.command,
+        log=opts.audit_log,
+        cwd=opts.workdir,
+        extra={"plan_file": str(run.plan_file)},
+    )
+    write_reports(result, run.out_dir)
+    emit(result)
+    _say(f"saved plan: {run.plan_file} (reports beside it)")
+    if result.exit_code == 0:
+        _say(f"apply exactly this plan with: tfgate apply {run.plan_file}")
+    return result.exit_code
+
+
+def run_apply(
+    opts: GateOptions,
+    emit: Emit,
+    plan_file: Path | None = None,
+    *,
+    destroy: bool = False,
+    confirm: Callable[[], bool] | None = None,
+) -> int:
+    """`tfgate apply [PLANFILE]` / `tfgate destroy`: check, then apply exactly the checked plan."""
+    from tfgate.audit import record_check, record_event
+
+    apply_args = opts.tf_args
+    if plan_file is None:
+        run = terraform_plan(opts, destroy=destroy)
+        if run.exit_code != 0:
+            _say(f"terraform plan failed (exit {run.exit_code}); nothing applied")
+            return run.exit_code
+        plan_file, apply_args = run.plan_file, ()
+    original = plan_file if plan_file.is_absolute() else Path.cwd() / plan_file
+    if not original.is_file():
+        raise TfgateError(f"plan file not found: {plan_file}")
+    private = Path(tempfile.mkdtemp(prefix="tfgate-apply-"))
+    try:
+        copy = private / "plan.bin"
+        shutil.copyfile(original, copy)
+        checked_sha = sha256_file(copy)
+        result = check(opts, copy)
+        event_fields = {"plan_file": str(original), "plan_sha256": checked_sha}
+        record_check(result, command=opts.command, log=opts.audit_log, cwd=opts.workdir, extra=event_fields)
+        emit(result)
+        if result.exit_code != 0:
+            record_event(
+                "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+                manifest_log=_manifest_log(opts), reason="blocked by the gate", verdict="block",
+                plan_digest=result.plan.digest, **event_fields,
+            )  # fmt: skip
+            _say("blocked: nothing applied")
+            return result.exit_code
+        problems = []
+        if result.plan.file_sha256 not in (None, checked_sha):
+            problems.append("the checked copy does not match what was read")
+        now_copy, now_original = sha256_file(copy), sha256_file(original)
+        if now_copy != checked_sha:
+            problems.append(f"the private copy changed (sha256 {checked_sha} -> {now_copy})")
+        if now_original != checked_sha:
+            problems.append(f"{plan_file} changed after the check (sha256 {checked_sha} -> {now_original})")
+        if problems:
+            reason = "; ".join(problems)
+            record_event(
+                "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+                manifest_log=_manifest_log(opts), reason=reason, verdict="block",
+                plan_digest=result.plan.digest, **event_fields,
+            )  # fmt: skip
+            raise PlanChangedError(f"{reason}; nothing applied")
+        if confirm is not None and not confirm():
+            record_event(
+                "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+                manifest_log=_manifest_log(opts), reason="not confirmed", verdict="allow",
+                plan_digest=result.plan.digest, **event_fields,
+            )  # fmt: skip
+            _say("not confirmed: nothing applied")
+            return 1
+        tf = _terraform(opts)
+        record_event(
+            "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+            manifest_log=_manifest_log(opts), status="started", verdict="allow",
+            plan_digest=result.plan.digest, approvals=_approvals_used(result), **event_fields,
+        )  # fmt: skip
+        code = run_streamed(
+            [*tf, "apply", "-input=false", *apply_args, str(copy)],
+            cwd=opts.workdir,
+            stdout_to_stderr=opts.tf_stdout_to_stderr,
+        )
+        record_event(
+            "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+            manifest_log=_manifest_log(opts), status="applied" if code == 0 else "failed", exit_code=code,
+            plan_digest=result.plan.digest, **event_fields,
+        )  # fmt: skip
+        if code != 0:
+            _say(f"terraform apply failed (exit {code})")
+        return code
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _approvals_used(result: object) -> list[dict[str, object]]:
+    return [
+        {"source": a.source, "signer": a.signer}
+        for a in getattr(result, "approvals", ())
+        if getattr(a, "counted", False)
+    ]
+
+
+def _manifest_log(opts: GateOptions) -> Path | None:
+    if opts.audit_log or os.environ.get("TFGATE_AUDIT_LOG"):
+        return None
+    from tfgate.manifest import load_manifest
+
+    return load_manifest(opts.manifest, cwd=opts.workdir).audit_log
