@@ -248,7 +248,9 @@ def _cli(*args: str, stdin: str = "", env_extra: dict | None = None, cwd=None):
 
 def test_cli_hook_blocks_and_audits(tmp_path) -> None:
     log = tmp_path / "audit.jsonl"
-    proc = _cli(stdin=_payload("sudo terraform destroy -auto-approve"), env_extra={"TFGATE_AUDIT_LOG": str(log)})
+    proc = _cli(
+        stdin=_payload("sudo terraform destroy -auto-approve"), env_extra={"TFGATE_AUDIT_LOG": str(log)}
+    )
     assert proc.returncode == 2, proc.stderr
     assert json.loads(proc.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
     entries = [json.loads(line) for line in log.read_text().splitlines()]
