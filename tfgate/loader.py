@@ -9,9 +9,11 @@ a decision needs them (key attributes of destroyed objects, safety-net attribute
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,17 +31,21 @@ _NULL = msgspec.Raw(b"null")
 _ZIP_MAGIC = b"PK\x03\x04"
 
 # Exact action lists of the plan representation -> (class, replace order, creates).
-_SHOW_ACTIONS: dict[tuple[str, ...], tuple[ChangeClass, str | None, bool]] = {
-    ("no-op",): (ChangeClass.NO_OP, None, False),
-    ("create",): (ChangeClass.CREATE, None, True),
-    ("read",): (ChangeClass.READ, None, False),
-    ("update",): (ChangeClass.UPDATE, None, False),
-    ("delete",): (ChangeClass.DELETE, None, False),
-    ("delete", "create"): (ChangeClass.REPLACE, "delete_first", True),
-    ("create", "delete"): (ChangeClass.REPLACE, "create_first", True),
-    ("forget",): (ChangeClass.FORGET, None, False),
-    ("create", "forget"): (ChangeClass.FORGET, None, True),
+_SHOW_ACTIONS: dict[tuple[str, ...], tuple[ChangeClass, str | None, bool, tuple[str, ...]]] = {
+    actions: (cls, order, creates, actions)
+    for actions, cls, order, creates in (
+        (("no-op",), ChangeClass.NO_OP, None, False),
+        (("create",), ChangeClass.CREATE, None, True),
+        (("read",), ChangeClass.READ, None, False),
+        (("update",), ChangeClass.UPDATE, None, False),
+        (("delete",), ChangeClass.DELETE, None, False),
+        (("delete", "create"), ChangeClass.REPLACE, "delete_first", True),
+        (("create", "delete"), ChangeClass.REPLACE, "create_first", True),
+        (("forget",), ChangeClass.FORGET, None, False),
+        (("create", "forget"), ChangeClass.FORGET, None, True),
+    )
 }
+_DESTRUCTIVE = frozenset({ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET})
 
 # The stream's single action word -> (class, actions in plan-representation vocabulary).
 _STREAM_ACTIONS: dict[str, tuple[ChangeClass, tuple[str, ...]]] = {
@@ -67,7 +73,7 @@ _STREAM_REASONS = {
 # --- typed partial schemas -------------------------------------------------------------------------
 
 
-class _Change(msgspec.Struct):
+class _Change(msgspec.Struct, gc=False):
     actions: Any = None
     before: msgspec.Raw = _NULL
     after: msgspec.Raw = _NULL
@@ -77,7 +83,7 @@ class _Change(msgspec.Struct):
     importing: dict[str, Any] | None = None
 
 
-class _ResourceChange(msgspec.Struct):
+class _ResourceChange(msgspec.Struct, gc=False):
     address: str
     change: _Change
     mode: str | None = None
@@ -91,20 +97,20 @@ class _ResourceChange(msgspec.Struct):
     action_reason: str | None = None
 
 
-class _Module(msgspec.Struct):
+class _Module(msgspec.Struct, gc=False):
     resources: list[msgspec.Raw] = []
     child_modules: list[_Module] = []
 
 
-class _Values(msgspec.Struct):
+class _Values(msgspec.Struct, gc=False):
     root_module: _Module | None = None
 
 
-class _State(msgspec.Struct):
+class _State(msgspec.Struct, gc=False):
     values: _Values | None = None
 
 
-class _Plan(msgspec.Struct):
+class _Plan(msgspec.Struct, gc=False):
     format_version: str | None = None
     terraform_version: str | None = None
     resource_changes: list[_ResourceChange] = []
@@ -116,7 +122,7 @@ class _Plan(msgspec.Struct):
     deferred_changes: list[msgspec.Raw] = []
 
 
-class _StreamResource(msgspec.Struct):
+class _StreamResource(msgspec.Struct, gc=False):
     addr: str
     module: str | None = None
     resource_type: str | None = None
@@ -125,7 +131,7 @@ class _StreamResource(msgspec.Struct):
     implied_provider: str | None = None
 
 
-class _StreamChange(msgspec.Struct):
+class _StreamChange(msgspec.Struct, gc=False):
     resource: _StreamResource
     action: str
     reason: str | None = None
@@ -134,12 +140,12 @@ class _StreamChange(msgspec.Struct):
     deposed: Any = None
 
 
-class _Diagnostic(msgspec.Struct):
+class _Diagnostic(msgspec.Struct, gc=False):
     severity: str = ""
     summary: str = ""
 
 
-class _Message(msgspec.Struct):
+class _Message(msgspec.Struct, gc=False):
     type: str | None = None
     change: _StreamChange | None = None
     changes: dict[str, Any] | None = None
@@ -147,7 +153,7 @@ class _Message(msgspec.Struct):
     terraform: str | None = None
 
 
-class _KeyAttrs(msgspec.Struct):
+class _KeyAttrs(msgspec.Struct, gc=False):
     """Prior attributes worth showing next to a destroyed object; everything else is skipped."""
 
     id: Any = None
@@ -260,9 +266,22 @@ def load_plan(
         parse_fmt = "show-json"
     else:
         fmt_out = parse_fmt = fmt
-    if parse_fmt == "show-json":
-        return _load_show_json(data, label, fmt_out, path, file_sha, catalog)
-    return _load_stream(data, label, path, catalog)
+    with _no_gc():
+        if parse_fmt == "show-json":
+            return _load_show_json(data, label, fmt_out, path, file_sha, catalog)
+        return _load_stream(data, label, path, catalog)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic GC while hundreds of thousands of acyclic objects are built (about 10% faster)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _show_binary(data: bytes, path: Path | None, terraform: str | None, cwd: Path | None) -> bytes:
@@ -305,26 +324,28 @@ def _load_show_json(
     if fv.split(".", 1)[0] not in SUPPORTED_MAJOR:
         raise PlanError(f"{label}: unsupported plan format_version {fv} (tfgate reads 0.x and 1.x)")
 
-    changes: list[Change] = []
-    seen: set[tuple[str, str | None]] = set()
-    digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
-    for rc in plan.resource_changes:
-        change = _classify_show(rc, label, catalog)
-        if change.key in seen:
-            raise PlanError(f"{label}: duplicate resource change for address {change.address}")
-        seen.add(change.key)
-        changes.append(change)
-    for rc, change in sorted(zip(plan.resource_changes, changes, strict=True), key=lambda p: _sort_key(p[1])):
-        _digest_change(digest, change)
-        for raw in (rc.change.before, rc.change.after, rc.change.after_unknown):
-            digest.update(msgspec.json.format(raw, indent=-1) if raw else b"null")
-            digest.update(b"\x1e")
-
-    prior_empty = None
     if plan.prior_state is not None:
         prior_empty = _module_empty(plan.prior_state.values.root_module if plan.prior_state.values else None)
     else:
         prior_empty = True  # Terraform omits prior_state when there is no state at all
+    changes: list[Change] = []
+    keyed: dict[tuple[str, str], int] = {}
+    for i, rc in enumerate(plan.resource_changes):
+        change = _classify_show(rc, label, catalog, prior_empty)
+        key = (change.address, change.deposed or "")
+        if key in keyed:
+            raise PlanError(f"{label}: duplicate resource change for address {change.address}")
+        keyed[key] = i
+        changes.append(change)
+    digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
+    for key in sorted(keyed):
+        i = keyed[key]
+        _digest_change(digest, changes[i])
+        c = plan.resource_changes[i].change
+        for raw in (c.before, c.after, c.after_unknown):
+            digest.update(_normalised(raw))
+            digest.update(b"\x1e")
+
     info = PlanInfo(
         source=label,
         input_format=fmt,
@@ -341,28 +362,45 @@ def _load_show_json(
     return LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=prior_empty, path=path)
 
 
+def _normalised(raw: msgspec.Raw) -> bytes:
+    """A JSON value without insignificant whitespace. Formatting a compact value returns it unchanged,
+    so values with no whitespace at all are hashed as they are (Terraform's own output is compact)."""
+    if not raw:
+        return b"null"
+    data = bytes(raw)
+    if b" " in data or b"\n" in data or b"\t" in data or b"\r" in data:
+        return msgspec.json.format(data, indent=-1)
+    return data
+
+
 def _module_empty(mod: _Module | None) -> bool:
     if mod is None:
         return True
     return not mod.resources and all(_module_empty(c) for c in mod.child_modules)
 
 
-def _classify_show(rc: _ResourceChange, label: str, catalog: CatalogLike | None) -> Change:
+def _classify_show(
+    rc: _ResourceChange, label: str, catalog: CatalogLike | None, creates_need_prior: bool
+) -> Change:
     address = rc.address
     actions_list = rc.change.actions
-    if not isinstance(actions_list, list) or not all(isinstance(a, str) for a in actions_list):
-        raise PlanError(f"{label}: {address}: change.actions missing or not a list of strings")
-    actions = tuple(actions_list)
-    known = _SHOW_ACTIONS.get(actions)
+    try:
+        known = _SHOW_ACTIONS.get(tuple(actions_list)) if isinstance(actions_list, list) else None
+    except TypeError:  # unhashable entries: not strings
+        known = None
     if known is None:
-        raise PlanError(f"{label}: {address}: unknown action list {list(actions)}")
-    cls, order, creates = known
+        if not isinstance(actions_list, list) or not all(isinstance(a, str) for a in actions_list):
+            raise PlanError(f"{label}: {address}: change.actions missing or not a list of strings")
+        raise PlanError(f"{label}: {address}: unknown action list {actions_list}")
+    cls, order, creates, actions = known
     mode = rc.mode or ("data" if is_data_address(address) else "managed")
-    if mode not in ("managed", "data"):
-        raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
-    if mode == "data" and cls not in (ChangeClass.READ, ChangeClass.NO_OP):
-        # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
-        cls, order, creates = ChangeClass.NO_OP, None, False
+    managed = mode == "managed"
+    if not managed:
+        if mode != "data":
+            raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
+        if cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
+            # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
+            cls, order, creates = ChangeClass.NO_OP, None, False
     rtype, name = rc.type, rc.name
     if rtype is None or name is None:
         rest = resource_part(address)
@@ -373,13 +411,19 @@ def _classify_show(rc: _ResourceChange, label: str, catalog: CatalogLike | None)
     importing = rc.change.importing
     prior: tuple[tuple[str, Any], ...] = ()
     nets: tuple[SafetyNetRemoval, ...] = ()
-    if cls in (ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET, ChangeClass.UPDATE):
+    entry = None
+    if managed and catalog is not None:
+        entry = catalog.lookup(rtype)
+        if cls is ChangeClass.UPDATE:
+            nets = catalog.safety_nets(rtype, bytes(rc.change.before), bytes(rc.change.after))
+    # Key attributes are decoded only where a decision or the report needs them: destroyed and
+    # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
+    # (a protected resource planned for create is the signature of a missing state).
+    if cls in _DESTRUCTIVE or nets:
         prior = key_attributes(rc.change.before, rc.change.before_sensitive)
-    elif cls is ChangeClass.CREATE:
+    elif cls is ChangeClass.CREATE and creates_need_prior:
         prior = key_attributes(rc.change.after, rc.change.after_sensitive)
-    entry = catalog.lookup(rtype) if catalog is not None and mode == "managed" else None
-    if cls is ChangeClass.UPDATE and catalog is not None and mode == "managed":
-        nets = catalog.safety_nets(rtype, bytes(rc.change.before), bytes(rc.change.after))
+    data_bearing = entry is not None and "data-bearing" in entry.classes
     return Change(
         address=address,
         mode=mode,
@@ -396,12 +440,12 @@ def _classify_show(rc: _ResourceChange, label: str, catalog: CatalogLike | None)
         deposed=deposed,
         previous_address=rc.previous_address,
         importing=importing is not None,
-        import_id=_import_id(importing),
+        import_id=_import_id(importing) if importing is not None else None,
         prior=prior,
         safety_nets=nets,
         catalog_classes=entry.classes if entry else (),
         catalog_kind=entry.kind if entry else None,
-        risk=rank(cls, data_bearing=_data_bearing(entry), safety_net_removed=bool(nets), protected=False),
+        risk=rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False),
     )
 
 
