@@ -1,0 +1,222 @@
+"""The built-in catalog of stateful resource types and the safety nets whose removal is flagged.
+
+The catalog (rules/catalog.yaml) ranks risk without a manifest rule and gives manifest rules names to
+match (`match: {catalog: [data-bearing]}`). Safety nets are updates that remove protection against
+data loss (deletion protection off, force_destroy on, final snapshot skipped, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from tfgate.errors import TfgateError
+from tfgate.model import SafetyNetRemoval
+from tfgate.resources import data_path
+
+UNSAFE_KINDS = ("true_to_false", "false_to_true", "to_zero", "removed", "lowered")
+_MISSING: Any = object()
+_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+class _TypeSpec(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    classes: list[str]
+
+
+class _NetSpec(msgspec.Struct, forbid_unknown_fields=True):
+    attribute: str
+    unsafe: str
+    description: str
+    types: list[str] | None = None
+
+
+class _CatalogSpec(msgspec.Struct, forbid_unknown_fields=True):
+    types: dict[str, _TypeSpec]
+    safety_nets: list[_NetSpec] = []
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    type: str
+    kind: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SafetyNet:
+    """One rule: `path` into the object, and when an update removes the net."""
+
+    path: tuple[str, ...]
+    unsafe: str
+    description: str
+    types: frozenset[str] | None = None
+
+    def removed(self, before: Any, after: Any) -> bool:
+        return _unsafe(self.unsafe, before, after)
+
+
+def _truthy(v: Any) -> bool | None:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "false"):
+        return v.lower() == "true"
+    return None
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _unsafe(kind: str, before: Any, after: Any) -> bool:
+    if after is _MISSING:  # unknown after apply: nothing to compare
+        return False
+    if kind == "true_to_false":
+        return _truthy(before) is True and _truthy(after) is not True
+    if kind == "false_to_true":
+        return _truthy(before) is not True and _truthy(after) is True
+    if kind == "to_zero":
+        b, a = _number(before), _number(after)
+        return b is not None and b > 0 and a == 0
+    if kind == "lowered":
+        b, a = _number(before), _number(after)
+        return b is not None and a is not None and a < b
+    if kind == "removed":
+        return before not in (None, "", _MISSING) and after in (None, "")
+    if kind.startswith("value_to:"):
+        target = kind.split(":", 1)[1]
+        return before != target and before is not _MISSING and after == target
+    raise AssertionError(kind)
+
+
+def _values(obj: Any, path: tuple[str, ...]) -> list[Any]:
+    """Values at `path`, descending into lists of nested blocks element by element."""
+    current = [obj]
+    for key in path:
+        nxt: list[Any] = []
+        for item in current:
+            if isinstance(item, list):
+                nxt.extend(x.get(key, _MISSING) if isinstance(x, dict) else _MISSING for x in item)
+            elif isinstance(item, dict):
+                nxt.append(item.get(key, _MISSING))
+            else:
+                nxt.append(_MISSING)
+        current = nxt
+    return current
+
+
+class Catalog:
+    """Lookups by resource type, and safety-net detection on raw before/after JSON."""
+
+    def __init__(self, entries: dict[str, CatalogEntry], nets: tuple[SafetyNet, ...], source: Path) -> None:
+        self.entries = entries
+        self.nets = nets
+        self.source = source
+        names: set[str] = set()
+        for e in entries.values():
+            names.add(e.kind)
+            names.update(e.classes)
+        self.class_names: tuple[str, ...] = tuple(sorted(names))
+        self._nets_for = lru_cache(maxsize=4096)(self._nets_for_type)
+
+    def lookup(self, type: str) -> CatalogEntry | None:
+        return self.entries.get(type)
+
+    def classes_for(self, type: str) -> tuple[str, ...]:
+        entry = self.entries.get(type)
+        return (entry.kind, *entry.classes) if entry else ()
+
+    def _nets_for_type(self, type: str) -> tuple[tuple[str, tuple[SafetyNet, ...]], ...]:
+        by_root: dict[str, list[SafetyNet]] = {}
+        for net in self.nets:
+            if net.types is None or type in net.types:
+                by_root.setdefault(net.path[0], []).append(net)
+        return tuple((root, tuple(nets)) for root, nets in by_root.items())
+
+    def safety_nets(
+        self, type: str, before: bytes | None, after: bytes | None
+    ) -> tuple[SafetyNetRemoval, ...]:
+        """Safety nets this update removes. Decodes only top-level keys, then only the attributes involved."""
+        if not before or not after or before[:1] != b"{" or after[:1] != b"{":
+            return ()
+        try:
+            b_top = _top_level.decode(before)
+        except msgspec.DecodeError:
+            return ()
+        roots = self._nets_for(type)
+        hits = [(root, nets) for root, nets in roots if root in b_top]
+        if not hits:
+            return ()
+        try:
+            a_top = _top_level.decode(after)
+        except msgspec.DecodeError:
+            return ()
+        found: list[SafetyNetRemoval] = []
+        for root, nets in hits:
+            b_val = msgspec.json.decode(b_top[root])
+            a_raw = a_top.get(root)
+            a_val = msgspec.json.decode(a_raw) if a_raw is not None else _MISSING
+            for net in nets:
+                rest = net.path[1:]
+                b_vals = _values(b_val, rest) if rest else [b_val]
+                a_vals = _values(a_val, rest) if rest and a_val is not _MISSING else [a_val]
+                for b_item, a_item in zip(b_vals, a_vals, strict=False):
+                    if net.removed(b_item, a_item):
+                        found.append(
+                            SafetyNetRemoval(
+                                attribute=".".join(net.path),
+                                before=b_item,
+                                after=a_item,
+                                description=net.description,
+                            )
+                        )
+                        break
+        return tuple(found)
+
+
+def _parse(path: Path) -> Catalog:
+    try:
+        import yaml
+
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_bytes(), Loader=loader)
+        spec = msgspec.convert(data, _CatalogSpec)
+    except OSError as exc:
+        raise TfgateError(f"cannot read catalog {path}: {exc.strerror}") from None
+    except msgspec.ValidationError as exc:
+        raise TfgateError(f"{path}: invalid catalog: {exc}") from None
+    except Exception as exc:  # yaml errors
+        raise TfgateError(f"{path}: invalid catalog: {str(exc).splitlines()[0]}") from None
+    entries = {t: CatalogEntry(t, s.kind, tuple(s.classes)) for t, s in spec.types.items()}
+    nets = []
+    for i, n in enumerate(spec.safety_nets):
+        if n.unsafe not in UNSAFE_KINDS and not n.unsafe.startswith("value_to:"):
+            raise TfgateError(f"{path}: at `$.safety_nets[{i}].unsafe`: unknown kind {n.unsafe!r}")
+        nets.append(
+            SafetyNet(
+                tuple(n.attribute.split(".")),
+                n.unsafe,
+                n.description,
+                frozenset(n.types) if n.types else None,
+            )
+        )
+    return Catalog(entries, tuple(nets), path)
+
+
+@lru_cache(maxsize=8)
+def load_catalog(path: Path | None = None) -> Catalog:
+    """The built-in catalog (rules/catalog.yaml), or a custom one; cached per path."""
+    return _parse(path or data_path("rules/catalog.yaml"))
