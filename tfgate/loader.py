@@ -125,6 +125,7 @@ class _Plan(msgspec.Struct, gc=False):
 class _StreamResource(msgspec.Struct, gc=False):
     addr: str
     module: str | None = None
+    resource: str | None = None
     resource_type: str | None = None
     resource_name: str | None = None
     resource_key: Any = None
@@ -579,18 +580,24 @@ def _classify_stream(sc: _StreamChange, label: str, number: int, catalog: Catalo
     if known is None:
         raise PlanError(f"{label}:{number}: {res.addr}: unknown action {sc.action!r}")
     cls, actions = known
-    mode = "data" if is_data_address(res.addr) else "managed"
     prev = sc.previous_resource.addr if sc.previous_resource else None
-    rest = resource_part(res.addr)
-    rest = rest[1:] if rest and rest[0] == "data" else rest
+    rtype, name = res.resource_type, res.resource_name
+    if res.resource is not None:  # the address without its module path: cheap to test
+        mode = "data" if res.resource.startswith("data.") else "managed"
+    else:
+        mode = "data" if is_data_address(res.addr) else "managed"
+    if rtype is None or name is None:
+        rest = resource_part(res.addr)
+        rest = rest[1:] if rest and rest[0] == "data" else rest
+        rtype = rtype or (rest[0] if rest else "")
+        name = name or (rest[1].split("[", 1)[0] if len(rest) > 1 else "")
     deposed = sc.deposed if sc.deposed is None or isinstance(sc.deposed, str) else str(sc.deposed)
-    rtype = res.resource_type or (rest[0] if rest else "")
     entry = catalog.lookup(rtype) if catalog is not None and mode == "managed" else None
     return Change(
         address=res.addr,
         mode=mode,
         type=rtype,
-        name=res.resource_name or (rest[1].split("[", 1)[0] if len(rest) > 1 else ""),
+        name=name,
         module_address=res.module or None,
         index=res.resource_key,
         provider=res.implied_provider,
