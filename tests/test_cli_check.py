@@ -65,6 +65,7 @@ def test_unprotected_plan_is_allowed(scenario) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = _json(proc)
     assert doc["verdict"] == "allow" and doc["violations"] == [] and doc["reasons"] == []
+    assert [f["code"] for f in doc["findings"]] == ["no_manifest"]  # visible, not silent
     # Still reported: the delete is in the change list with its risk.
     assert [c["class"] for c in doc["changes"]] == ["delete"]
 
@@ -112,7 +113,10 @@ def test_errored_plan_blocks_with_finding(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text(json.dumps(plan))
     doc = _json(proc := tfgate("check", "p.json", "--format", "json", cwd=tmp_path))
     assert proc.returncode == 1
-    assert [f["code"] for f in doc["findings"]] == ["plan_errored"]
+    assert [(f["code"], f["severity"]) for f in doc["findings"]] == [
+        ("plan_errored", "block"),
+        ("no_manifest", "warn"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,15 @@ def plan_findings(plan: LoadedPlan, manifest: Manifest) -> tuple[Finding, ...]:
                 (("complete", False),),
             )
         )
+    if manifest.path is None:
+        out.append(
+            Finding(
+                "no_manifest",
+                Severity.WARN,
+                "no protected-resource manifest (tfgate.yaml or --manifest): no resource is protected; "
+                "destroys are only ranked by the built-in catalog",
+            )
+        )
     if not info.has_values and manifest.uses_tags:
         out.append(
             Finding(
