@@ -393,5 +393,109 @@ def audit_verify(
     raise typer.Exit(guarded(lambda: main_verify(log, head=head, manifest=manifest)))
 
 
+PlanForApprovalArg = Annotated[
+    str,
+    typer.Argument(
+        help="The plan (saved binary, show-json, plan -json stream, - for stdin) or the JSON report of "
+        "`tfgate check --format json`."
+    ),
+]
+InputFormatOpt = Annotated[
+    str | None, typer.Option("--input-format", help="Force the plan form: binary, show-json or stream.")
+]
+
+
+@app.command()
+def approve(
+    plan: PlanForApprovalArg,
+    signer: Annotated[str, typer.Option("--signer", "-s", help="Your principal in allowed_signers.")],
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", "-k", help="SSH private key, or its .pub to sign through ssh-agent (ssh-keygen -Y sign)."
+        ),
+    ] = None,
+    ttl: Annotated[str, typer.Option("--ttl", help="How long the approval stays valid: 30m, 4h, 2d.")] = "4h",
+    reason: Annotated[
+        str | None, typer.Option("--reason", "-r", help="Why (required; prompted for on a terminal).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Statement file (default: approval-<digest>-<signer>.json)."),
+    ] = None,
+    statement_only: Annotated[
+        bool, typer.Option("--statement-only", help="Write the statement only; sign it by hand.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Approve only addresses matching this glob (repeatable)."),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing statement file.")] = False,
+    manifest: ManifestOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    input_format: InputFormatOpt = None,
+    chdir: ChdirOpt = Path("."),
+    audit_log: AuditLogOpt = None,
+) -> None:
+    """Sign an approval of a plan's destructive changes: writes FILE (the statement) and FILE.sig (an SSH
+    signature, namespace tfgate, made by `ssh-keygen -Y sign`). Shows what is approved and asks first
+    unless --yes. Exit 0 written, 1 declined, 2 error."""
+    from tfgate.approvals import ApproveOptions, PlanOptions, run_approve
+
+    interactive = sys.stdin.isatty()
+    opts = ApproveOptions(
+        plan=PlanOptions(plan, manifest, workspace, terraform, input_format, chdir),
+        signer=signer, key=key, ttl=ttl, reason=reason, output=output, statement_only=statement_only,
+        yes=yes, force=force, only=tuple(only or ()), audit_log=audit_log, command=tuple(sys.argv),
+    )  # fmt: skip
+    raise typer.Exit(
+        guarded(
+            lambda: run_approve(
+                opts,
+                echo=lambda text: typer.echo(text, err=True),
+                confirm=lambda text: typer.confirm(text, default=False, err=True),
+                prompt_reason=lambda: typer.prompt("Reason (goes into the statement and the audit log)"),
+                interactive=interactive,
+            )
+        )
+    )
+
+
+approvals_app = typer.Typer(no_args_is_help=True, help="Signed approvals.")
+app.add_typer(approvals_app, name="approvals")
+
+
+@approvals_app.command("verify")
+def approvals_verify(
+    paths: Annotated[list[Path], typer.Argument(help="Approval statement files or directories.")],
+    plan: Annotated[
+        str, typer.Option("--plan", "-p", help="The plan (any form `tfgate check` reads) or a JSON report.")
+    ],
+    manifest: ManifestOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    input_format: InputFormatOpt = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    chdir: ChdirOpt = Path("."),
+) -> None:
+    """Explain, approval by approval, what counts and why not. Exit 0 when the approvals make the plan's
+    protected changes pass (and nothing else in the plan blocks), 1 otherwise, 2 on an input error.
+    State-integrity checks are not run here: `tfgate check` remains the gate."""
+    from tfgate.approvals import PlanOptions, run_verify
+
+    def body() -> int:
+        if fmt not in ("text", "json"):
+            raise TfgateError(f"unknown --format {fmt!r}; expected text or json")
+        text, code = run_verify(
+            paths, PlanOptions(plan, manifest, workspace, terraform, input_format, chdir), fmt=fmt
+        )
+        sys.stdout.write(text)
+        return code
+
+    raise typer.Exit(guarded(body))
+
+
 def main() -> None:
     app()

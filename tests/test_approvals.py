@@ -1,0 +1,306 @@
+"""The approval judge: statements signed with real `ssh-keygen`, judged against model violations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tfgate.approvals import ApprovedChange, Statement, judge, violation_class
+from tfgate.errors import TfgateError
+from tfgate.manifest import Manifest, Rule
+from tfgate.model import ChangeClass, Violation
+
+pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH ssh-keygen")
+
+DIGEST = "sha256:" + "ab" * 32
+OTHER_DIGEST = "sha256:" + "cd" * 32
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+PEOPLE = ("alice", "carol", "bob", "mallory")
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("approval-keys")
+    out = {}
+    for who in PEOPLE:
+        path = d / who
+        kind = ["-t", "ecdsa", "-b", "256"] if who == "carol" else ["-t", "ed25519"]
+        subprocess.run(
+            ["ssh-keygen", "-q", *kind, "-N", "", "-f", str(path)], check=True, capture_output=True
+        )
+        out[who] = path
+    return out
+
+
+@pytest.fixture
+def signers(keys, tmp_path: Path) -> Path:
+    """alice and carol are platform approvers, bob is a listed signer but no approver; mallory is unlisted."""
+    path = tmp_path / "allowed_signers"
+
+    def pub(who: str) -> str:
+        return " ".join(Path(f"{keys[who]}.pub").read_text().split()[:2])
+
+    path.write_text(
+        f'alice@example.com namespaces="tfgate,git" {pub("alice")}\n'
+        f"carol@platform.example.com {pub('carol')}\n"
+        f"bob@example.com {pub('bob')}\n"
+    )
+    return path
+
+
+def manifest(signers: Path | None, approvals: int = 1) -> Manifest:
+    rule = Rule(
+        name="prod-db",
+        actions=("delete", "replace"),
+        approvals=approvals,
+        approvers=("alice@example.com", "*@platform.example.com"),
+    )
+    return Manifest(path=Path("tfgate.yaml"), rules=(rule,), allowed_signers=signers)
+
+
+def violation(address: str = "aws_db_instance.main", cls: ChangeClass = ChangeClass.DELETE, n: int = 1):
+    return Violation(address=address, rule="prod-db", change_class=cls, reason="r", approvals_required=n)
+
+
+def statement(signer: str = "alice@example.com", **kw) -> Statement:
+    base = {
+        "plan_digest": DIGEST,
+        "workspace": "prod",
+        "changes": (ApprovedChange("aws_db_instance.main", "delete"),),
+        "signer": signer,
+        "issued_at": NOW - timedelta(minutes=1),
+        "expires_at": NOW + timedelta(hours=4),
+        "reason": "retire the old database",
+    }
+    base.update(kw)
+    return Statement(**base)
+
+
+def write(
+    path: Path, stmt: Statement, key: Path | None, namespace: str = "tfgate", data: bytes | None = None
+) -> Path:
+    path.write_bytes(data if data is not None else stmt.to_json())
+    if key is not None:
+        subprocess.run(
+            ["ssh-keygen", "-Y", "sign", "-n", namespace, "-f", str(key), str(path)],
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+def run(paths, violations, signers: Path | None, *, approvals: int = 1, workspace: str = "prod"):
+    return judge(
+        [Path(p) for p in paths],
+        tuple(violations),
+        manifest(signers, approvals),
+        digest=DIGEST,
+        workspace=workspace,
+        now=NOW,
+    )
+
+
+def test_one_valid_approval_approves(keys, signers, tmp_path: Path) -> None:
+    f = write(tmp_path / "a.json", statement(), keys["alice"])
+    judged, outcomes = run([f], [violation()], signers)
+    assert judged[0].approved and judged[0].approved_by == ("alice@example.com",)
+    assert [(o.counted, o.signer, o.addresses) for o in outcomes] == [
+        (True, "alice@example.com", ("aws_db_instance.main",))
+    ]
+    assert outcomes[0].reason.startswith("counted for aws_db_instance.main")
+
+
+def test_statement_round_trip_and_schema() -> None:
+    s = statement(changes=(ApprovedChange("a.b", "delete", "0011"), ApprovedChange("c.d", "safety_net")))
+    doc = json.loads(s.to_json())
+    assert doc["tfgate_approval"] == 1 and doc["changes"][0] == {
+        "address": "a.b",
+        "class": "delete",
+        "deposed": "0011",
+    }
+    assert doc["issued_at"].endswith("Z") and Statement.parse(s.to_json()) == s
+
+
+@pytest.mark.parametrize(
+    ("attack", "reason"),
+    [
+        ("edited", "bad signature"),
+        ("unlisted key", "unknown signer"),
+        ("claims another principal", "unknown signer"),
+        ("git namespace", "wrong namespace"),
+        ("other plan", "other plan"),
+        ("other workspace", "other workspace"),
+        ("expired", "expired"),
+        ("issued in the future", "not yet valid"),
+        ("not an approver", "signer not an approver"),
+        ("other address", "address not covered"),
+        ("other class", "address not covered"),
+        ("unsigned", "unsigned"),
+        ("not json", "unreadable"),
+        ("unknown field", "unreadable"),
+        ("duplicate key", "unreadable"),
+        ("garbage signature", "bad signature"),
+    ],
+)
+def test_each_attack_is_refused_with_its_reason(
+    keys, signers, tmp_path: Path, attack: str, reason: str
+) -> None:
+    f = tmp_path / "s.json"
+    good = statement()
+    if attack == "edited":
+        write(f, good, keys["alice"])
+        f.write_bytes(f.read_bytes().replace(b"retire the old database", b"retire the new database"))
+    elif attack == "unlisted key":
+        write(f, good, keys["mallory"])
+    elif attack == "claims another principal":
+        write(f, statement(signer="carol@platform.example.com"), keys["alice"])
+    elif attack == "git namespace":
+        write(f, good, keys["alice"], namespace="git")
+    elif attack == "other plan":
+        write(f, statement(plan_digest=OTHER_DIGEST), keys["alice"])
+    elif attack == "other workspace":
+        write(f, statement(workspace="staging"), keys["alice"])
+    elif attack == "expired":
+        write(
+            f,
+            statement(issued_at=NOW - timedelta(hours=5), expires_at=NOW - timedelta(hours=1)),
+            keys["alice"],
+        )
+    elif attack == "issued in the future":
+        write(
+            f,
+            statement(issued_at=NOW + timedelta(hours=1), expires_at=NOW + timedelta(hours=5)),
+            keys["alice"],
+        )
+    elif attack == "not an approver":
+        write(f, statement(signer="bob@example.com"), keys["bob"])
+    elif attack == "other address":
+        write(f, statement(changes=(ApprovedChange("aws_db_instance.other", "delete"),)), keys["alice"])
+    elif attack == "other class":
+        write(f, statement(changes=(ApprovedChange("aws_db_instance.main", "forget"),)), keys["alice"])
+    elif attack == "unsigned":
+        write(f, good, None)
+    elif attack == "not json":
+        write(f, good, keys["alice"], data=b"{not json")
+    elif attack == "unknown field":
+        doc = json.loads(good.to_json())
+        doc["also_approves"] = "*"
+        write(f, good, keys["alice"], data=json.dumps(doc).encode())
+    elif attack == "duplicate key":
+        text = (
+            good.to_json().decode().replace('"workspace": "prod",', '"workspace": "prod", "workspace": "x",')
+        )
+        write(f, good, keys["alice"], data=text.encode())
+    elif attack == "garbage signature":
+        write(f, good, None)
+        (tmp_path / "s.json.sig").write_text(
+            "-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n"
+        )
+    judged, outcomes = run([f], [violation()], signers)
+    assert not judged[0].approved and judged[0].approved_by == ()
+    assert len(outcomes) == 1 and not outcomes[0].counted
+    assert outcomes[0].reason.startswith(reason + ":"), outcomes[0].reason
+
+
+def test_two_approvals_need_two_distinct_principals(keys, signers, tmp_path: Path) -> None:
+    a1 = write(tmp_path / "a1.json", statement(), keys["alice"])
+    a2 = write(tmp_path / "a2.json", statement(reason="second time"), keys["alice"])
+    judged, outcomes = run([a1, a2], [violation(n=2)], signers, approvals=2)
+    assert not judged[0].approved
+    by_source = {Path(o.source).name: o for o in outcomes}
+    assert by_source["a1.json"].counted
+    assert not by_source["a2.json"].counted and by_source["a2.json"].reason.startswith("same signer twice:")
+    c = write(tmp_path / "c.json", statement(signer="carol@platform.example.com"), keys["carol"])
+    judged, outcomes = run([a1, a2, c], [violation(n=2)], signers, approvals=2)
+    assert judged[0].approved and set(judged[0].approved_by) == {
+        "alice@example.com",
+        "carol@platform.example.com",
+    }
+    assert [o.counted for o in outcomes] == [True, False, True]
+
+
+def test_one_key_listed_under_two_principals_counts_once(keys, tmp_path: Path) -> None:
+    pub = " ".join(Path(f"{keys['alice']}.pub").read_text().split()[:2])
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f"alice@example.com,x@platform.example.com {pub}\n")
+    a = write(tmp_path / "a.json", statement(), keys["alice"])
+    x = write(tmp_path / "x.json", statement(signer="x@platform.example.com"), keys["alice"])
+    judged, outcomes = run([a, x], [violation(n=2)], signers, approvals=2)
+    assert not judged[0].approved
+    assert outcomes[1].reason.startswith("same signer twice:")
+
+
+def test_directory_partial_coverage_and_unsigned_files(keys, signers, tmp_path: Path) -> None:
+    d = tmp_path / "approvals"
+    d.mkdir()
+    changes = (
+        ApprovedChange("aws_db_instance.main", "delete"),
+        ApprovedChange("aws_s3_bucket.logs", "delete"),
+    )
+    write(d / "alice.json", statement(changes=changes), keys["alice"])
+    write(d / "stray.json", statement(), None)
+    (d / "README.txt").write_text("not a statement")
+    v_db, v_other = violation(), violation("aws_s3_bucket.other")
+    judged, outcomes = run([d], [v_db, v_other], signers)
+    assert [j.approved for j in judged] == [True, False]
+    assert {Path(o.source).name: o.counted for o in outcomes} == {"alice.json": True, "stray.json": False}
+    assert outcomes[1].reason.startswith("unsigned:")
+
+
+def test_deposed_and_safety_net_classes_must_match(keys, signers, tmp_path: Path) -> None:
+    v_dep = Violation("aws_instance.x", "prod-db", ChangeClass.DELETE, "r", deposed="00aa")
+    v_net = Violation("aws_db_instance.main", "prod-db", ChangeClass.UPDATE, "r")
+    assert violation_class(v_net) == "safety_net"
+    plain = write(
+        tmp_path / "plain.json",
+        statement(
+            changes=(
+                ApprovedChange("aws_instance.x", "delete"),
+                ApprovedChange("aws_db_instance.main", "delete"),
+            )
+        ),
+        keys["alice"],
+    )
+    judged, _ = run([plain], [v_dep, v_net], signers)
+    assert [j.approved for j in judged] == [False, False]
+    exact = write(
+        tmp_path / "exact.json",
+        statement(
+            changes=(
+                ApprovedChange("aws_instance.x", "delete", "00aa"),
+                ApprovedChange("aws_db_instance.main", "safety_net"),
+            )
+        ),
+        keys["alice"],
+    )
+    judged, _ = run([exact], [v_dep, v_net], signers)
+    assert [j.approved for j in judged] == [True, True]
+
+
+def test_configuration_errors_exit_2(keys, signers, tmp_path: Path) -> None:
+    f = write(tmp_path / "a.json", statement(), keys["alice"])
+    with pytest.raises(TfgateError, match="allowed_signers"):
+        run([f], [violation()], None)
+    with pytest.raises(TfgateError, match="not found"):
+        run([f], [violation()], tmp_path / "missing_signers")
+    with pytest.raises(TfgateError, match="approvals path not found"):
+        run([tmp_path / "nope.json"], [violation()], signers)
+    bad = tmp_path / "bad_signers"
+    bad.write_text("alice@example.com frobnicate ssh-ed25519 AAAA\n")
+    with pytest.raises(TfgateError, match="bad_signers:1"):
+        run([f], [violation()], bad)
+
+
+def test_signer_validity_window_is_checked(keys, tmp_path: Path) -> None:
+    pub = " ".join(Path(f"{keys['alice']}.pub").read_text().split()[:2])
+    signers = tmp_path / "allowed_signers"
+    past = (NOW - timedelta(days=1)).strftime("%Y%m%d%H%M%SZ")
+    signers.write_text(f'alice@example.com valid-before="{past}" {pub}\n')
+    f = write(tmp_path / "a.json", statement(), keys["alice"])
+    judged, outcomes = run([f], [violation()], signers)
+    assert not judged[0].approved and outcomes[0].reason.startswith("outside the signer's validity:")
