@@ -1,0 +1,275 @@
+"""Signed approvals end to end: real Terraform plans, real ssh-keygen, the tfgate CLI.
+
+A protected destroy is blocked (exit 1), becomes allowed (exit 0) with the right signed approval, and
+stays blocked (exit 1, with the reason in the report) with each wrong one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tfgate.approvals import ApprovedChange, Statement
+from tfgate.cli import app
+
+from .conftest import TF, build_scenario
+
+pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH ssh-keygen")
+
+RULE = """version: 1
+protect:
+  - name: prod-db
+    match: {{address: ['terraform_data.db']}}
+    approvals: {n}
+    approvers: ["alice@example.com", "*@platform.example.com"]
+approvals: {{allowed_signers: allowed_signers}}
+"""
+
+
+@dataclass
+class World:
+    dir: Path
+    keys: dict[str, Path]
+    digest: str
+    digest2: str
+
+
+def _pub(key: Path) -> str:
+    return " ".join(Path(f"{key}.pub").read_text().split()[:2])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, terraform_bin: Path) -> World:
+    base = tmp_path_factory.mktemp("approvals-e2e")
+    work = base / "work"
+    work.mkdir()
+    tf = TF(work, terraform_bin)
+    build_scenario(tf, "deleted_block")  # plan.bin: terraform_data.db is destroyed (its block was deleted)
+    (work / "plan.json").write_text(tf.run("show", "-json", "plan.bin").stdout)
+    # The re-plan: one more destroy (web goes too).
+    tf.write('resource "terraform_data" "other" { input = "x" }\n')
+    tf.plan("plan2.bin")
+    (work / "plan2.json").write_text(tf.run("show", "-json", "plan2.bin").stdout)
+    keys = {}
+    for who, kind in (("alice", "ed25519"), ("carol", "ecdsa"), ("bob", "rsa"), ("mallory", "ed25519")):
+        keys[who] = base / f"id_{who}"
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", kind, "-N", "", "-f", str(keys[who])], check=True, capture_output=True
+        )
+    (work / "allowed_signers").write_text(
+        f"alice@example.com {_pub(keys['alice'])}\n"
+        f'*@platform.example.com namespaces="tfgate" {_pub(keys["carol"])}\n'
+        f"bob@example.com {_pub(keys['bob'])}\n"
+    )
+    (work / "tfgate.yaml").write_text(RULE.format(n=1))
+    (work / "two.yaml").write_text(RULE.format(n=2))
+    digests = []
+    for p in ("plan.json", "plan2.json"):
+        res = cli("check", str(work / p), "--format", "json", "-C", str(work), "--no-state-checks")
+        assert res.exit_code == 1, res.output
+        doc = json.loads(res.stdout)
+        digests.append(doc["plan"]["digest"])
+    return World(work, keys, digests[0], digests[1])
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def w(world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> World:
+    monkeypatch.chdir(world.dir)
+    return world
+
+
+def approve(
+    w: World, who: str, out: Path, *extra: str, plan: str = "plan.json", signer: str | None = None
+) -> Path:
+    res = cli(
+        "approve", plan, "--signer", signer or f"{who}@example.com", "--key", str(w.keys[who]),
+        "--reason", "retire orders-prod (CHG-42)", "--yes", "--output", str(out), *extra,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    approve.last = res  # type: ignore[attr-defined]
+    return out
+
+
+def check(*args: str, plan: str = "plan.json"):
+    res = cli("check", plan, "--format", "json", "--no-state-checks", *args)
+    assert res.exit_code in (0, 1), res.output
+    return res.exit_code, json.loads(res.stdout)
+
+
+def test_blocked_then_allowed_with_a_signed_approval(w: World, tmp_path: Path, _audit_log_env: Path) -> None:
+    code, doc = check()
+    assert code == 1 and doc["violations"][0]["approved"] is False
+    approve(w, "alice", tmp_path / "alice.json")
+    res = approve.last  # type: ignore[attr-defined]
+    assert "terraform_data.db" in res.stderr and "Approve plan " + w.digest in res.stderr
+    assert "verified: alice@example.com may sign" in res.stderr
+    stmt = json.loads((tmp_path / "alice.json").read_text())
+    assert stmt["plan_digest"] == w.digest and stmt["workspace"] == "default"
+    assert stmt["changes"] == [{"address": "terraform_data.db", "class": "delete"}]
+    # OpenSSH itself accepts the signature tfgate approve made.
+    with open(tmp_path / "alice.json", "rb") as fh:
+        ok = subprocess.run(
+            ["ssh-keygen", "-Y", "verify", "-f", "allowed_signers", "-I", "alice@example.com", "-n", "tfgate",
+             "-s", str(tmp_path / "alice.json.sig")],
+            stdin=fh, capture_output=True, text=True,
+        )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    code, doc = check("--approvals", str(tmp_path / "alice.json"))
+    assert code == 0 and doc["verdict"] == "allow"
+    assert doc["violations"][0]["approved"] and doc["violations"][0]["approved_by"] == ["alice@example.com"]
+    assert doc["approvals"][0]["counted"] is True
+    # The same approval holds for the saved binary plan (same digest) and the full check with state checks.
+    res = cli("check", "plan.bin", "--approvals", str(tmp_path / "alice.json"))
+    assert res.exit_code == 0, res.output
+    # Private keys never appear in output or in the audit log.
+    secret = [line for line in w.keys["alice"].read_text().splitlines() if "PRIVATE KEY" not in line]
+    log = _audit_log_env.read_text()
+    assert '"event":"approve"' in log.replace(" ", "") and "retire orders-prod" in log
+    for text in (res.output, log):
+        assert not any(line in text for line in secret)
+
+
+def test_approving_from_a_ci_report_and_by_hand(w: World, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(cli("check", "plan.json", "--format", "json", "--no-state-checks").stdout)
+    approve(w, "carol", tmp_path / "carol.json", plan=str(report), signer="carol@platform.example.com")
+    # --statement-only, then signed by hand with ssh-keygen (as an engineer with a hardware key would)
+    res = cli(
+        "approve", str(report), "--signer", "alice@example.com", "--statement-only", "--reason", "ok",
+        "--yes", "--output", str(tmp_path / "hand.json"),
+    )  # fmt: skip
+    assert res.exit_code == 0 and not (tmp_path / "hand.json.sig").exists()
+    subprocess.run(
+        ["ssh-keygen", "-Y", "sign", "-n", "tfgate", "-f", str(w.keys["alice"]), str(tmp_path / "hand.json")],
+        check=True,
+        capture_output=True,
+    )
+    code, doc = check("-m", "two.yaml", "-a", str(tmp_path / "carol.json"), "-a", str(tmp_path / "hand.json"))
+    assert code == 0, doc["approvals"]
+    assert sorted(doc["violations"][0]["approved_by"]) == ["alice@example.com", "carol@platform.example.com"]
+
+
+def _signed(w: World, path: Path, key: str, namespace: str = "tfgate", **kw) -> Path:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    fields = {
+        "plan_digest": w.digest,
+        "workspace": "default",
+        "changes": (ApprovedChange("terraform_data.db", "delete"),),
+        "signer": "alice@example.com",
+        "issued_at": now - timedelta(hours=5),
+        "expires_at": now + timedelta(hours=1),
+        "reason": "r",
+    }
+    fields.update(kw)
+    path.write_bytes(Statement(**fields).to_json())
+    subprocess.run(
+        ["ssh-keygen", "-Y", "sign", "-n", namespace, "-f", str(w.keys[key]), str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "attack",
+    ["edited", "unlisted key", "replay on re-plan", "expired", "git namespace", "same signer twice",
+     "other workspace", "not an approver"],
+)  # fmt: skip
+def test_each_wrong_approval_keeps_the_destroy_blocked(w: World, tmp_path: Path, attack: str) -> None:
+    args: list[str] = []
+    plan = "plan.json"
+    expected = attack
+    if attack == "edited":
+        f = approve(w, "alice", tmp_path / "a.json")
+        f.write_text(f.read_text().replace("CHG-42", "CHG-43"))
+        expected = "bad signature"
+    elif attack == "unlisted key":
+        f = _signed(w, tmp_path / "a.json", "mallory")
+        expected = "unknown signer"
+    elif attack == "replay on re-plan":
+        f = approve(w, "alice", tmp_path / "a.json")
+        plan = "plan2.json"
+        expected = "other plan"
+    elif attack == "expired":
+        now = datetime.now(timezone.utc)
+        f = _signed(w, tmp_path / "a.json", "alice", expires_at=now - timedelta(minutes=1))
+    elif attack == "git namespace":
+        f = _signed(w, tmp_path / "a.json", "alice", namespace="git")
+        expected = "wrong namespace"
+    elif attack == "same signer twice":
+        approve(w, "alice", tmp_path / "a1.json")
+        approve(w, "alice", tmp_path / "a2.json", "--ttl", "2h")
+        f = tmp_path
+        args = ["-m", "two.yaml"]
+    elif attack == "other workspace":
+        f = approve(w, "alice", tmp_path / "a.json", "--workspace", "prod")
+    elif attack == "not an approver":
+        f = approve(w, "bob", tmp_path / "a.json")
+        expected = "signer not an approver"
+    code, doc = check("--approvals", str(f), *args, plan=plan)
+    assert code == 1 and doc["verdict"] == "block"
+    db = next(v for v in doc["violations"] if v["address"] == "terraform_data.db")
+    assert db["approved"] is False
+    reasons = [a["reason"] for a in doc["approvals"] if not a["counted"]]
+    assert any(r.startswith(expected + ":") for r in reasons), reasons
+    # `approvals verify` explains the same thing and exits 1.
+    res = cli("approvals", "verify", str(f), "--plan", plan, *args)
+    assert res.exit_code == 1 and expected + ":" in res.stdout and "BLOCKED" in res.stdout
+
+
+def test_approvals_verify_explains_and_exits_0_when_allowed(w: World, tmp_path: Path) -> None:
+    d = tmp_path / "approvals"
+    d.mkdir()
+    approve(w, "alice", d / "alice.json")
+    (d / "junk.json").write_text("{")
+    (d / "unsigned.json").write_bytes((d / "alice.json").read_bytes())
+    res = cli("approvals", "verify", str(d), "--plan", "plan.json")
+    assert res.exit_code == 0, res.output
+    assert "COUNTS" in res.stdout and "unreadable:" in res.stdout and "unsigned:" in res.stdout
+    assert "approved by alice@example.com" in res.stdout
+    res = cli("approvals", "verify", str(d), "--plan", "plan.json", "--format", "json")
+    doc = json.loads(res.stdout)
+    assert doc["allowed"] is True and [a["counted"] for a in doc["approvals"]] == [True, False, False]
+    # The same directory on the re-plan: nothing counts.
+    res = cli("approvals", "verify", str(d), "--plan", "plan2.json", "--format", "json")
+    assert res.exit_code == 1 and json.loads(res.stdout)["allowed"] is False
+
+
+def test_approve_refusals(w: World, tmp_path: Path) -> None:
+    out = tmp_path / "x.json"
+    base = [
+        "approve",
+        "plan.json",
+        "--signer",
+        "alice@example.com",
+        "--key",
+        str(w.keys["alice"]),
+        "--output",
+        str(out),
+    ]
+    res = cli(*base, "--reason", "r")  # no terminal to confirm on, no --yes
+    assert res.exit_code == 2 and "--yes" in res.stderr and not out.exists()
+    res = cli(*base, "--yes")  # no reason and no terminal to ask on
+    assert res.exit_code == 2 and "reason" in res.stderr and not out.exists()
+    res = cli(*base, "--yes", "--reason", "r", "--ttl", "soon")
+    assert res.exit_code == 2 and "--ttl" in res.stderr
+    res = cli(*base, "--yes", "--reason", "r", "--only", "terraform_data.nothing*")
+    assert res.exit_code == 2 and "--only" in res.stderr
+    (tmp_path / "empty").mkdir()
+    res = cli("check", "plan.json", "--approvals", str(tmp_path / "nope"))
+    assert res.exit_code == 2 and "approvals path not found" in res.stderr
+    no_signers = tmp_path / "m.yaml"
+    no_signers.write_text(RULE.format(n=1).replace("approvals: {allowed_signers: allowed_signers}\n", ""))
+    res = cli("check", "plan.json", "-m", str(no_signers), "--approvals", str(tmp_path / "empty"))
+    assert res.exit_code == 2 and "allowed_signers" in res.stderr
