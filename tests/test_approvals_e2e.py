@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -273,3 +274,50 @@ def test_approve_refusals(w: World, tmp_path: Path) -> None:
     no_signers.write_text(RULE.format(n=1).replace("approvals: {allowed_signers: allowed_signers}\n", ""))
     res = cli("check", "plan.json", "-m", str(no_signers), "--approvals", str(tmp_path / "empty"))
     assert res.exit_code == 2 and "allowed_signers" in res.stderr
+
+
+def test_signing_through_ssh_agent_with_a_public_key(
+    w: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which("ssh-agent") is None or shutil.which("ssh-add") is None:
+        pytest.skip("needs ssh-agent")
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        subprocess.run(["ssh-add", "-q", str(w.keys["carol"])], check=True, capture_output=True)
+        pub = tmp_path / "carol.pub"  # only the public half is given to tfgate
+        shutil.copy(f"{w.keys['carol']}.pub", pub)
+        pub_only = cli(
+            "approve", "plan.json", "--signer", "ops@platform.example.com", "--key", str(pub), "--reason", "r",
+            "--yes", "--output", str(tmp_path / "agent.json"),
+        )  # fmt: skip
+        assert pub_only.exit_code == 0, pub_only.output
+        code, doc = check("--approvals", str(tmp_path / "agent.json"))
+        assert code == 0 and doc["violations"][0]["approved_by"] == ["ops@platform.example.com"]
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
+
+
+def test_interactive_confirmation_can_decline(w: World, tmp_path: Path) -> None:
+    from tfgate.approvals import ApproveOptions, PlanOptions, run_approve
+
+    shown: list[str] = []
+    opts = ApproveOptions(
+        plan=PlanOptions("plan.json"), signer="alice@example.com", key=w.keys["alice"],
+        output=tmp_path / "a.json",
+    )  # fmt: skip
+    code = run_approve(
+        opts, echo=shown.append, confirm=lambda _: False, prompt_reason=lambda: "asked", interactive=True
+    )
+    assert code == 1 and not (tmp_path / "a.json").exists()
+    assert "reason:     asked" in shown[0] and "terraform_data.db" in shown[0]
+    code = run_approve(
+        opts, echo=shown.append, confirm=lambda _: True, prompt_reason=lambda: "asked", interactive=True
+    )
+    assert code == 0 and json.loads((tmp_path / "a.json").read_text())["reason"] == "asked"

@@ -30,6 +30,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,12 @@ class Statement:
         }
         return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
+    @cached_property
+    def _change_set(self) -> frozenset[ApprovedChange]:
+        return frozenset(self.changes)
+
     def covers(self, v: Violation) -> bool:
-        want = ApprovedChange(v.address, violation_class(v), v.deposed)
-        return want in self.changes
+        return ApprovedChange(v.address, violation_class(v), v.deposed) in self._change_set
 
     @classmethod
     def parse(cls, data: bytes) -> Statement:
@@ -345,7 +349,7 @@ def judge(
         who = s.statement.signer
         if tally.counted_for:
             addresses = tuple(dict.fromkeys(tally.counted_for))
-            reason = f"counted for {', '.join(addresses)} (signed by {who}, key {s.key_id})"
+            reason = f"counted for {_some(addresses)} (signed by {who}, key {s.key_id})"
             if tally.refused:
                 reason += "; " + "; ".join(f"{k}: {d}" for k, d in tally.refused.items())
             results[s.source] = ApprovalOutcome(s.source, who, True, reason, addresses)
@@ -353,17 +357,21 @@ def judge(
             kind, detail = next(iter(tally.refused.items()))
             results[s.source] = ApprovalOutcome(s.source, who, False, f"{kind}: {detail}")
         else:
-            named = ", ".join(c.address for c in s.statement.changes[:5])
-            more = "" if len(s.statement.changes) <= 5 else f" and {len(s.statement.changes) - 5} more"
+            named = _some([c.address for c in s.statement.changes])
             results[s.source] = ApprovalOutcome(
                 s.source,
                 who,
                 False,
-                f"address not covered: it approves {named}{more}, none of which is a protected change "
+                f"address not covered: it approves {named}, none of which is a protected change "
                 "of this plan with that class",
             )
     outcomes = tuple(o for o in results.values() if o is not None)
     return tuple(judged), outcomes
+
+
+def _some(addresses: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(addresses[:limit])
+    return shown if len(addresses) <= limit else f"{shown} and {len(addresses) - limit} more"
 
 
 # --- what a reviewer approves ----------------------------------------------------------------------------
