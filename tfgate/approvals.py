@@ -636,6 +636,7 @@ def run_approve(
         if not interactive or prompt_reason is None:
             raise TfgateError("a --reason is required (it goes into the statement and the audit log)")
         reason = prompt_reason()
+    manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
     target, _ = load_target(opts.plan)
     statement = make_statement(
         target, signer=opts.signer, ttl=ttl, reason=reason or "", now=now or datetime.now(timezone.utc),
@@ -665,7 +666,6 @@ def run_approve(
         "expires_at": _rfc3339(statement.expires_at),
         "statement": str(output),
     }
-    manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
     if opts.statement_only:
         signature_path(output).unlink(missing_ok=True)
         echo(f"wrote {output} (unsigned); sign it with: ssh-keygen -Y sign -n {NAMESPACE} -f KEY {output}")
