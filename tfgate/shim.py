@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -213,25 +212,27 @@ def find_approval(
 
 
 def _verify_ssh(stmt: Path, sig: Path, signers: Path) -> str | None:
-    """The principal whose key made `sig` over `stmt` (namespace tfgate-shim), per allowed_signers."""
+    """The principal(s) whose key made `sig` over `stmt` (namespace tfgate-shim), per allowed_signers.
+
+    Verified in-process, like every other tfgate approval (tfgate.sshsig, tfgate.allowed_signers)."""
+    from tfgate import allowed_signers, sshsig
+
     if not sig.is_file():
         return None
     try:
-        found = subprocess.run(
-            ["ssh-keygen", "-Y", "find-principals", "-s", str(sig), "-f", str(signers)],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired):
+        key = sshsig.verify(sshsig.parse(sig.read_bytes()), stmt.read_bytes(), NAMESPACE)
+        listed = allowed_signers.load(signers)
+    except (OSError, sshsig.SignatureError, TfgateError):
         return None
-    for principal in found.stdout.split():
-        with open(stmt, "rb") as fh:
-            ok = subprocess.run(
-                ["ssh-keygen", "-Y", "verify", "-f", str(signers), "-I", principal, "-n", NAMESPACE,
-                 "-s", str(sig)],
-                stdin=fh, capture_output=True, timeout=30,
-            )  # fmt: skip
-        if ok.returncode == 0:
-            return principal
+    now = datetime.now(timezone.utc)
+    for entry in listed.entries:
+        if (
+            entry.key == key
+            and not entry.cert_authority
+            and entry.allows_namespace(NAMESPACE)
+            and entry.validity_problem(now) is None
+        ):
+            return entry.principals
     return None
 
 
