@@ -20,7 +20,6 @@ from tfgate.resources import data_path
 
 UNSAFE_KINDS = ("true_to_false", "false_to_true", "to_zero", "removed", "lowered")
 _MISSING: Any = object()
-_top_level = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 class _TypeSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -131,6 +130,15 @@ class Catalog:
             names.update(e.classes)
         self.class_names: tuple[str, ...] = tuple(sorted(names))
         self._nets_for = lru_cache(maxsize=4096)(self._nets_for_type)
+        # A struct with one field per safety-net root attribute: decoding an object into it skips every
+        # other attribute without building anything, which keeps this cheap on every update of a plan.
+        self._roots = tuple(sorted({net.path[0] for net in nets}))
+        fields = [(f"f{i}", msgspec.Raw | msgspec.UnsetType, msgspec.UNSET) for i in range(len(self._roots))]
+        roots_struct = msgspec.defstruct(
+            "SafetyNetRoots", fields, rename={f"f{i}": r for i, r in enumerate(self._roots)}, gc=False
+        )
+        self._roots_decoder = msgspec.json.Decoder(roots_struct)
+        self._field_of = {r: f"f{i}" for i, r in enumerate(self._roots)}
 
     def lookup(self, type: str) -> CatalogEntry | None:
         return self.entries.get(type)
@@ -153,22 +161,26 @@ class Catalog:
         if not before or not after or before[:1] != b"{" or after[:1] != b"{":
             return ()
         try:
-            b_top = _top_level.decode(before)
-        except msgspec.DecodeError:
+            b_top = self._roots_decoder.decode(before)
+        except (msgspec.DecodeError, msgspec.ValidationError):
             return ()
-        roots = self._nets_for(type)
-        hits = [(root, nets) for root, nets in roots if root in b_top]
+        field = self._field_of
+        hits = [
+            (root, nets)
+            for root, nets in self._nets_for(type)
+            if getattr(b_top, field[root]) is not msgspec.UNSET
+        ]
         if not hits:
             return ()
         try:
-            a_top = _top_level.decode(after)
-        except msgspec.DecodeError:
+            a_top = self._roots_decoder.decode(after)
+        except (msgspec.DecodeError, msgspec.ValidationError):
             return ()
         found: list[SafetyNetRemoval] = []
         for root, nets in hits:
-            b_val = msgspec.json.decode(b_top[root])
-            a_raw = a_top.get(root)
-            a_val = msgspec.json.decode(a_raw) if a_raw is not None else _MISSING
+            b_val = msgspec.json.decode(getattr(b_top, field[root]))
+            a_raw = getattr(a_top, field[root])
+            a_val = msgspec.json.decode(a_raw) if a_raw is not msgspec.UNSET else _MISSING
             for net in nets:
                 rest = net.path[1:]
                 b_vals = _values(b_val, rest) if rest else [b_val]

@@ -97,16 +97,17 @@ def _violation_class(change: Change) -> ChangeClass:
 
 
 def summarize(changes: Sequence[Change]) -> Summary:
-    counts = dict.fromkeys(("create", "update", "delete", "replace", "forget", "read", "no_op"), 0)
+    counts = dict.fromkeys(ChangeClass, 0)
     moves = imports = 0
+    read = ChangeClass.READ
     for c in changes:
         if c.mode == "managed":
-            counts[c.change_class.value] += 1
-        elif c.change_class is ChangeClass.READ:
-            counts["read"] += 1
-        moves += c.moved
+            counts[c.change_class] += 1
+        elif c.change_class is read:
+            counts[read] += 1
+        moves += c.previous_address is not None and c.previous_address != c.address
         imports += c.importing
-    return Summary(**counts, move=moves, import_=imports)
+    return Summary(**{cls.value: n for cls, n in counts.items()}, move=moves, import_=imports)
 
 
 def evaluate(

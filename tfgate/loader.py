@@ -364,12 +364,15 @@ def _load_show_json(
 
 
 def _normalised(raw: msgspec.Raw) -> bytes:
-    """A JSON value without insignificant whitespace. Formatting a compact value returns it unchanged,
-    so values with no whitespace at all are hashed as they are (Terraform's own output is compact)."""
+    """A JSON value without insignificant whitespace, so reformatted copies of a plan hash the same.
+
+    Re-formatting costs; a value with no newline and no ``": "`` / ``", "`` separator is already compact
+    (pretty printers always emit one of them for a non-empty object or multi-element array), and
+    formatting a compact value would return it unchanged, so it is hashed as it is."""
     if not raw:
         return b"null"
     data = bytes(raw)
-    if b" " in data or b"\n" in data or b"\t" in data or b"\r" in data:
+    if b"\n" in data or b'": ' in data or b", " in data or b"\t" in data:
         return msgspec.json.format(data, indent=-1)
     return data
 

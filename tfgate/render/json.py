@@ -6,7 +6,9 @@ from typing import Any
 
 import msgspec
 
-from tfgate.model import Change, Finding, Result
+from tfgate.model import Change, ChangeClass, Finding, Result
+
+_NO_OP = ChangeClass.NO_OP
 
 SCHEMA_VERSION = 1
 
@@ -17,9 +19,9 @@ def _change(c: Change) -> dict[str, Any]:
         "mode": c.mode,
         "type": c.type,
         "actions": list(c.actions),
-        "class": c.change_class.value,
+        "class": c.change_class,  # str enums: msgspec writes their values
         "protected_by": list(c.protected_by),
-        "risk": c.risk.value,
+        "risk": c.risk,
     }
     if c.module_address:
         out["module_address"] = c.module_address
@@ -109,4 +111,9 @@ def result_to_dict(result: Result) -> dict[str, Any]:
 
 
 def render(result: Result) -> str:
-    return msgspec.json.format(msgspec.json.encode(result_to_dict(result)), indent=2).decode() + "\n"
+    """Pretty-printed for small results; one compact line past 2,000 changes (pretty-printing a 30 MB
+    document costs more than the whole gate decision)."""
+    data = msgspec.json.encode(result_to_dict(result))
+    if len(result.changes) <= 2000:
+        data = msgspec.json.format(data, indent=2)
+    return data.decode() + "\n"
