@@ -1,0 +1,255 @@
+"""tfgate benchmark: gate time and memory against baselines, side by side, on the same files.
+
+    python bench/run.py [--sizes 1000,10000,100000] [--runs 5] [--rego-max 10000] [--out bench/RESULTS.md]
+
+Measures (median of --runs, wall time and peak RSS of each child process via os.wait4):
+  - `tfgate check PLAN --manifest bench/manifest-50.yaml --format json --no-state-checks`, show-json and stream forms
+  - `python -c 'import json; json.load(open(F))'`
+  - `jq '[.resource_changes[] | select(.change.actions | index("delete"))] | length' F`
+  - the equivalent Rego policy (bench/policy.rego) evaluated with regopy (bench/rego_eval.py), up to --rego-max
+  - start-up: `tfgate --version` and `tfgate check` on a 10-change plan
+  - `tfgate plan` against plain `terraform plan -out` + `terraform show -json` on a real 1,000-resource
+    terraform_data configuration, embedded Terraform
+and writes a Markdown table with the targets of issue 8 to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+OUT = HERE / "out"
+MANIFEST = HERE / "manifest-50.yaml"
+sys.path.insert(0, str(HERE))
+
+
+def measure(
+    cmd: list[str], runs: int, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
+) -> tuple[float, float]:
+    """Median wall seconds and median peak RSS (MB) of `cmd` over `runs` runs."""
+    walls, rss = [], []
+    env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    env["TFGATE_AUDIT_LOG"] = str(OUT / "audit.jsonl")
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append(time.perf_counter() - start)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in ok:
+            err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
+            raise SystemExit(f"{' '.join(cmd)} exited {code}: {err}")
+        if proc.stderr:
+            proc.stderr.close()
+        rss.append(usage.ru_maxrss / 1024)
+    return statistics.median(walls), statistics.median(rss)
+
+
+def tfgate_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tfgate", *args]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    except OSError:
+        mem = 0
+    return (
+        f"{os.cpu_count()} cores, {cpu}, {mem:.0f} GiB RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def ensure_plans(sizes: list[int]) -> None:
+    from gen_plans import write
+
+    for n in sizes:
+        if not (OUT / f"plan-{n}.json").exists() or not (OUT / f"plan-{n}.jsonl").exists():
+            print(f"generating {n} changes...", flush=True)
+            write(n, OUT)
+    small = OUT / "plan-10.json"
+    if not small.exists():
+        write(10, OUT)
+
+
+def gate_vs_baselines(sizes: list[int], runs: int, rego_max: int) -> tuple[list[list[str]], dict]:
+    rows, facts = [], {}
+    have_jq = shutil.which("jq") is not None
+    for n in sizes:
+        show, stream = OUT / f"plan-{n}.json", OUT / f"plan-{n}.jsonl"
+        mb = show.stat().st_size / 1e6
+        check = ["check", "--manifest", str(MANIFEST), "--format", "json", "--no-state-checks"]
+        t_show = measure(tfgate_cmd(*check[:1], str(show), *check[1:]), runs, ok=(0, 1))
+        t_stream = measure(tfgate_cmd(*check[:1], str(stream), *check[1:]), runs, ok=(0, 1))
+        t_json = measure([sys.executable, "-c", f"import json; json.load(open({str(show)!r}))"], runs)
+        t_jq = (
+            measure(
+                [
+                    "jq",
+                    '[.resource_changes[] | select(.change.actions | index("delete"))] | length',
+                    str(show),
+                ],
+                runs,
+            )
+            if have_jq
+            else None
+        )
+        t_rego = None
+        if n <= rego_max:
+            t_rego = measure(
+                [sys.executable, str(HERE / "rego_eval.py"), str(show), str(MANIFEST)], max(1, runs // 2)
+            )
+        facts[n] = {"show": t_show, "stream": t_stream, "json": t_json, "jq": t_jq, "rego": t_rego, "mb": mb}
+
+        def cell(t: tuple[float, float] | None) -> str:
+            return "n/a" if t is None else f"{t[0]:.2f} s / {t[1]:.0f} MB"
+
+        def ratio(t: tuple[float, float] | None, gate: float = t_show[0]) -> str:
+            return "n/a" if t is None else f"{gate / t[0]:.2f}"
+
+        rows.append(
+            [
+                f"{n:,}",
+                f"{mb:.0f} MB",
+                cell(t_show),
+                cell(t_stream),
+                cell(t_json),
+                cell(t_jq),
+                cell(t_rego),
+                ratio(t_jq),
+                ratio(t_rego),
+            ]
+        )
+        print(" | ".join(rows[-1]), flush=True)
+    return rows, facts
+
+
+def startup(runs: int) -> dict[str, float]:
+    return {
+        "version": measure(tfgate_cmd("--version"), runs)[0],
+        "check10": measure(
+            tfgate_cmd("check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST), "--no-state-checks"),
+            runs,
+            ok=(0, 1),
+        )[0],
+    }
+
+
+def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
+    """tfgate plan vs terraform plan -out + show -json on a real terraform_data configuration."""
+    work = Path(tempfile.mkdtemp(prefix="tfgate-bench-"))
+    tf = [sys.executable, "-m", "tfgate.embedded"]
+    (work / "main.tf").write_text(
+        f'resource "terraform_data" "r" {{\n  count = {resources}\n  input = {{ index = count.index, v = "1" }}\n}}\n'
+    )
+    env_tf = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    subprocess.run([*tf, "init", "-input=false"], cwd=work, check=True, capture_output=True, env=env_tf)
+    subprocess.run(
+        [*tf, "apply", "-auto-approve", "-input=false"], cwd=work, check=True, capture_output=True, env=env_tf
+    )
+    # Every resource gets an update: the plan has 1,000 changes to show and check.
+    (work / "main.tf").write_text((work / "main.tf").read_text().replace('v = "1"', 'v = "2"'))
+    script = work / "plain.sh"
+    script.write_text(
+        f'set -e\n"{sys.executable}" -m tfgate.embedded plan -out=p.bin -input=false >/dev/null\n'
+        f'"{sys.executable}" -m tfgate.embedded show -json p.bin >/dev/null\n'
+    )
+    plain = measure(["sh", str(script)], runs, cwd=work)[0]
+    gated = measure(
+        tfgate_cmd("plan", str(work), "--terraform", "embedded", "--out", str(work / "gate-out")),
+        runs,
+        cwd=work,
+        ok=(0, 1),
+    )[0]
+    shutil.rmtree(work, ignore_errors=True)
+    return {"plain": plain, "gated": gated}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--rego-max", type=int, default=10000)
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--skip-plan", action="store_true", help="skip the tfgate plan overhead measurement")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    ensure_plans(sizes)
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+    rows, facts = gate_vs_baselines(sizes, args.runs, args.rego_max)
+    start = startup(args.runs)
+    over = None if args.skip_plan else plan_overhead(max(3, args.runs // 2))
+
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
+        f"Command: `{command}` (medians of {args.runs} runs; wall time / peak RSS of the child process).",
+        "",
+        "| changes | show-json size | tfgate check (show-json) | tfgate check (stream) | json.load | jq filter | Rego (regopy) | tfgate/jq | tfgate/Rego |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *("| " + " | ".join(r) + " |" for r in rows),
+        "",
+        f"Start-up: `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} s.",
+    ]
+    if over:
+        pct = (over["gated"] / over["plain"] - 1) * 100
+        lines.append(
+            f"`tfgate plan` on a real 1,000-resource terraform_data configuration (embedded Terraform, every resource "
+            f"updated): {over['gated']:.2f} s against {over['plain']:.2f} s for `terraform plan -out` + `show -json` "
+            f"({pct:+.1f}%)."
+        )
+    lines += ["", "## Targets (issue 8)", "", "| target | measured | result |", "| --- | --- | --- |"]
+
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "**FAIL**"
+
+    big = max(sizes)
+    f = facts[big]
+    if f["jq"]:
+        r = f["show"][0] / f["jq"][0]
+        lines.append(f"| {big:,}: tfgate ≤ 0.5x jq | {r:.2f}x | {verdict(r <= 0.5)} |")
+    rego_n = max((n for n in sizes if facts[n]["rego"]), default=None)
+    if rego_n:
+        r = facts[rego_n]["show"][0] / facts[rego_n]["rego"][0]
+        lines.append(f"| {rego_n:,}: tfgate ≤ 0.1x Rego | {r:.3f}x | {verdict(r <= 0.1)} |")
+    rss_ratio = f["show"][1] / f["mb"]
+    lines.append(
+        f"| {big:,}: peak RSS ≤ 2x plan size | {f['show'][1]:.0f} MB for {f['mb']:.0f} MB ({rss_ratio:.2f}x) | {verdict(rss_ratio <= 2)} |"
+    )
+    lines.append(
+        f"| stream no slower than show-json | {f['stream'][0]:.2f} s vs {f['show'][0]:.2f} s | {verdict(f['stream'][0] <= f['show'][0])} |"
+    )
+    if 10000 in facts and big == 100000:
+        r = facts[100000]["show"][0] / facts[10000]["show"][0]
+        lines.append(f"| linear: 100k ≤ 12x 10k | {r:.1f}x | {verdict(r <= 12)} |")
+    lines.append(
+        f"| start-up: check on 10 changes ≤ 0.25 s | {start['check10']:.3f} s | {verdict(start['check10'] <= 0.25)} |"
+    )
+    if over:
+        lines.append(f"| `tfgate plan` adds ≤ 10% | {pct:+.1f}% | {verdict(pct <= 10)} |")
+    text = "\n".join(lines) + "\n"
+    args.out.write_text(text)
+    print(text)
+    (OUT / "results.json").write_text(json.dumps({str(k): v for k, v in facts.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
