@@ -339,12 +339,13 @@ def _load_show_json(
         keyed[key] = i
         changes.append(change)
     digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
+    compact = _is_compact(data)
     for key in sorted(keyed):
         i = keyed[key]
         _digest_change(digest, changes[i])
         c = plan.resource_changes[i].change
         for raw in (c.before, c.after, c.after_unknown):
-            digest.update(_normalised(raw))
+            digest.update(_normalised(raw, compact))
             digest.update(b"\x1e")
 
     info = PlanInfo(
@@ -363,18 +364,21 @@ def _load_show_json(
     return LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=prior_empty, path=path)
 
 
-def _normalised(raw: msgspec.Raw) -> bytes:
-    """A JSON value without insignificant whitespace, so reformatted copies of a plan hash the same.
+def _is_compact(data: bytes) -> bool:
+    """Whether a JSON document was written without insignificant whitespace, as Terraform writes it.
 
-    Re-formatting costs; a value with no newline and no ``": "`` / ``", "`` separator is already compact
-    (pretty printers always emit one of them for a non-empty object or multi-element array), and
-    formatting a compact value would return it unchanged, so it is hashed as it is."""
+    One document comes from one serializer, so its head tells its style: a newline or a ``": "``
+    separator early on means a pretty printer (jq, json.dumps, PowerShell). Compact values are hashed as
+    they are; the values of other documents are normalised first, so both hash the same."""
+    head = data[:65536].rstrip()
+    return b"\n" not in head and b'": ' not in head and b'", "' not in head
+
+
+def _normalised(raw: msgspec.Raw, compact: bool) -> bytes | msgspec.Raw:
+    """A JSON value without insignificant whitespace (formatting a compact value leaves it unchanged)."""
     if not raw:
         return b"null"
-    data = bytes(raw)
-    if b"\n" in data or b'": ' in data or b", " in data or b"\t" in data:
-        return msgspec.json.format(data, indent=-1)
-    return data
+    return raw if compact else msgspec.json.format(bytes(raw), indent=-1)
 
 
 def _module_empty(mod: _Module | None) -> bool:

@@ -6,45 +6,69 @@ from typing import Any
 
 import msgspec
 
-from tfgate.model import Change, ChangeClass, Finding, Result
+from tfgate.model import Change, ChangeClass, Finding, Result, Risk
 
 _NO_OP = ChangeClass.NO_OP
 
 SCHEMA_VERSION = 1
 
 
-def _change(c: Change) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "address": c.address,
-        "mode": c.mode,
-        "type": c.type,
-        "actions": list(c.actions),
-        "class": c.change_class,  # str enums: msgspec writes their values
-        "protected_by": list(c.protected_by),
-        "risk": c.risk,
-    }
-    if c.module_address:
-        out["module_address"] = c.module_address
-    if c.action_reason:
-        out["action_reason"] = c.action_reason
-    if c.replace_order:
-        out["replace_order"] = c.replace_order
-    if c.deposed:
-        out["deposed"] = c.deposed
-    if c.previous_address:
-        out["previous_address"] = c.previous_address
-    if c.importing:
-        out["importing"] = {"id": c.import_id}
-    if c.catalog_kind:
-        out["catalog"] = {"kind": c.catalog_kind, "classes": list(c.catalog_classes)}
-    if c.safety_nets:
-        out["safety_nets"] = [
+class _ChangeOut(msgspec.Struct, omit_defaults=True, gc=False):
+    """One entry of `changes` (a struct: 66,000 of them encode several times faster than dicts)."""
+
+    address: str
+    mode: str
+    type: str
+    actions: tuple[str, ...]
+    class_: ChangeClass = msgspec.field(name="class")
+    protected_by: tuple[str, ...]
+    risk: Risk
+    module_address: str | None = None
+    action_reason: str | None = None
+    replace_order: str | None = None
+    deposed: str | None = None
+    previous_address: str | None = None
+    importing: dict[str, Any] | None = None
+    catalog: dict[str, Any] | None = None
+    safety_nets: list[dict[str, Any]] | None = None
+    prior: dict[str, Any] | None = None
+
+
+_catalog_out: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+
+
+def _catalog(kind: str, classes: tuple[str, ...]) -> dict[str, Any]:
+    key = (kind, classes)
+    out = _catalog_out.get(key)
+    if out is None:
+        out = _catalog_out[key] = {"kind": kind, "classes": list(classes)}
+    return out
+
+
+def _change(c: Change) -> _ChangeOut:
+    return _ChangeOut(
+        c.address,
+        c.mode,
+        c.type,
+        c.actions,
+        c.change_class,
+        c.protected_by,
+        c.risk,
+        c.module_address or None,
+        c.action_reason or None,
+        c.replace_order,
+        c.deposed or None,
+        c.previous_address,
+        {"id": c.import_id} if c.importing else None,
+        _catalog(c.catalog_kind, c.catalog_classes) if c.catalog_kind else None,
+        [
             {"attribute": n.attribute, "before": n.before, "after": n.after, "description": n.description}
             for n in c.safety_nets
         ]
-    if c.prior:
-        out["prior"] = dict(c.prior)
-    return out
+        if c.safety_nets
+        else None,
+        dict(c.prior) if c.prior else None,
+    )
 
 
 def _finding(f: Finding) -> dict[str, Any]:
