@@ -1,22 +1,85 @@
-"""Terminal output (minimal first version; the reports module owner extends it)."""
+"""Terminal report: verdict first, then what blocks, other destroys, findings, approvals, counts.
+
+Colour only when asked (the CLI asks on a TTY without NO_COLOR); plain and stable when piped.
+"""
 
 from __future__ import annotations
 
-from tfgate.model import Result, Verdict
+from tfgate.model import Change, Result, Severity, Verdict
+from tfgate.render.common import destructive_unprotected, summary_line
+
+_RED, _GREEN, _YELLOW, _BOLD, _DIM, _RESET = (
+    "\033[31m",
+    "\033[32m",
+    "\033[33m",
+    "\033[1m",
+    "\033[2m",
+    "\033[0m",
+)
 
 
 def render(result: Result, *, color: bool = False) -> str:
-    lines = []
-    verdict = "BLOCKED" if result.verdict is Verdict.BLOCK else "ALLOWED"
-    lines.append(f"tfgate: {verdict} (workspace {result.workspace}, plan {result.plan.digest[:19]})")
-    for v in result.violations:
-        state = "approved" if v.approved else "BLOCKED"
-        lines.append(f"  {state}: {v.address} [{v.change_class.value}] {v.reason}")
-    for f in result.findings:
-        lines.append(f"  {f.severity.value}: {f.code}: {f.message}")
-    s = result.summary
-    lines.append(
-        f"{s.create} to create, {s.update} to update, {s.delete} to delete, {s.replace} to replace, "
-        f"{s.forget} to forget, {s.read} to read"
+    def c(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    out: list[str] = []
+    blocked = result.verdict is Verdict.BLOCK
+    head = "BLOCKED" if blocked else "ALLOWED"
+    out.append(
+        c(_BOLD + (_RED if blocked else _GREEN), f"tfgate: {head}")
+        + f" (workspace {result.workspace}, plan {result.plan.digest[:19]}, {result.plan.input_format})"
     )
-    return "\n".join(lines) + "\n"
+    unapproved = [v for v in result.violations if not v.approved]
+    if unapproved:
+        out.append("")
+        out.append(c(_BOLD, f"Blocked changes ({len(unapproved)}):"))
+        for v in unapproved:
+            out.append(f"  {c(_RED, v.change_class.value.upper()):<8} {v.address}")
+            out.append(f"      rule {v.rule}: {v.reason}; needs {v.approvals_required} signed approval(s)")
+    approved = [v for v in result.violations if v.approved]
+    if approved:
+        out.append("")
+        out.append(c(_BOLD, f"Approved protected changes ({len(approved)}):"))
+        for v in approved:
+            out.append(
+                f"  {v.change_class.value.upper():<8} {v.address}  (rule {v.rule}; by {', '.join(v.approved_by)})"
+            )
+    others = destructive_unprotected(result)
+    if others:
+        out.append("")
+        out.append(c(_BOLD, f"Other destructive changes ({len(others)}):"))
+        for ch in others:
+            out.append(f"  {_action(ch):<8} {ch.address}  [{ch.risk.value} risk{_why(ch)}]")
+    if result.findings:
+        out.append("")
+        out.append(c(_BOLD, "Findings:"))
+        for f in result.findings:
+            colour = {Severity.BLOCK: _RED, Severity.WARN: _YELLOW}.get(f.severity, _DIM)
+            out.append(f"  {c(colour, f.severity.value.upper()):<5} {f.code}: {f.message}")
+            for key, value in f.evidence:
+                out.append(f"        {key}: {value}")
+    if result.approvals:
+        out.append("")
+        out.append(c(_BOLD, "Approvals:"))
+        for a in result.approvals:
+            mark = c(_GREEN, "counted") if a.counted else c(_RED, "refused")
+            out.append(f"  {mark} {a.source} ({a.signer or 'unknown signer'}): {a.reason}")
+    out.append("")
+    out.append(summary_line(result))
+    return "\n".join(out) + "\n"
+
+
+def _action(change: Change) -> str:
+    if change.safety_nets and not change.destroys:
+        return "UNSAFE"
+    return change.change_class.value.upper()
+
+
+def _why(change: Change) -> str:
+    parts = []
+    if change.catalog_kind:
+        parts.append(change.catalog_kind)
+    parts += [n.description for n in change.safety_nets]
+    if change.action_reason:
+        parts.append(change.action_reason)
+    return ("; " + ", ".join(parts)) if parts else ""
