@@ -35,7 +35,7 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append(c(_BOLD, f"Blocked changes ({len(unapproved)}):"))
         for v in unapproved:
             out.append(f"  {c(_RED, v.change_class.value.upper()):<8} {v.address}")
-            out.append(f"      rule {v.rule}: {v.reason}; needs {v.approvals_required} signed approval(s)")
+            out.append(f"      {v.reason}; needs {v.approvals_required} signed approval(s)")
     approved = [v for v in result.violations if v.approved]
     if approved:
         out.append("")
