@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from tfgate.model import Change, ChangeClass, Result, Risk
 
 _RISK_ORDER = {Risk.HIGH: 0, Risk.MEDIUM: 1, Risk.LOW: 2, Risk.NONE: 3}
@@ -42,3 +45,32 @@ def action_label(change: Change) -> str:
     if change.safety_nets and not change.destroys:
         return "update (removes safety net)"
     return change.change_class.value.replace("_", "-")
+
+
+def why(change: Change) -> str:
+    """What makes a change risky: its catalog kind, removed safety nets, Terraform's reason."""
+    parts = []
+    if change.catalog_kind:
+        parts.append(change.catalog_kind)
+    parts += [n.description for n in change.safety_nets]
+    if change.action_reason:
+        parts.append(change.action_reason)
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=4)
+def template(name: str, *, autoescape: bool) -> Any:
+    """A packaged jinja2 template (jinja2 is imported only when a Markdown or HTML report is made)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("tfgate", "templates"),
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals["action"] = action_label
+    env.globals["why"] = why
+    return env

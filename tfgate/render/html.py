@@ -3,30 +3,16 @@ printable, with the full change list filterable by CSS alone. Every value is aut
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from tfgate.model import ChangeClass, Result, Verdict
-from tfgate.render.common import action_label, destructive_unprotected, summary_line
-from tfgate.render.markdown import _why
+from tfgate.render.common import destructive_unprotected, summary_line, template
 
 _CLASSES = ("delete", "replace", "forget", "update", "create", "read", "no_op")
 
 
-@lru_cache(maxsize=1)
 def _template() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("tfgate", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    env.globals["action"] = action_label
-    env.globals["why"] = _why
-    return env.get_template("report.html.j2")
+    return template("report.html.j2", autoescape=True).get_template("report.html.j2")
 
 
 def render(result: Result) -> str:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from tfgate.model import ChangeClass, Result, Verdict
-from tfgate.render.common import action_label, destructive_unprotected, summary_line
+from tfgate.render.common import destructive_unprotected, summary_line, template
 
 LIMIT = 65536
 MARKER = "<!-- tfgate:report workspace={workspace} -->"
@@ -36,32 +36,11 @@ def _code(value: object) -> str:
     return str(value).replace("`", "'").replace("\n", " ")
 
 
-def _why(change: Any) -> str:
-    parts = []
-    if change.catalog_kind:
-        parts.append(change.catalog_kind)
-    parts += [n.description for n in change.safety_nets]
-    if change.action_reason:
-        parts.append(change.action_reason)
-    return ", ".join(parts)
-
-
 @lru_cache(maxsize=1)
 def _template() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("tfgate", "templates"),
-        autoescape=False,  # Markdown: every value goes through the `md` filter instead
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        undefined=jinja2.StrictUndefined,
-    )
+    env = template("report.md.j2", autoescape=False)  # Markdown: every value goes through `md` instead
     env.filters["md"] = escape
     env.filters["code"] = _code
-    env.globals["action"] = action_label
-    env.globals["why"] = _why
     return env.get_template("report.md.j2")
 
 

@@ -6,7 +6,7 @@ Colour only when asked (the CLI asks on a TTY without NO_COLOR); plain and stabl
 from __future__ import annotations
 
 from tfgate.model import Change, Result, Severity, Verdict
-from tfgate.render.common import destructive_unprotected, summary_line
+from tfgate.render.common import destructive_unprotected, summary_line, why
 
 _RED, _GREEN, _YELLOW, _BOLD, _DIM, _RESET = (
     "\033[31m",
@@ -49,7 +49,9 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append("")
         out.append(c(_BOLD, f"Other destructive changes ({len(others)}):"))
         for ch in others:
-            out.append(f"  {_action(ch):<8} {ch.address}  [{ch.risk.value} risk{_why(ch)}]")
+            out.append(
+                f"  {_action(ch):<8} {ch.address}  [{ch.risk.value} risk{'; ' + why(ch) if why(ch) else ''}]"
+            )
     if result.findings:
         out.append("")
         out.append(c(_BOLD, "Findings:"))
@@ -73,13 +75,3 @@ def _action(change: Change) -> str:
     if change.safety_nets and not change.destroys:
         return "UNSAFE"
     return change.change_class.value.upper()
-
-
-def _why(change: Change) -> str:
-    parts = []
-    if change.catalog_kind:
-        parts.append(change.catalog_kind)
-    parts += [n.description for n in change.safety_nets]
-    if change.action_reason:
-        parts.append(change.action_reason)
-    return ("; " + ", ".join(parts)) if parts else ""
