@@ -497,5 +497,57 @@ def approvals_verify(
     raise typer.Exit(guarded(body))
 
 
+@app.command()
+def comment(
+    plan: Annotated[str, typer.Argument(help="The plan, in any form `tfgate check` reads.")],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="OWNER/NAME (default: GITHUB_REPOSITORY).")
+    ] = None,
+    pr: Annotated[
+        int | None, typer.Option("--pr", help="Pull request number (default: from the event).")
+    ] = None,
+    sha: Annotated[
+        str | None, typer.Option("--sha", help="Commit for the status (default: PR head).")
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option("--api-url", help="GitHub API URL (GitHub Enterprise; default GITHUB_API_URL)."),
+    ] = None,
+    allow_comment_failure: Annotated[
+        bool,
+        typer.Option("--allow-comment-failure", help="Report a failure to comment but do not fail on it."),
+    ] = False,
+    manifest: ManifestOpt = None,
+    approvals: ApprovalsOpt = None,
+    workspace: WorkspaceOpt = None,
+    terraform: TerraformOpt = None,
+    chdir: ChdirOpt = Path("."),
+    fmt: FormatOpt = None,
+) -> None:
+    """Check PLAN, post the Markdown report as the pull request's comment for this workspace (updated in
+    place on later runs) and set the commit status tfgate/<workspace>. Token: GITHUB_TOKEN. Exit 1 when
+    blocked; 2 when commenting fails (unless --allow-comment-failure) or on any input error."""
+    from tfgate.comment import post, resolve_target
+    from tfgate.github import GitHubError
+    from tfgate.pipeline import CheckOptions, run_check
+
+    def body() -> int:
+        target = resolve_target(repo, pr, sha, api_url)
+        result = run_check(
+            CheckOptions(plan=plan, terraform=terraform, manifest=manifest, approvals=tuple(approvals or ()),
+                         workspace=workspace, workdir=chdir)
+        )  # fmt: skip
+        emit(result, fmt, {})
+        try:
+            typer.echo(f"tfgate: {post(result, target, os.environ.get('GITHUB_TOKEN', ''))}", err=True)
+        except GitHubError as exc:
+            if not allow_comment_failure:
+                raise
+            typer.echo(f"tfgate: warning: could not comment (tolerated): {exc}", err=True)
+        return result.exit_code
+
+    raise typer.Exit(guarded(body))
+
+
 def main() -> None:
     app()
