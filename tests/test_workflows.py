@@ -23,6 +23,7 @@ def _load(path):
 def _tfgate_commands(text: str) -> list[list[str]]:
     """Every `tfgate SUB [SUB2]` invocation in shell snippets."""
     found = []
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
     for match in re.finditer(r"(?:^|[\s;&|(])tfgate[ \t]+([a-z][a-z-]*)(?:[ \t]+([a-z][a-z-]*))?", text):
         found.append([g for g in match.groups() if g])
     return found
