@@ -57,26 +57,16 @@ def run_check(opts: CheckOptions) -> Result:
     workspace = resolve_workspace(workdir, opts.workspace)
     findings: tuple = ()
     if opts.state_checks:
-        state = _state_module()
-        if state is not None:
-            findings = state.check_state(
-                workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now
-            )
+        from tfgate import state
+
+        findings = state.check_state(
+            workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now
+        )
     result = evaluate(
         plan, manifest, findings=findings, approvals=opts.approvals, workspace=workspace, now=now
     )
     if opts.state_checks and result.verdict is Verdict.ALLOW:
-        state = _state_module()
-        if state is not None:
-            state.record_ledger(
-                workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result
-            )
+        from tfgate import state
+
+        state.record_ledger(workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result)
     return result
-
-
-def _state_module():
-    try:
-        import tfgate.state as state
-    except ImportError:
-        return None
-    return state

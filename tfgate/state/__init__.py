@@ -1,0 +1,340 @@
+"""State integrity: notice a missing, stale or swapped Terraform state before it turns into a destroy.
+
+Finding codes (stable): missing_state, lineage_mismatch, serial_regression, stale_plan, backend_changed
+(block); state_not_versioned, state_not_locked (warn); state_not_checked (info). Each carries its evidence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tfgate.errors import TfgateError
+from tfgate.model import ChangeClass, Finding, Result, Severity
+from tfgate.state.backend import configured_backend, differences, initialised_backend
+from tfgate.state.ledger import entry, ledger_path, read_ledger, record, write_ledger
+from tfgate.state.tfstate import StateInfo, parse_state
+
+__all__ = ["check_state", "current_state", "record_ledger"]
+
+LOCAL = ("local", None)
+
+
+def _f(code: str, severity: Severity, message: str, **evidence: Any) -> Finding:
+    return Finding(code, severity, message, tuple((k, v) for k, v in evidence.items() if v is not None))
+
+
+def _block(code: str, message: str, **evidence: Any) -> Finding:
+    return _f(code, Severity.BLOCK, message, **evidence)
+
+
+def local_state_path(workdir: Path, workspace: str, config: dict[str, Any] | None = None) -> Path:
+    config = config or {}
+    if workspace == "default":
+        return workdir / str(config.get("path", "terraform.tfstate"))
+    return workdir / str(config.get("workspace_dir", "terraform.tfstate.d")) / workspace / "terraform.tfstate"
+
+
+def _read(path: Path) -> StateInfo | None:
+    try:
+        return parse_state(path.read_bytes(), str(path))
+    except FileNotFoundError:
+        return None
+
+
+def current_state(workdir: Path, workspace: str) -> tuple[StateInfo | None, Any]:
+    """The workspace's current state and the evidence object (an S3Evidence for S3 backends)."""
+    backend = initialised_backend(workdir) or configured_backend(workdir)
+    if backend is None or backend.type == "local":
+        return _read(local_state_path(workdir, workspace, backend.config if backend else None)), None
+    if backend.type == "s3":
+        from tfgate.state.s3 import gather
+
+        evidence = gather(backend.config, workspace)
+        return evidence.current, evidence
+    return None, backend
+
+
+def check_state(
+    *, workdir: Path, plan: Any, manifest: Any, workspace: str, now: datetime
+) -> tuple[Finding, ...]:
+    """Every state-integrity finding for this plan and working directory; an empty tuple when healthy."""
+    findings: list[Finding] = []
+    configured = configured_backend(workdir)
+    initialised = initialised_backend(workdir)
+
+    # The backend in the configuration vs the one `terraform init` set up.
+    if configured is not None and configured.type != "local":
+        if initialised is None:
+            findings.append(
+                _block(
+                    "missing_state",
+                    f"the configuration declares a {configured.type} backend but this directory is not "
+                    "initialised for it: Terraform would plan against an empty local state",
+                    configured_backend=configured.type,
+                    backend_file=configured.source,
+                )
+            )
+        elif diff := differences(configured, initialised):
+            findings.append(
+                _block(
+                    "backend_changed",
+                    "the backend in the configuration differs from the one this directory was initialised with",
+                    **{f"{k} (configured, initialised)": list(v) for k, v in diff.items()},
+                )
+            )
+    elif configured is None and initialised is not None and initialised.type != "local":
+        findings.append(
+            _block(
+                "backend_changed",
+                f"the directory was initialised with a {initialised.type} backend the configuration no longer "
+                "declares: Terraform would switch to a local state",
+                initialised_backend=initialised.type,
+            )
+        )
+
+    current, evidence = (
+        current_state(workdir, workspace) if not any(f.blocks for f in findings) else (None, None)
+    )
+    remote = evidence is not None and not hasattr(evidence, "type")
+
+    # Ledger: what earlier allowed runs saw.
+    ledger_file = ledger_path(workdir, manifest.ledger)
+    seen = entry(read_ledger(ledger_file), workspace)
+    if seen:
+        if current is None or current.empty:
+            if seen.get("resources", 0) > 0:
+                findings.append(
+                    _block(
+                        "missing_state",
+                        f"workspace {workspace} managed {seen['resources']} resources at the last allowed run, "
+                        "but its state is now missing or empty",
+                        ledger=str(ledger_file),
+                        ledger_lineage=seen.get("lineage"),
+                        ledger_serial=seen.get("serial"),
+                        ledger_time=seen.get("time"),
+                        current_state=current.source if current else "absent",
+                    )
+                )
+        elif seen.get("lineage") and current.lineage != seen["lineage"]:
+            findings.append(
+                _block(
+                    "lineage_mismatch",
+                    "the current state is a different state (another lineage) than the one seen before for "
+                    f"workspace {workspace}: another workspace's or a re-created state was put in place",
+                    current_lineage=current.lineage,
+                    ledger_lineage=seen["lineage"],
+                    state=current.source,
+                    ledger=str(ledger_file),
+                )
+            )
+        elif current.serial is not None and current.serial < seen.get("max_serial", 0):
+            findings.append(
+                _block(
+                    "serial_regression",
+                    "the current state is older than one seen before: an old copy was put back",
+                    current_serial=current.serial,
+                    highest_serial_seen=seen["max_serial"],
+                    lineage=current.lineage,
+                    state=current.source,
+                    ledger=str(ledger_file),
+                )
+            )
+
+    # Local backup: terraform.tfstate.backup is the state before the last write.
+    if current is not None and evidence is None:
+        backup = _read(Path(current.source + ".backup"))
+        if backup and backup.lineage == current.lineage and (backup.serial or 0) > (current.serial or 0):
+            findings.append(
+                _block(
+                    "serial_regression",
+                    "the state is older than its own backup: an old copy was put back",
+                    current_serial=current.serial,
+                    backup_serial=backup.serial,
+                    lineage=current.lineage,
+                    state=current.source,
+                )
+            )
+
+    if remote:
+        findings += _s3_findings(evidence, seen)
+
+    # The state inside a saved binary plan vs the state now.
+    findings += _plan_findings(plan, current, manifest, now)
+
+    # A protected resource planned for plain create against an empty prior state: its state is missing.
+    if plan.prior_state_empty:
+        protected = [
+            c.address
+            for c in plan.changes
+            if c.change_class is ChangeClass.CREATE and c.mode == "managed" and manifest.rules_for(c)
+        ]
+        if protected:
+            findings.append(
+                _block(
+                    "missing_state",
+                    f"the plan starts from an empty state yet creates {len(protected)} protected resource(s): "
+                    "the real state is probably missing (applying would create duplicates)",
+                    protected_creates=protected[:20],
+                    prior_state="empty",
+                )
+            )
+    if plan.info.input_format == "stream":
+        findings.append(
+            _f(
+                "state_not_checked",
+                Severity.INFO,
+                "a plan -json stream carries no prior state: only the working directory's state was checked",
+            )
+        )
+    return tuple(_dedupe(findings))
+
+
+def _plan_findings(plan: Any, current: StateInfo | None, manifest: Any, now: datetime) -> list[Finding]:
+    out: list[Finding] = []
+    if manifest.max_plan_age is not None and plan.info.timestamp:
+        try:
+            made = datetime.fromisoformat(plan.info.timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise TfgateError(f"plan timestamp {plan.info.timestamp!r} is not a time") from None
+        if now - made > manifest.max_plan_age:
+            out.append(
+                _block(
+                    "stale_plan",
+                    f"the plan is older than the manifest's max_plan_age ({manifest.max_plan_age})",
+                    plan_timestamp=plan.info.timestamp,
+                    checked_at=now.isoformat(timespec="seconds"),
+                )
+            )
+    if plan.info.input_format != "binary" or plan.path is None:
+        return out
+    from tfgate.state.planfile import plan_states
+
+    planned, _ = plan_states(plan.path)
+    if planned is None or current is None or (planned.empty and current.empty):
+        return out
+    if planned.lineage != current.lineage:
+        out.append(
+            _block(
+                "lineage_mismatch",
+                "the saved plan was made against a different state (another lineage) than the current one",
+                plan_lineage=planned.lineage,
+                current_lineage=current.lineage,
+                state=current.source,
+            )
+        )
+    elif planned.serial != current.serial:
+        out.append(
+            _block(
+                "stale_plan",
+                "the state changed after the plan was saved: re-plan before applying",
+                plan_serial=planned.serial,
+                current_serial=current.serial,
+                lineage=current.lineage,
+            )
+        )
+    return out
+
+
+def _s3_findings(ev: Any, seen: dict[str, Any] | None) -> list[Finding]:
+    out: list[Finding] = []
+    where = f"s3://{ev.bucket}/{ev.key}"
+    if ev.versioning != "Enabled":
+        out.append(
+            _f(
+                "state_not_versioned",
+                Severity.WARN,
+                f"bucket {ev.bucket} has no versioning: an overwritten or deleted state cannot be recovered",
+                bucket=ev.bucket,
+                versioning=ev.versioning or "never enabled",
+            )
+        )
+    if ev.locking is None:
+        out.append(
+            _f(
+                "state_not_locked",
+                Severity.WARN,
+                "no state locking is configured (use_lockfile or dynamodb_table): concurrent runs can "
+                "overwrite each other's state",
+                state=where,
+            )
+        )
+    earlier = [(vid, when, st) for vid, when, st in ev.history if st is not None and not st.empty]
+    if ev.current is None or ev.current.empty:
+        if earlier:
+            vid, when, st = earlier[0]
+            out.append(
+                _block(
+                    "missing_state",
+                    f"{where} is missing or empty now, but its version history holds a state with "
+                    f"{st.resources} resources",
+                    state=where,
+                    current_version=ev.current_version,
+                    earlier_version=vid,
+                    earlier_modified=when,
+                    earlier_serial=st.serial,
+                    earlier_lineage=st.lineage,
+                )
+            )
+        return out
+    same = [(vid, when, st) for vid, when, st in earlier if st.lineage == ev.current.lineage]
+    if same:
+        vid, when, st = max(same, key=lambda e: e[2].serial or 0)
+        if (st.serial or 0) > (ev.current.serial or 0):
+            out.append(
+                _block(
+                    "serial_regression",
+                    f"{where} is older than an earlier version of itself: an old copy was put back",
+                    current_serial=ev.current.serial,
+                    current_version=ev.current_version,
+                    newer_version=vid,
+                    newer_serial=st.serial,
+                    newer_modified=when,
+                    lineage=ev.current.lineage,
+                )
+            )
+    elif earlier and not seen:
+        vid, when, st = earlier[0]
+        out.append(
+            _block(
+                "lineage_mismatch",
+                f"{where} now holds a different state (another lineage) than its previous version",
+                current_lineage=ev.current.lineage,
+                previous_lineage=st.lineage,
+                previous_version=vid,
+                previous_modified=when,
+            )
+        )
+    return out
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in findings:
+        if (f.code, f.message) not in seen:
+            seen.add((f.code, f.message))
+            out.append(f)
+    return out
+
+
+def record_ledger(*, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result) -> None:
+    """After an allowed run, remember this workspace's state identity for the next run."""
+    try:
+        current, _ = current_state(workdir, workspace)
+    except TfgateError:
+        return  # evidence unreadable now: nothing trustworthy to record
+    if current is None:
+        return
+    path = ledger_path(workdir, manifest.ledger)
+    data = read_ledger(path)
+    record(
+        data,
+        workspace,
+        lineage=current.lineage,
+        serial=current.serial,
+        resources=current.resources,
+        digest=result.plan.digest,
+    )
+    write_ledger(path, data)

@@ -1,0 +1,62 @@
+"""What tfgate saw of each workspace's state on earlier allowed runs: the evidence for the next run.
+
+A JSON document `{"workspaces": {NAME: {"lineage", "serial", "max_serial", "resources", "digest", "time"}}}`,
+by default `.tfgate/ledger.json` in the working directory (manifest `state: {ledger: PATH}`), or an object next
+to the state for S3 backends. Written atomically (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tfgate.errors import TfgateError
+
+DEFAULT = Path(".tfgate") / "ledger.json"
+
+
+def ledger_path(workdir: Path, configured: Path | None) -> Path:
+    return configured if configured is not None else workdir / DEFAULT
+
+
+def read_ledger(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"workspaces": {}}
+    except (OSError, ValueError) as exc:
+        raise TfgateError(f"{path}: unreadable tfgate ledger: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("workspaces"), dict):
+        raise TfgateError(f"{path}: not a tfgate ledger")
+    return data
+
+
+def entry(data: dict[str, Any], workspace: str) -> dict[str, Any] | None:
+    return data["workspaces"].get(workspace)
+
+
+def record(data: dict[str, Any], workspace: str, *, lineage: str | None, serial: int | None, resources: int,
+           digest: str) -> dict[str, Any]:  # fmt: skip
+    previous = data["workspaces"].get(workspace) or {}
+    same_lineage = previous.get("lineage") == lineage
+    max_serial = max(serial or 0, previous.get("max_serial", 0) if same_lineage else 0)
+    data["workspaces"][workspace] = {
+        "lineage": lineage,
+        "serial": serial,
+        "max_serial": max_serial,
+        "resources": resources,
+        "digest": digest,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return data
+
+
+def write_ledger(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".ledger-", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
