@@ -497,6 +497,29 @@ def approvals_verify(
     raise typer.Exit(guarded(body))
 
 
+state_app = typer.Typer(help="State integrity checks.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+
+@state_app.command("check")
+def state_check(
+    directory: Annotated[Path, typer.Argument(help="Terraform working directory.")] = Path("."),
+    manifest: ManifestOpt = None,
+    workspace: WorkspaceOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Check the working directory's state alone (missing, stale, swapped, unversioned, unlocked).
+    Exit 0 healthy, 1 a blocking finding, 2 an input error."""
+    from tfgate.pipeline import run_state_check
+
+    def body() -> int:
+        result = run_state_check(directory, manifest_path=manifest, workspace=workspace)
+        emit(result, fmt, {})
+        return result.exit_code
+
+    raise typer.Exit(guarded(body))
+
+
 @app.command()
 def comment(
     plan: Annotated[str, typer.Argument(help="The plan, in any form `tfgate check` reads.")],

@@ -70,3 +70,27 @@ def run_check(opts: CheckOptions) -> Result:
 
         state.record_ledger(workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result)
     return result
+
+
+def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str | None) -> Result:
+    """`tfgate state check`: the state-integrity checks alone, as a Result with no plan changes."""
+    import hashlib
+
+    from tfgate import state
+    from tfgate.evaluate import evaluate
+    from tfgate.loader import LoadedPlan
+    from tfgate.model import PlanInfo
+
+    now = datetime.now(timezone.utc)
+    manifest = load_manifest(manifest_path, cwd=workdir)
+    ws = resolve_workspace(workdir, workspace)
+    info = PlanInfo(
+        source=f"{workdir} (no plan)",
+        input_format="show-json",
+        format_version=None,
+        terraform_version=None,
+        digest="sha256:" + hashlib.sha256(b"").hexdigest(),
+    )
+    empty = LoadedPlan(info=info, changes=(), prior_state_empty=None, path=None)
+    findings = state.check_state(workdir=workdir, plan=empty, manifest=manifest, workspace=ws, now=now)
+    return evaluate(empty, manifest, findings=findings, workspace=ws, now=now)

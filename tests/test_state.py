@@ -1,0 +1,264 @@
+"""State integrity with real Terraform (local backend) and an S3 backend on moto_server at 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import TF
+
+PROTECT = "version: 1\nprotect:\n  - name: db\n    match: {address: ['terraform_data.db*']}\n"
+CONFIG = 'resource "terraform_data" "db" {\n  input = "%s"\n}\n'
+
+
+def check(tf: TF, plan: str = "plan.bin", *args: str) -> tuple[int, dict]:
+    proc = subprocess.run([sys.executable, "-m", "tfgate", "check", plan, "--format", "json", *args],
+                          cwd=tf.dir, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def codes(doc: dict) -> list[str]:
+    return [f["code"] for f in doc["findings"] if f["severity"] != "info"]
+
+
+def evidence(doc: dict, code: str) -> dict:
+    return next(f for f in doc["findings"] if f["code"] == code)["evidence"]
+
+
+@pytest.fixture
+def prod(tf: TF) -> TF:
+    """A healthy workspace with protected resources, checked once so the ledger knows it."""
+    (tf.dir / "tfgate.yaml").write_text(PROTECT)
+    tf.write(CONFIG % "v1")
+    tf.apply()
+    tf.write(CONFIG % "v2")
+    tf.plan()
+    code, doc = check(tf)
+    assert (code, codes(doc)) == (0, [])  # healthy: no finding
+    return tf
+
+
+def test_healthy_new_workspace_has_no_finding(tf: TF) -> None:
+    (tf.dir / "tfgate.yaml").write_text(
+        "version: 1\nprotect:\n  - name: other\n    match: {type: aws_db_instance}\n"
+    )
+    tf.write(CONFIG % "v1")
+    tf.plan()
+    code, doc = check(tf)
+    assert code == 0 and doc["findings"] == []
+
+
+def test_fresh_checkout_without_state_file(prod: TF) -> None:
+    (prod.dir / "terraform.tfstate").unlink()
+    (prod.dir / "terraform.tfstate.backup").unlink(missing_ok=True)
+    prod.plan()  # Terraform now plans to create a duplicate of everything
+    code, doc = check(prod)
+    assert code == 1
+    assert "missing_state" in codes(doc)
+    messages = " ".join(f["message"] for f in doc["findings"] if f["code"] == "missing_state")
+    assert "protected resource" in messages and "managed 1 resources" in messages
+    ev = [f["evidence"] for f in doc["findings"] if f["code"] == "missing_state"]
+    assert any(e.get("protected_creates") == ["terraform_data.db"] for e in ev)
+
+
+def test_older_copy_of_state_put_back(prod: TF) -> None:
+    old = (prod.dir / "terraform.tfstate").read_bytes()
+    prod.apply()  # v2: serial moves on
+    prod.plan()
+    assert check(prod)[0] == 0  # the ledger now knows the newer serial
+    (prod.dir / "terraform.tfstate").write_bytes(old)
+    (prod.dir / "terraform.tfstate.backup").unlink(missing_ok=True)
+    prod.plan()
+    code, doc = check(prod)
+    assert code == 1 and "serial_regression" in codes(doc)
+    ev = evidence(doc, "serial_regression")
+    assert ev["current_serial"] < ev["highest_serial_seen"]
+
+
+def test_older_copy_caught_by_backup_without_ledger(prod: TF) -> None:
+    old = (prod.dir / "terraform.tfstate").read_bytes()
+    prod.apply()
+    prod.write(CONFIG % "v3")
+    prod.apply()  # terraform.tfstate.backup now holds the v2 state, newer than `old`
+    shutil.rmtree(prod.dir / ".tfgate")  # no ledger
+    (prod.dir / "terraform.tfstate").write_bytes(old)  # backup now holds the newer serial
+    prod.plan()
+    code, doc = check(prod)
+    assert code == 1 and "serial_regression" in codes(doc)
+    assert (
+        evidence(doc, "serial_regression")["backup_serial"]
+        > evidence(doc, "serial_regression")["current_serial"]
+    )
+
+
+def test_another_workspaces_state_put_in_place(prod: TF, tmp_path: Path) -> None:
+    other = TF(tmp_path / "other", prod.exe)
+    other.dir.mkdir()
+    other.write(CONFIG % "x" + 'resource "terraform_data" "db2" {}\n')
+    other.apply()
+    shutil.copy(other.dir / "terraform.tfstate", prod.dir / "terraform.tfstate")
+    prod.plan()
+    code, doc = check(prod)
+    assert code == 1 and "lineage_mismatch" in codes(doc)
+    ev = evidence(doc, "lineage_mismatch")
+    assert ev["current_lineage"] != ev["ledger_lineage"]
+
+
+def test_saved_plan_then_a_different_apply(prod: TF) -> None:
+    prod.plan("saved.bin")
+    prod.write(CONFIG % "v3")
+    prod.apply()  # someone applied something else since
+    code, doc = check(prod, "saved.bin")
+    assert code == 1 and "stale_plan" in codes(doc)
+    ev = evidence(doc, "stale_plan")
+    assert ev["plan_serial"] < ev["current_serial"]
+
+
+def test_max_plan_age(prod: TF) -> None:
+    (prod.dir / "tfgate.yaml").write_text(PROTECT + "state: {max_plan_age: 1s}\n")
+    time.sleep(1.5)
+    code, doc = check(prod)
+    assert code == 1 and "stale_plan" in codes(doc)
+    assert "plan_timestamp" in evidence(doc, "stale_plan")
+
+
+def test_backend_declared_but_not_initialised(prod: TF) -> None:
+    prod.write('terraform {\n  backend "s3" {\n    bucket = "b"\n    key = "k"\n  }\n}\n', "backend.tf")
+    code, doc = check(prod)
+    assert code == 1 and "missing_state" in codes(doc)
+    assert evidence(doc, "missing_state")["configured_backend"] == "s3"
+
+
+def test_state_check_command(prod: TF) -> None:
+    (prod.dir / "terraform.tfstate").unlink()
+    proc = subprocess.run([sys.executable, "-m", "tfgate", "state", "check", ".", "--format", "json"],
+                          cwd=prod.dir, capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "missing_state" in codes(json.loads(proc.stdout))
+
+
+# --- S3 backend: Terraform's own s3 backend against moto_server on 127.0.0.1 -----------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_server():
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("moto_server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def s3(moto_server: str, monkeypatch: pytest.MonkeyPatch):
+    import boto3
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    bucket = f"state-{time.time_ns()}"
+    client.create_bucket(Bucket=bucket)
+    return client, bucket, moto_server
+
+
+def _s3_backend(tf: TF, bucket: str, url: str, locking: str = "use_lockfile = true") -> None:
+    tf.write(
+        f'terraform {{\n  backend "s3" {{\n    bucket = "{bucket}"\n    key = "prod/terraform.tfstate"\n'
+        f'    region = "us-east-1"\n    endpoints = {{ s3 = "{url}" }}\n    use_path_style = true\n'
+        "    skip_credentials_validation = true\n    skip_requesting_account_id = true\n"
+        f"    skip_metadata_api_check = true\n    skip_region_validation = true\n    {locking}\n  }}\n}}\n",
+        "backend.tf",
+    )
+    tf.run("init", "-input=false")
+
+
+def test_s3_history_shows_regression_and_deletion(tf: TF, s3) -> None:
+    client, bucket, url = s3
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    (tf.dir / "tfgate.yaml").write_text(PROTECT)
+    _s3_backend(tf, bucket, url)
+    tf.write(CONFIG % "v1")
+    tf.apply()
+    first = client.get_object(Bucket=bucket, Key="prod/terraform.tfstate")["Body"].read()
+    tf.write(CONFIG % "v2")
+    tf.apply()
+    tf.plan()
+    code, doc = check(tf)
+    assert (code, codes(doc)) == (0, [])  # healthy, versioned, locked
+    # An older version is put back over the state object.
+    client.put_object(Bucket=bucket, Key="prod/terraform.tfstate", Body=first)
+    tf.plan()
+    code, doc = check(tf)
+    assert code == 1 and "serial_regression" in codes(doc)
+    ev = next(f["evidence"] for f in doc["findings"] if "newer_version" in f.get("evidence", {}))
+    assert ev["current_serial"] < ev["newer_serial"] and ev["current_version"] != ev["newer_version"]
+    # Then the state object is deleted.
+    client.delete_object(Bucket=bucket, Key="prod/terraform.tfstate")
+    tf.plan()
+    code, doc = check(tf)
+    assert code == 1 and "missing_state" in codes(doc)
+    assert any(
+        "earlier_version" in f.get("evidence", {}) for f in doc["findings"] if f["code"] == "missing_state"
+    )
+
+
+def test_s3_without_versioning_or_locking_warns(tf: TF, s3) -> None:
+    _, bucket, url = s3
+    (tf.dir / "tfgate.yaml").write_text(PROTECT)
+    _s3_backend(tf, bucket, url, locking="")
+    tf.write(CONFIG % "v1")
+    tf.apply()
+    tf.plan()
+    code, doc = check(tf)
+    assert code == 0
+    assert sorted(codes(doc)) == ["state_not_locked", "state_not_versioned"]
+    assert {f["severity"] for f in doc["findings"] if f["code"].startswith("state_not")} == {"warn"}
+
+
+def test_s3_access_denied_is_an_input_error(tf: TF, s3, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, bucket, url = s3
+    _s3_backend(tf, bucket, url)
+    tf.write(CONFIG % "v1")
+    tf.plan()
+    tf.write(
+        (tf.dir / "backend.tf").read_text().replace(f'bucket = "{bucket}"', 'bucket = "no-such-bucket-x"'),
+        "backend.tf",
+    )
+    os.replace(tf.dir / ".terraform" / "terraform.tfstate", tf.dir / "init.json")
+    data = json.loads((tf.dir / "init.json").read_text())
+    data["backend"]["config"]["bucket"] = "no-such-bucket-x"
+    (tf.dir / ".terraform" / "terraform.tfstate").write_text(json.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "tfgate", "check", "plan.bin"], cwd=tf.dir, capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 2 and "NoSuchBucket" in proc.stderr
