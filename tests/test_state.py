@@ -216,6 +216,10 @@ def test_s3_history_shows_regression_and_deletion(tf: TF, s3) -> None:
     tf.plan()
     code, doc = check(tf)
     assert (code, codes(doc)) == (0, [])  # healthy, versioned, locked
+    ledger = json.loads(
+        client.get_object(Bucket=bucket, Key="prod/terraform.tfstate.tfgate-ledger.json")["Body"].read()
+    )
+    assert ledger["workspaces"]["default"]["resources"] == 1  # the ledger lives next to the state
     # An older version is put back over the state object.
     client.put_object(Bucket=bucket, Key="prod/terraform.tfstate", Body=first)
     tf.plan()

@@ -6,6 +6,7 @@ Finding codes (stable): missing_state, lineage_mismatch, serial_regression, stal
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from tfgate.errors import TfgateError
 from tfgate.model import ChangeClass, Finding, Result, Severity
 from tfgate.state.backend import configured_backend, differences, initialised_backend
-from tfgate.state.ledger import entry, ledger_path, read_ledger, record, write_ledger
+from tfgate.state.ledger import entry, ledger_path, parse_ledger, read_ledger, record, write_ledger
 from tfgate.state.tfstate import StateInfo, parse_state
 
 __all__ = ["check_state", "current_state", "record_ledger"]
@@ -100,8 +101,8 @@ def check_state(
     remote = evidence is not None and not hasattr(evidence, "type")
 
     # Ledger: what earlier allowed runs saw.
-    ledger_file = ledger_path(workdir, manifest.ledger)
-    seen = entry(read_ledger(ledger_file), workspace)
+    ledger_file, data = _load_ledger(workdir, manifest, evidence if remote else None)
+    seen = entry(data, workspace)
     if seen:
         if current is None or current.empty:
             if seen.get("resources", 0) > 0:
@@ -319,16 +320,31 @@ def _dedupe(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _s3_ledger(manifest: Any, evidence: Any) -> bool:
+    return manifest.ledger is None and evidence is not None and hasattr(evidence, "bucket")
+
+
+def _load_ledger(workdir: Path, manifest: Any, evidence: Any) -> tuple[str, dict[str, Any]]:
+    """The ledger: the manifest's path, else an object next to an S3 state, else .tfgate/ledger.json."""
+    if _s3_ledger(manifest, evidence):
+        from tfgate.state import s3
+
+        where = f"s3://{evidence.bucket}/{s3.ledger_key(evidence)}"
+        backend = initialised_backend(workdir) or configured_backend(workdir)
+        return where, parse_ledger(s3.read_ledger_object(backend.config, evidence), where)
+    path = ledger_path(workdir, manifest.ledger)
+    return str(path), read_ledger(path)
+
+
 def record_ledger(*, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result) -> None:
     """After an allowed run, remember this workspace's state identity for the next run."""
     try:
-        current, _ = current_state(workdir, workspace)
+        current, evidence = current_state(workdir, workspace)
     except TfgateError:
         return  # evidence unreadable now: nothing trustworthy to record
     if current is None:
         return
-    path = ledger_path(workdir, manifest.ledger)
-    data = read_ledger(path)
+    where, data = _load_ledger(workdir, manifest, evidence)
     record(
         data,
         workspace,
@@ -337,4 +353,10 @@ def record_ledger(*, workdir: Path, plan: Any, manifest: Any, workspace: str, re
         resources=current.resources,
         digest=result.plan.digest,
     )
-    write_ledger(path, data)
+    if _s3_ledger(manifest, evidence):
+        from tfgate.state import s3
+
+        backend = initialised_backend(workdir) or configured_backend(workdir)
+        s3.write_ledger_object(backend.config, evidence, json.dumps(data, indent=1, sort_keys=True).encode())
+    else:
+        write_ledger(Path(where), data)

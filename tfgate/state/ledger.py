@@ -24,13 +24,22 @@ def ledger_path(workdir: Path, configured: Path | None) -> Path:
 
 def read_ledger(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text())
+        return parse_ledger(path.read_bytes(), str(path))
     except FileNotFoundError:
         return {"workspaces": {}}
-    except (OSError, ValueError) as exc:
-        raise TfgateError(f"{path}: unreadable tfgate ledger: {exc}") from None
+    except OSError as exc:
+        raise TfgateError(f"{path}: unreadable tfgate ledger: {exc.strerror}") from None
+
+
+def parse_ledger(raw: bytes | None, where: str) -> dict[str, Any]:
+    if raw is None:
+        return {"workspaces": {}}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise TfgateError(f"{where}: unreadable tfgate ledger: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("workspaces"), dict):
-        raise TfgateError(f"{path}: not a tfgate ledger")
+        raise TfgateError(f"{where}: not a tfgate ledger")
     return data
 
 

@@ -96,3 +96,23 @@ def gather(config: dict[str, Any], workspace: str, s3: Any = None) -> S3Evidence
     elif config.get("dynamodb_table"):
         locking = f"dynamodb_table:{config['dynamodb_table']}"
     return S3Evidence(bucket, key, current, current_version, tuple(history), versioning, locking)
+
+
+def ledger_key(evidence: S3Evidence) -> str:
+    return f"{evidence.key}.tfgate-ledger.json"
+
+
+def read_ledger_object(config: dict[str, Any], evidence: S3Evidence) -> bytes | None:
+    """The ledger object next to the state, or None when there is none yet."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return client(config).get_object(Bucket=evidence.bucket, Key=ledger_key(evidence))["Body"].read()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        raise TfgateError(f"s3://{evidence.bucket}/{ledger_key(evidence)}: {exc}") from None
+
+
+def write_ledger_object(config: dict[str, Any], evidence: S3Evidence, data: bytes) -> None:
+    client(config).put_object(Bucket=evidence.bucket, Key=ledger_key(evidence), Body=data)
