@@ -266,3 +266,17 @@ def test_s3_access_denied_is_an_input_error(tf: TF, s3, monkeypatch: pytest.Monk
     proc = subprocess.run([sys.executable, "-m", "tfgate", "check", "plan.bin"], cwd=tf.dir, capture_output=True,
                           text=True)  # fmt: skip
     assert proc.returncode == 2 and "NoSuchBucket" in proc.stderr
+
+
+def test_unsupported_backend_is_said_not_silently_passed(tf: TF) -> None:
+    tf.write(CONFIG % "v1")
+    tf.apply()
+    tf.plan()
+    (tf.dir / ".terraform").mkdir(exist_ok=True)
+    (tf.dir / ".terraform" / "terraform.tfstate").write_text(
+        json.dumps({"version": 3, "backend": {"type": "gcs", "config": {"bucket": "b"}}})
+    )
+    tf.write('terraform {\n  backend "gcs" {\n    bucket = "b"\n  }\n}\n', "backend.tf")
+    _, doc = check(tf)
+    info = [f for f in doc["findings"] if f["code"] == "state_not_checked"]
+    assert info and info[0]["evidence"] == {"backend": "gcs"}

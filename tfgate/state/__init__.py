@@ -99,6 +99,16 @@ def check_state(
         current_state(workdir, workspace) if not any(f.blocks for f in findings) else (None, None)
     )
     remote = evidence is not None and not hasattr(evidence, "type")
+    if evidence is not None and hasattr(evidence, "type"):
+        findings.append(
+            _f(
+                "state_not_checked",
+                Severity.INFO,
+                f"the {evidence.type} backend's state cannot be read by tfgate: only the plan, the ledger and "
+                "the backend configuration were checked",
+                backend=evidence.type,
+            )
+        )
 
     # Ledger: what earlier allowed runs saw.
     ledger_file, data = _load_ledger(workdir, manifest, evidence if remote else None)
