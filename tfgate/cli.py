@@ -249,70 +249,47 @@ def _apply_command(args: list[str] | None, *, destroy: bool, chdir: Path, **kw: 
     return run_apply(opts, _gate_emit(fmt), plan_file, destroy=destroy)  # type: ignore[arg-type]
 
 
-@app.command(context_settings=_PASSTHROUGH)
-def apply(
-    args: Annotated[
-        list[str] | None, typer.Argument(help="[PLANFILE] [-- TERRAFORM_ARGS]", show_default=False)
-    ] = None,
-    manifest: ManifestOpt = None,
-    approvals: ApprovalsOpt = None,
-    workspace: WorkspaceOpt = None,
-    terraform: TerraformOpt = None,
-    fmt: FormatOpt = None,
-    chdir: ChdirOpt = Path("."),
-    out: OutDirOpt = None,
-    audit_log: AuditLogOpt = None,
-) -> None:
-    """Check the saved PLANFILE, then apply exactly that plan (a private copy, re-hashed right before
+def _apply_like(*, destroy: bool, positional_help: str, doc: str) -> Callable[..., None]:
+    """`tfgate apply` and `tfgate destroy` share options and flow; they differ in the plan they make."""
+
+    def command(
+        args: list[str] | None = None,  # annotated below: the help text differs per command
+        manifest: ManifestOpt = None,
+        approvals: ApprovalsOpt = None,
+        workspace: WorkspaceOpt = None,
+        terraform: TerraformOpt = None,
+        fmt: FormatOpt = None,
+        chdir: ChdirOpt = Path("."),
+        out: OutDirOpt = None,
+        audit_log: AuditLogOpt = None,
+    ) -> None:
+        kw = {"manifest": manifest, "approvals": tuple(approvals or ()), "workspace": workspace,
+              "terraform": terraform, "fmt": fmt, "out_dir": out, "audit_log": audit_log}  # fmt: skip
+        raise typer.Exit(guarded(lambda: _apply_command(args, destroy=destroy, chdir=chdir, **kw)))
+
+    command.__doc__ = doc
+    command.__annotations__["args"] = Annotated[
+        list[str] | None, typer.Argument(help=positional_help, show_default=False)
+    ]
+    return command
+
+
+app.command("apply", context_settings=_PASSTHROUGH)(
+    _apply_like(
+        destroy=False,
+        positional_help="[PLANFILE] [-- TERRAFORM_ARGS]",
+        doc="""Check the saved PLANFILE, then apply exactly that plan (a private copy, re-hashed right before
     `terraform apply`). Without PLANFILE it plans first. Blocked, error or a changed plan file: nothing is
-    applied. Exit 0 applied, 1 blocked, 2 error, else Terraform's exit code."""
-    raise typer.Exit(
-        guarded(
-            lambda: _apply_command(
-                args,
-                destroy=False,
-                chdir=chdir,
-                manifest=manifest,
-                approvals=tuple(approvals or ()),
-                workspace=workspace,
-                terraform=terraform,
-                fmt=fmt,
-                out_dir=out,
-                audit_log=audit_log,
-            )
-        )
+    applied. Exit 0 applied, 1 blocked, 2 error, else Terraform's exit code.""",
     )
-
-
-@app.command(context_settings=_PASSTHROUGH)
-def destroy(
-    args: Annotated[list[str] | None, typer.Argument(help="[-- TERRAFORM_ARGS]", show_default=False)] = None,
-    manifest: ManifestOpt = None,
-    approvals: ApprovalsOpt = None,
-    workspace: WorkspaceOpt = None,
-    terraform: TerraformOpt = None,
-    fmt: FormatOpt = None,
-    chdir: ChdirOpt = Path("."),
-    out: OutDirOpt = None,
-    audit_log: AuditLogOpt = None,
-) -> None:
-    """`terraform plan -destroy`, then the same gate and apply as `tfgate apply`."""
-    raise typer.Exit(
-        guarded(
-            lambda: _apply_command(
-                args,
-                destroy=True,
-                chdir=chdir,
-                manifest=manifest,
-                approvals=tuple(approvals or ()),
-                workspace=workspace,
-                terraform=terraform,
-                fmt=fmt,
-                out_dir=out,
-                audit_log=audit_log,
-            )
-        )
+)
+app.command("destroy", context_settings=_PASSTHROUGH)(
+    _apply_like(
+        destroy=True,
+        positional_help="[-- TERRAFORM_ARGS]",
+        doc="`terraform plan -destroy`, then the same gate and apply as `tfgate apply`.",
     )
+)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
