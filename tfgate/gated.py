@@ -189,11 +189,28 @@ def _say(message: str) -> None:
 Emit = Callable[[object], None]
 
 
+def _warm_up() -> None:
+    """Import and compile what the check and the reports need (catalog, templates) while Terraform plans:
+    the interpreter is otherwise idle in waitpid, so this hides most of tfgate's own cost."""
+    from tfgate.catalog import load_catalog
+    from tfgate.render.html import _template as html_template
+    from tfgate.render.markdown import _template as md_template
+
+    load_catalog()
+    md_template()
+    html_template()
+
+
 def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
     """`tfgate plan`: plan, check, reports; exits with the gate's code (or Terraform's when it failed)."""
+    import threading
+
     from tfgate.audit import record_check
 
+    warm = threading.Thread(target=_warm_up, daemon=True)
+    warm.start()
     run = terraform_plan(opts, destroy=destroy)
+    warm.join()
     if run.exit_code != 0:
         _say(f"terraform plan failed (exit {run.exit_code}); nothing checked")
         return run.exit_code
