@@ -20,7 +20,9 @@ STREAMS = json.loads((CORPUS / "expected-streams.json").read_text()) if CORPUS.e
 _COUNT_KEY = {ChangeClass.NO_OP: "no-op"}
 
 # CI always has ../shared beside the clone: there a missing corpus is a failure, not a skip.
-pytestmark = pytest.mark.skipif(not EXPECTED and not os.environ.get("CI"), reason="../shared/corpus not present")
+pytestmark = pytest.mark.skipif(
+    not EXPECTED and not os.environ.get("CI"), reason="../shared/corpus not present"
+)
 
 
 def _must_refuse(expected: dict) -> bool:
