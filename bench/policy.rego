@@ -1,6 +1,6 @@
 # The manifest's protection rules as a Rego policy (OPA-compatible), for the benchmark baseline.
-# data.rules is the manifest's `protect` list and data.catalog the built-in catalog (bench/rego_eval.py
-# passes both); input is the plan (terraform show -json). deny holds every protected address.
+# input.rules is the manifest's `protect` list, input.resource_changes the plan's (terraform show -json) and
+# data.catalog the built-in catalog (bench/rego_eval.py passes them). deny holds every protected address.
 package tfgate
 
 import rego.v1
@@ -56,7 +56,7 @@ holds_catalog(m, rc) if {
 deny contains rc.address if {
 	some rc in input.resource_changes
 	cls := class_of(rc.change.actions)
-	some rule in data.rules
+	some rule in input.rules
 	cls in rule_actions(rule)
 	m := rule.match
 	holds(m, "address", rc.address)

@@ -42,12 +42,14 @@ def main() -> None:
     catalog = yaml.safe_load((Path(__file__).parent.parent / "rules" / "catalog.yaml").read_text())["types"]
     rego = Interpreter()
     rego.add_module("tfgate", (Path(__file__).parent / "policy.rego").read_text())
-    data = {"rules": _rules(manifest), "catalog": {t: [v["kind"], *v["classes"]] for t, v in catalog.items()}}
-    rego.add_data_json(json.dumps(data))
+    # The rules go in with the input: regopy 1.5 keeps JSON escapes such as \" raw in strings given as
+    # data, so patterns with quoted for_each keys would never match.
+    rules = _rules(manifest)
+    rego.add_data_json(json.dumps({"catalog": {t: [v["kind"], *v["classes"]] for t, v in catalog.items()}}))
     changes = json.loads(plan.read_bytes()).get("resource_changes", [])
     denied = 0
     for start in range(0, max(len(changes), 1), CHUNK):
-        rego.set_input({"resource_changes": changes[start : start + CHUNK]})
+        rego.set_input({"rules": rules, "resource_changes": changes[start : start + CHUNK]})
         text = str(rego.query("n := count(data.tfgate.deny)"))
         if not text.startswith("{"):
             raise SystemExit(f"rego failed: {text[:300]}")

@@ -89,6 +89,27 @@ def ensure_plans(sizes: list[int]) -> None:
         write(10, OUT)
 
 
+def agreement(show: Path) -> tuple[int, int]:
+    """Protected addresses flagged by tfgate (destroy/replace/forget, as the Rego policy has no safety nets)
+    and by the Rego policy on the same plan: the baseline is only fair if both give the same answer."""
+    env = {**os.environ, "TFGATE_AUDIT_LOG": str(OUT / "audit.jsonl")}
+    out = subprocess.run(
+        tfgate_cmd("check", str(show), "--manifest", str(MANIFEST), "--format", "json", "--no-state-checks"),
+        capture_output=True,
+        env=env,
+    ).stdout
+    gate = {
+        v["address"] for v in json.loads(out)["violations"] if v["class"] in ("delete", "replace", "forget")
+    }
+    rego = subprocess.run(
+        [sys.executable, str(HERE / "rego_eval.py"), str(show), str(MANIFEST)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return len(gate), int(rego)
+
+
 def gate_vs_baselines(sizes: list[int], runs: int, rego_max: int) -> tuple[list[list[str]], dict]:
     rows, facts = [], {}
     have_jq = shutil.which("jq") is not None
@@ -117,6 +138,8 @@ def gate_vs_baselines(sizes: list[int], runs: int, rego_max: int) -> tuple[list[
                 [sys.executable, str(HERE / "rego_eval.py"), str(show), str(MANIFEST)], max(1, runs // 2)
             )
         facts[n] = {"show": t_show, "stream": t_stream, "json": t_json, "jq": t_jq, "rego": t_rego, "mb": mb}
+        if t_rego:
+            facts[n]["agree"] = agreement(show)
 
         def cell(t: tuple[float, float] | None) -> str:
             return "n/a" if t is None else f"{t[0]:.2f} s / {t[1]:.0f} MB"
@@ -245,6 +268,12 @@ def main() -> None:
     )
     if over:
         lines.append(f"| `tfgate plan` adds ≤ 10% | {pct:+.1f}% | {verdict(pct <= 10)} |")
+    for n in sizes:
+        if "agree" in facts[n]:
+            g, r = facts[n]["agree"]
+            lines.append(
+                f"| {n:,}: same answer as the Rego policy | tfgate {g}, Rego {r} protected addresses | {verdict(g == r)} |"
+            )
     lines += [
         "",
         "Notes: the Rego baseline (bench/policy.rego: the same rules, catalog classes and tag matches, no",
