@@ -99,6 +99,21 @@ def test_default_manifest_found_in_working_dir(tmp_path: Path) -> None:
         ),
         ("version: 1\nprotect: [\n", "not valid YAML"),
         ("- just a list\n", "a manifest is a mapping"),
+        # A key given twice: YAML would silently keep the last one (here: no rules at all).
+        (
+            "version: 1\nprotect:\n  - name: r\n    match: {type: x}\nprotect: []\n",
+            "duplicate key 'protect'",
+        ),
+        (
+            "version: 1\nprotect:\n  - name: r\n    match: {address: a.b, address: c.d}\n",
+            "duplicate key 'address'",
+        ),
+        # Patterns that can never match would protect nothing, silently.
+        ("version: 1\nprotect:\n  - name: r\n    match: {address: []}\n", "$.protect[0].match.address"),
+        ("version: 1\nprotect:\n  - name: r\n    match: {address: ''}\n", "$.protect[0].match.address"),
+        ("version: 1\nprotect:\n  - name: r\n    match: {type: [x, '']}\n", "$.protect[0].match.type"),
+        ("version: 1\nprotect:\n  - name: r\n    match: {tags: {Env: []}}\n", "$.protect[0].match.tags"),
+        ("version: 1\nprotect:\n  - name: r\n    match: {tags: {}}\n", "$.protect[0].match.tags"),
     ],
 )
 def test_invalid_manifests_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -112,6 +127,16 @@ def test_invalid_manifests_name_the_problem(tmp_path: Path, text: str, message: 
 def test_missing_manifest_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="not found"):
         load_manifest(tmp_path / "nope.yaml")
+
+
+def test_json_manifest_with_a_duplicate_key_is_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '{"version": 1, "protect": [{"name": "j", "match": {"type": "x"}}], "protect": []}',
+        "m.json",
+    )
+    with pytest.raises(ManifestError, match="duplicate key 'protect'"):
+        load_manifest(path)
 
 
 def test_json_manifest(tmp_path: Path) -> None:

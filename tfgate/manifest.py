@@ -17,10 +17,14 @@ import msgspec
 
 from tfgate.errors import ManifestError
 from tfgate.model import Change, ChangeClass
+from tfgate.strict import json_loads, yaml_load
 
 DEFAULT_NAMES = ("tfgate.yaml", "tfgate.yml", "tfgate.json")
 RuleAction = Literal["delete", "replace", "forget", "safety_net"]
-Globs = str | list[str]
+_Pattern = Annotated[str, msgspec.Meta(min_length=1)]
+# A pattern or a non-empty list of patterns: an empty list or string would be a rule that silently
+# protects nothing.
+Globs = _Pattern | Annotated[list[_Pattern], msgspec.Meta(min_length=1)]
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -36,7 +40,7 @@ class MatchSpec(msgspec.Struct, forbid_unknown_fields=True):
     type: Globs | None = None
     module: Globs | None = None
     provider: Globs | None = None
-    tags: dict[str, Globs] | None = None
+    tags: Annotated[dict[str, Globs], msgspec.Meta(min_length=1)] | None = None
     catalog: Globs | None = None
 
 
@@ -255,13 +259,7 @@ def load_manifest(path: Path | None, *, cwd: Path | None = None) -> Manifest:
 
 def parse_manifest(text: bytes, path: Path) -> Manifest:
     try:
-        if path.suffix == ".json":
-            data = msgspec.json.decode(text)
-        else:
-            import yaml
-
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            data = yaml.load(text, Loader=loader)
+        data = json_loads(text) if path.suffix == ".json" else yaml_load(text)
     except Exception as exc:  # yaml and msgspec raise several types; all mean "unreadable"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ManifestError(f"{path}: not valid YAML/JSON: {first}") from None
