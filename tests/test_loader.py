@@ -222,3 +222,58 @@ def test_forced_input_format(tmp_path: Path) -> None:
         load_plan(path, input_format="xml")
     with pytest.raises(PlanError, match="no zip header"):
         load_plan(path, input_format="binary")
+
+
+TAG_RULE = "version: 1\nprotect:\n  - name: prod\n    match: {tags: {Environment: production}}\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "protected", "assumed"),
+    [
+        # One sensitive tag does not hide the others: Environment is still read and matched.
+        (
+            {
+                "before": {"tags": {"Environment": "production", "Owner": "x"}},
+                "before_sensitive": {"tags": {"Owner": True}},
+            },
+            True,
+            False,
+        ),
+        (
+            {
+                "before": {"tags": {"Environment": "staging", "Owner": "x"}},
+                "before_sensitive": {"tags": {"Owner": True}},
+            },
+            False,
+            False,
+        ),
+        # The tag the rule reads is hidden, or the plan cannot show the tags at all: assumed to match.
+        (
+            {"before": {"tags": {"Environment": "x"}}, "before_sensitive": {"tags": {"Environment": True}}},
+            True,
+            True,
+        ),
+        ({"before": {"tags": {"Environment": "x"}}, "before_sensitive": {"tags": True}}, True, True),
+        ({"before": {"tags": {"Environment": "x"}}, "before_sensitive": True}, True, True),
+        ({"before": None}, True, True),
+        ({"before": "not an object"}, True, True),
+        ({"before": {"tags": [["Environment", "production"]]}}, True, True),
+        ({"before": {"tags": {"Environment": ["production"]}}}, True, True),
+        # Readable and absent: the rule does not match.
+        ({"before": {"id": "x"}}, False, False),
+    ],
+)
+def test_tags_the_plan_hides_are_assumed_to_match(
+    tmp_path: Path, change: dict, protected: bool, assumed: bool
+) -> None:
+    from tfgate.evaluate import evaluate
+    from tfgate.manifest import load_manifest
+
+    entry = rc("aws_s3_bucket.logs", ["delete"])
+    entry["change"] = {"actions": ["delete"], "after": None, **change}
+    (tmp_path / "tfgate.yaml").write_text(TAG_RULE)
+    result = evaluate(load_plan(write(tmp_path, plan_doc(entry))), load_manifest(tmp_path / "tfgate.yaml"))
+    assert [v.address for v in result.violations] == (["aws_s3_bucket.logs"] if protected else [])
+    assert any("assumed to match" in v.reason for v in result.violations) is assumed
+    # Hidden values never reach the report.
+    assert "Owner" not in repr(result.changes[0].prior)

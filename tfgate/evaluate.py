@@ -89,7 +89,11 @@ def _reason(change: Change, rule: Rule) -> str:
         text += f" [{change.action_reason}]"
     if change.deposed:
         text += f" [deposed object {change.deposed}]"
-    return f"{text}; protected by rule '{rule.name}'"
+    text += f"; protected by rule '{rule.name}'"
+    assumed = rule.assumed_tags(change)
+    if assumed:
+        text += f" (tag {', '.join(assumed)} not readable in the plan: assumed to match)"
+    return text
 
 
 def _violation_class(change: Change) -> ChangeClass:

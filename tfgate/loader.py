@@ -418,6 +418,7 @@ def _classify_show(
     deposed = rc.deposed if rc.deposed is None or isinstance(rc.deposed, str) else str(rc.deposed)
     importing = rc.change.importing
     prior: tuple[tuple[str, Any], ...] = ()
+    hidden_tags: tuple[str, ...] = ()
     nets: tuple[SafetyNetRemoval, ...] = ()
     entry = None
     if managed and catalog is not None:
@@ -428,9 +429,9 @@ def _classify_show(
     # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
     # (a protected resource planned for create is the signature of a missing state).
     if cls in _DESTRUCTIVE or nets:
-        prior = key_attributes(rc.change.before, rc.change.before_sensitive)
+        prior, hidden_tags = key_attributes(rc.change.before, rc.change.before_sensitive)
     elif cls is ChangeClass.CREATE and creates_need_prior:
-        prior = key_attributes(rc.change.after, rc.change.after_sensitive)
+        prior, hidden_tags = key_attributes(rc.change.after, rc.change.after_sensitive)
     data_bearing = entry is not None and "data-bearing" in entry.classes
     return Change(
         address=address,
@@ -450,6 +451,7 @@ def _classify_show(
         importing=importing is not None,
         import_id=_import_id(importing) if importing is not None else None,
         prior=prior,
+        hidden_tags=hidden_tags,
         safety_nets=nets,
         catalog_classes=entry.classes if entry else (),
         catalog_kind=entry.kind if entry else None,
@@ -469,15 +471,22 @@ def _import_id(importing: dict[str, Any] | None) -> str | None:
     return msgspec.json.encode(importing).decode()
 
 
-def key_attributes(raw: msgspec.Raw, sensitive: msgspec.Raw) -> tuple[tuple[str, Any], ...]:
-    """id, name, tags... of an object, minus anything marked sensitive (never shown anywhere)."""
+_TAG_KEYS = frozenset({"tags", "tags_all", "labels"})
+_ALL_TAGS = ("*",)
+
+
+def key_attributes(
+    raw: msgspec.Raw, sensitive: msgspec.Raw
+) -> tuple[tuple[tuple[str, Any], ...], tuple[str, ...]]:
+    """id, name, tags... of an object, minus anything marked sensitive (never shown anywhere), and the
+    tag keys that could not be read (``("*",)`` when the object or its whole tag map is unreadable)."""
     view = memoryview(raw)
     if not view.nbytes or view[0] != 0x7B:  # "{"
-        return ()
+        return (), _ALL_TAGS
     try:
         attrs = _key_decoder.decode(raw)
     except msgspec.DecodeError:
-        return ()
+        return (), _ALL_TAGS
     hidden: Any = False
     if sensitive and bytes(sensitive) not in (b"null", b"false", b"{}"):
         try:
@@ -485,18 +494,26 @@ def key_attributes(raw: msgspec.Raw, sensitive: msgspec.Raw) -> tuple[tuple[str,
         except msgspec.DecodeError:
             hidden = True
     if hidden is True:
-        return ()
+        return (), _ALL_TAGS
     out = []
+    unreadable: set[str] = set()
     for key in _KEY_ATTRS:
         value = getattr(attrs, key)
-        if (
-            value is None
-            or value == {}
-            or (isinstance(hidden, dict) and hidden.get(key) not in (None, False))
-        ):
+        mark = hidden.get(key) if isinstance(hidden, dict) else None
+        if key in _TAG_KEYS and value is not None:
+            if not isinstance(value, dict) or mark is True:
+                unreadable.add("*")
+                continue
+            if isinstance(mark, dict):
+                secret = {k for k, v in mark.items() if v not in (None, False)}
+                unreadable.update(secret)
+                value = {k: v for k, v in value.items() if k not in secret}
+        elif mark not in (None, False):
+            continue
+        if value is None or value == {}:
             continue
         out.append((key, value))
-    return tuple(out)
+    return tuple(out), (_ALL_TAGS if "*" in unreadable else tuple(sorted(unreadable)))
 
 
 def _sort_key(change: Change) -> tuple[str, str]:

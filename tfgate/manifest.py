@@ -186,9 +186,28 @@ class Rule:
             tags = resource_tags(change)
             for key, pattern in self._tags:
                 value = tags.get(key)
-                if not isinstance(value, str) or not pattern.match(value):
+                if isinstance(value, str):
+                    if not pattern.match(value):
+                        return False
+                elif value is None and not _tag_hidden(change, key):
                     return False
+                # else: a value the plan hides or that is not a string: assumed to match (fail closed)
         return True
+
+    def assumed_tags(self, change: Change) -> tuple[str, ...]:
+        """This rule's tag keys that matched only because the plan does not show their values."""
+        tags = resource_tags(change) if self._tags else {}
+        return tuple(
+            k
+            for k, _ in self._tags
+            if not isinstance(tags.get(k), str) and (k in tags or _tag_hidden(change, k))
+        )
+
+
+def _tag_hidden(change: Change, key: str) -> bool:
+    """The plan hides this tag's prior value (sensitive, or the whole tag map is unreadable)."""
+    hidden = change.hidden_tags
+    return bool(hidden) and ("*" in hidden or key in hidden)
 
 
 def resource_tags(change: Change) -> dict[str, Any]:

@@ -92,6 +92,9 @@ class Change:
     import_id: str | None = None
     #: Key prior attributes (id, name, tags...) for reports; sensitive values are never kept.
     prior: tuple[tuple[str, Any], ...] = ()
+    #: Tag/label keys whose prior values the plan does not show (sensitive); "*" when the whole tag map
+    #: cannot be read. Tag rules on them are assumed to match: fail closed.
+    hidden_tags: tuple[str, ...] = ()
     safety_nets: tuple[SafetyNetRemoval, ...] = ()
     catalog_classes: tuple[str, ...] = ()
     catalog_kind: str | None = None

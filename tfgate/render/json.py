@@ -32,6 +32,7 @@ class _ChangeOut(msgspec.Struct, omit_defaults=True, gc=False):
     catalog: dict[str, Any] | None = None
     safety_nets: list[dict[str, Any]] | None = None
     prior: dict[str, Any] | None = None
+    hidden_tags: tuple[str, ...] | None = None
 
 
 _catalog_out: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
@@ -68,6 +69,7 @@ def _change(c: Change) -> _ChangeOut:
         if c.safety_nets
         else None,
         dict(c.prior) if c.prior else None,
+        c.hidden_tags or None,
     )
 
 
