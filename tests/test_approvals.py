@@ -252,6 +252,25 @@ def test_directory_partial_coverage_and_unsigned_files(keys, signers, tmp_path: 
     assert outcomes[1].reason.startswith("unsigned:")
 
 
+def test_dangling_symlink_and_directory_in_approvals_dir_are_unreadable(
+    keys, signers, tmp_path: Path
+) -> None:
+    d = tmp_path / "approvals"
+    d.mkdir()
+    write(d / "alice.json", statement(), keys["alice"])
+    (d / "dangling.json").symlink_to(tmp_path / "gone.json")
+    (d / "dir.json").mkdir()
+    judged, outcomes = run([d], [violation()], signers)
+    assert judged[0].approved
+    by_name = {Path(o.source).name: o for o in outcomes}
+    assert set(by_name) == {"alice.json", "dangling.json", "dir.json"}
+    assert by_name["alice.json"].counted
+    for name in ("dangling.json", "dir.json"):
+        assert not by_name[name].counted and by_name[name].reason.startswith("unreadable:")
+    assert "No such file" in by_name["dangling.json"].reason
+    assert "directory" in by_name["dir.json"].reason
+
+
 def test_deposed_and_safety_net_classes_must_match(keys, signers, tmp_path: Path) -> None:
     v_dep = Violation("aws_instance.x", "prod-db", ChangeClass.DELETE, "r", deposed="00aa")
     v_net = Violation("aws_db_instance.main", "prod-db", ChangeClass.UPDATE, "r")

@@ -189,12 +189,15 @@ def violation_class(v: Violation) -> str:
 
 
 def statement_files(paths: Sequence[Path]) -> list[Path]:
-    """Statement files named by --approvals: a file, or every *.json in a directory (sorted)."""
+    """Statement files named by --approvals: a file, or every *.json entry in a directory (sorted).
+
+    Directory entries are not filtered by kind: a dangling symlink or a directory named ``*.json`` is
+    judged (and reported as unreadable) like any other statement that cannot be read."""
     out: list[Path] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.suffix == ".json" and f.is_file()))
+            out.extend(sorted(f for f in p.iterdir() if f.suffix == ".json"))
         elif p.is_file():
             if p.name.endswith(".sig") and p.with_name(p.name[:-4]).is_file():
                 p = p.with_name(p.name[:-4])
