@@ -204,3 +204,22 @@ def test_cli_verify(tmp_path: Path) -> None:
     assert "line 2" in bad.stdout + bad.stderr
     missing = subprocess.run([*run[:-1], str(tmp_path / "nope.jsonl")], capture_output=True, text=True)
     assert missing.returncode == 2
+
+
+def test_empty_log_cannot_be_verified_and_a_fresh_log_still_appends(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes(b"")
+    report = audit.verify(log)
+    assert not report.ok and report.entries == 0 and "empty" in report.problems[0].message
+    run = [sys.executable, "-m", "tfgate", "audit", "verify", str(log)]
+    empty = subprocess.run(run, capture_output=True, text=True)
+    assert empty.returncode == 1, empty.stdout + empty.stderr
+    assert "the log is empty" in empty.stdout and "cannot be verified" in empty.stdout
+    missing = subprocess.run([*run[:-1], str(tmp_path / "nope.jsonl")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "nope.jsonl" in missing.stderr
+    # An append to the empty (or a missing) log starts the chain as usual.
+    audit.record_event("guard", command="terraform apply", log=log, verdict="block")
+    audit.record_event("guard", command="terraform apply", log=tmp_path / "new" / "a.jsonl", verdict="block")
+    for path in (log, tmp_path / "new" / "a.jsonl"):
+        assert audit.verify(path).ok and audit.verify(path).entries == 1
+    assert subprocess.run(run, capture_output=True, text=True).returncode == 0

@@ -298,7 +298,8 @@ class VerifyReport:
 
 
 def verify(path: Path, *, head: str | None = None) -> VerifyReport:
-    """Check the whole chain; every problem names its 1-based line number."""
+    """Check the whole chain; every problem names its 1-based line number. An empty log is a problem:
+    appends never leave one, and it cannot be told apart from a log whose lines were all deleted."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -310,6 +311,10 @@ def verify(path: Path, *, head: str | None = None) -> VerifyReport:
     elif lines:
         problems.append(
             Problem(len(lines), "the last line is incomplete (no newline): a torn or edited write")
+        )
+    if not lines:
+        problems.append(
+            Problem(1, "the log is empty: nothing to verify (a log with every line deleted looks the same)")
         )
     hashes = [line_hash(line) for line in lines]
     where = {h: n for n, h in enumerate(hashes, 1)}
@@ -387,7 +392,8 @@ def verify(path: Path, *, head: str | None = None) -> VerifyReport:
 
 
 def main_verify(log: Path | None, *, head: str | None = None, manifest: Path | None = None) -> int:
-    """`tfgate audit verify`: prints the outcome; 0 intact, 1 tampered (AuditError -> 2)."""
+    """`tfgate audit verify`: prints the outcome; 0 intact, 1 tampered or empty (AuditError -> 2: a missing
+    or unreadable log)."""
     import sys
 
     manifest_log = None
@@ -402,7 +408,8 @@ def main_verify(log: Path | None, *, head: str | None = None, manifest: Path | N
         return 0
     for problem in report.problems:
         sys.stdout.write(f"{path}: line {problem.line}: {problem.message}\n")
+    verdict = "TAMPERED" if report.entries else "EMPTY, cannot be verified"
     sys.stdout.write(
-        f"audit log {path}: TAMPERED ({len(report.problems)} problem(s) in {report.entries} lines)\n"
+        f"audit log {path}: {verdict} ({len(report.problems)} problem(s) in {report.entries} lines)\n"
     )
     return 1

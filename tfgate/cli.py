@@ -364,7 +364,7 @@ def audit_verify(
     manifest: ManifestOpt = None,
 ) -> None:
     """Verify the hash chain: exit 0 when intact, 1 naming every edited, deleted, inserted or reordered
-    line, 2 when the log cannot be read."""
+    line (or when the log is empty), 2 when the log is missing or cannot be read."""
     from tfgate.audit import main_verify
 
     raise typer.Exit(guarded(lambda: main_verify(log, head=head, manifest=manifest)))
