@@ -48,6 +48,10 @@ def write(tmp_path: Path, doc: dict | bytes, name: str = "plan.json") -> Path:
         (b'{"format_version": "2.0"}', "unsupported plan format_version 2.0"),
         (b'{"format_version": "1.2", "resource_changes": {}}', "not a Terraform JSON plan"),
         (b"PK\x03\x04garbage", "failed"),
+        (b'{"format_version": "1"}', "malformed plan format_version '1'"),
+        (b'{"format_version": "1.x.y"}', "malformed plan format_version"),
+        (b"[" * 100_000 + b"]" * 100_000, "not a Terraform"),
+        (b'{"format_version": "1.2", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     ],
 )
 def test_unreadable_inputs(tmp_path: Path, content: bytes, message: str) -> None:
@@ -66,6 +70,57 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_unknown_action_lists(tmp_path: Path, actions) -> None:
     with pytest.raises(PlanError, match=r"aws_s3_bucket\.b"):
         load_plan(write(tmp_path, plan_doc(rc("aws_s3_bucket.b", actions))))
+
+
+@pytest.mark.parametrize(
+    ("address", "extra", "message"),
+    [
+        ("aws_db_instance.main ", {}, "malformed resource address"),
+        ("aws_db_instance.main\u200b", {}, "malformed resource address"),
+        ('module.a["x].aws_db_instance.main', {}, "malformed resource address"),
+        ("module.m.aws_db_instance", {}, "malformed resource address"),
+        # Fields that repeat parts of the address must agree with it (a delete must not become a
+        # data source's no-op, or slip past a type or module rule).
+        ("aws_db_instance.main", {"mode": "data"}, "mode 'data' contradicts"),
+        ("data.aws_ami.x", {"mode": "managed"}, "mode 'managed' contradicts"),
+        ("aws_rds_cluster.x", {"type": "aws_s3_bucket"}, "type 'aws_s3_bucket' contradicts"),
+        ("aws_rds_cluster.x", {"name": "y"}, "name 'y' contradicts"),
+        ('module.a["x.y"].aws_s3_bucket.b', {"module_address": "module.zzz"}, "module 'module.zzz' contradicts"),
+        ("aws_s3_bucket.b", {"module_address": "module.a"}, "module 'module.a' contradicts"),
+        ("aws_s3_bucket.b", {"previous_address": "aws_s3_bucket. old"}, "malformed resource address"),
+    ],
+)
+def test_addresses_must_be_well_formed_and_agree_with_their_fields(
+    tmp_path: Path, address: str, extra: dict, message: str
+) -> None:
+    entry = rc(address, ["delete"])
+    entry.update(type=entry["type"].split(".")[-1], name=entry["name"].split("[")[0])
+    entry.update(extra)
+    if "mode" in extra or address.startswith("data."):
+        entry.setdefault("mode", "data")
+        entry["type"], entry["name"] = address.split(".")[-2:]
+    with pytest.raises(PlanError, match=message):
+        load_plan(write(tmp_path, plan_doc(entry)))
+
+
+def test_unicode_identifiers_and_odd_keys_are_addresses(tmp_path: Path) -> None:
+    entries = [
+        {**rc("aws_s3_bucket.bücket", ["delete"]), "type": "aws_s3_bucket", "name": "bücket"},
+        {
+            **rc('module.a["k]\\"."].module.b[0].aws_s3_bucket.c["x"]', ["delete"]),
+            "type": "aws_s3_bucket",
+            "name": "c",
+            "module_address": 'module.a["k]\\"."].module.b[0]',
+        },
+    ]
+    plan = load_plan(write(tmp_path, plan_doc(*entries)))
+    assert [c.module_address for c in plan.changes] == [None, 'module.a["k]\\"."].module.b[0]']
+
+
+def test_invalid_utf8_in_a_destroyed_objects_values(tmp_path: Path) -> None:
+    data = json.dumps(plan_doc(rc("a.b", ["delete"]))).encode().replace(b'"i-1"', b'"\xff"')
+    with pytest.raises(PlanError, match="unreadable values"):
+        load_plan(write(tmp_path, data))
 
 
 def test_missing_actions(tmp_path: Path) -> None:
@@ -201,6 +256,53 @@ def test_stream_classification(tmp_path: Path) -> None:
         ((_planned("a.b", "obliterate"), _summary(0, 0, 1)), "unknown action"),
         ((_planned("a.b", "delete"), _planned("a.b", "delete"), _summary(0, 0, 2)), "duplicate"),
         ((_summary(0, 0, 0, operation="apply"),), "not a plan"),
+        ((_planned("a.b", "delete"), _summary(0, 0, 1), _summary(0, 0, 1)), "2 change_summary"),
+        ((_planned("a.b", "delete"), {**_summary(0, 0, 1), "changes": None}), "without its `changes`"),
+        ((_planned("a.b", "delete"), {**_summary(0, 0, 1), "changes": {}}), "change_summary.add"),
+        (
+            (
+                _planned("a.b", "delete"),
+                {**_summary(0, 0, 0), "changes": {"add": 0, "change": 0, "remove": True}},
+            ),
+            "remove is True",
+        ),
+        (
+            (
+                _planned("a.b", "delete"),
+                {**_summary(0, 0, 0), "changes": {"add": 0, "change": 0, "remove": "1"}},
+            ),
+            "not a count",
+        ),
+        (
+            (
+                {
+                    **_planned("a.b", "delete"),
+                    "change": {
+                        **_planned("a.b", "delete")["change"],
+                        "resource": {
+                            **_planned("a.b", "delete")["change"]["resource"],
+                            "resource": "data.a.b",
+                        },
+                    },
+                },
+                _summary(0, 0, 1),
+            ),
+            "contradicts the address",
+        ),
+        (
+            (
+                {
+                    **_planned("a.b", "delete"),
+                    "change": {
+                        **_planned("a.b", "delete")["change"],
+                        "resource": {**_planned("a.b", "delete")["change"]["resource"], "module": "module.x"},
+                    },
+                },
+                _summary(0, 0, 1),
+            ),
+            "contradicts the address",
+        ),
+        ((_planned("a.b ", "delete"), _summary(0, 0, 1)), "malformed resource address"),
     ],
 )
 def test_bad_streams(tmp_path: Path, lines: tuple, message: str) -> None:

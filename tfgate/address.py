@@ -2,9 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from typing import NamedTuple
 
 from tfgate.errors import PlanError
+
+# Terraform's resource instance address grammar. Identifiers are HCL's (a Unicode letter or "_", then
+# letters, digits, "_" and "-"); instance keys are numbers or quoted strings with backslash escapes.
+_IDENT = r"[^\W\d][\w-]*"
+_KEY = r'\[(?:\d+|"(?:[^"\\]|\\.)*")\]'
+_KEY_RE = re.compile(_KEY, re.DOTALL)
+_MODULE_RE = re.compile(rf"module\.{_IDENT}(?:{_KEY})?(?:\.module\.{_IDENT}(?:{_KEY})?)*", re.DOTALL)
+_ADDRESS = re.compile(
+    rf"(?P<module>(?:module\.{_IDENT}(?:{_KEY})?\.)*)(?P<data>data\.)?(?P<type>{_IDENT})\.(?P<name>{_IDENT})(?P<key>{_KEY})?",
+    re.DOTALL,
+)
+
+
+class Address(NamedTuple):
+    """A resource instance address, split: ``module`` is None at the root."""
+
+    module: str | None
+    mode: str  # "managed" | "data"
+    type: str
+    name: str
+    local: str  # the address without its module path
+
+
+def parse_address(address: str) -> Address:
+    """Split a resource instance address; PlanError when it is not one (stray spaces, invisible
+    characters, unbalanced brackets or quotes, missing parts)."""
+    m = _ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    if m is None:
+        raise PlanError(f"malformed resource address: {address!r}")
+    module = m["module"]
+    return Address(
+        module[:-1] or None,
+        "data" if m["data"] else "managed",
+        m["type"],
+        m["name"],
+        address[len(module) :],
+    )
 
 
 def split_address(address: str) -> tuple[str, ...]:
@@ -67,3 +106,47 @@ def resource_part(address: str) -> tuple[str, ...]:
 def is_data_address(address: str) -> bool:
     rest = resource_part(address)
     return len(rest) >= 3 and rest[0] == "data"
+
+
+def _ident(text: str) -> bool:
+    return text.isidentifier() or text.replace("-", "_").isidentifier()
+
+
+@lru_cache(maxsize=65536)
+def _module_ok(module: str) -> bool:
+    return _MODULE_RE.fullmatch(module) is not None
+
+
+def resolve_address(
+    address: str,
+    *,
+    mode: str | None = None,
+    type: str | None = None,
+    name: str | None = None,
+    module: str | None = None,
+) -> Address:
+    """Parse an address, checking that the fields a plan repeats beside it agree with it.
+
+    Fast path: when the fields rebuild the address exactly, only the identifiers, the module path
+    (cached: plans repeat it) and the instance key are checked. Otherwise the full parse names the
+    field that contradicts the address. PlanError for a malformed address or a contradiction."""
+    if type is not None and name is not None and mode in (None, "managed", "data"):
+        prefix = f"{module}." if module else ""
+        local = f"data.{type}.{name}" if mode == "data" else f"{type}.{name}"
+        end = len(prefix) + len(local)
+        if address.startswith(prefix) and address.startswith(local, len(prefix)):
+            rest = address[end:]
+            if (
+                (not rest or _KEY_RE.fullmatch(rest))
+                and _ident(type)
+                and _ident(name)
+                and (not module or _module_ok(module))
+            ):
+                return Address(module or None, mode or "managed", type, name, address[len(prefix) :])
+    parsed = parse_address(address)
+    given = {"mode": mode, "type": type, "name": name, "module": module}
+    derived = {"mode": parsed.mode, "type": parsed.type, "name": parsed.name, "module": parsed.module or ""}
+    for field, value in given.items():
+        if value is not None and value != derived[field]:
+            raise PlanError(f"{address}: {field} {value!r} contradicts the address")
+    return parsed

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +21,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from tfgate.address import is_data_address, module_of, resource_part
+from tfgate.address import Address, resolve_address
 from tfgate.errors import PlanError
 from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval
 from tfgate.risk import rank
 
 FORMATS = ("binary", "show-json", "stream")
 SUPPORTED_MAJOR = ("0", "1")
+_FORMAT_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)?")
 _NULL = msgspec.Raw(b"null")
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -319,9 +321,13 @@ def _load_show_json(
         raise PlanError(f"{label}: not a Terraform JSON plan: {exc}") from None
     except msgspec.DecodeError as exc:
         raise PlanError(f"{label}: malformed or truncated JSON: {exc}") from None
+    except RecursionError:
+        raise PlanError(f"{label}: JSON nested too deeply to be a Terraform plan") from None
     fv = plan.format_version
     if fv is None:
         raise PlanError(f"{label}: not a Terraform JSON plan (no format_version)")
+    if not _FORMAT_VERSION.fullmatch(fv):
+        raise PlanError(f"{label}: malformed plan format_version {fv!r}")
     if fv.split(".", 1)[0] not in SUPPORTED_MAJOR:
         raise PlanError(f"{label}: unsupported plan format_version {fv} (tfgate reads 0.x and 1.x)")
 
@@ -332,7 +338,10 @@ def _load_show_json(
     changes: list[Change] = []
     keyed: dict[tuple[str, str], int] = {}
     for i, rc in enumerate(plan.resource_changes):
-        change = _classify_show(rc, label, catalog, prior_empty)
+        try:
+            change = _classify_show(rc, label, catalog, prior_empty)
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise PlanError(f"{label}: {rc.address}: unreadable values ({type(exc).__name__})") from None
         key = (change.address, change.deposed or "")
         if key in keyed:
             raise PlanError(f"{label}: duplicate resource change for address {change.address}")
@@ -401,20 +410,18 @@ def _classify_show(
             raise PlanError(f"{label}: {address}: change.actions missing or not a list of strings")
         raise PlanError(f"{label}: {address}: unknown action list {actions_list}")
     cls, order, creates, actions = known
-    mode = rc.mode or ("data" if is_data_address(address) else "managed")
+    # The address is the identity; the fields that repeat parts of it must agree with it.
+    if rc.mode is not None and rc.mode not in ("managed", "data"):
+        raise PlanError(f"{label}: {address}: unknown resource mode {rc.mode!r}")
+    parsed = _resolve(label, address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
+    mode = parsed.mode
+    if rc.previous_address is not None:
+        _resolve(label, rc.previous_address)
     managed = mode == "managed"
-    if not managed:
-        if mode != "data":
-            raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
-        if cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
-            # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
-            cls, order, creates = ChangeClass.NO_OP, None, False
-    rtype, name = rc.type, rc.name
-    if rtype is None or name is None:
-        rest = resource_part(address)
-        rest = rest[1:] if rest and rest[0] == "data" else rest
-        rtype = rtype or (rest[0] if rest else "")
-        name = name or (rest[1].split("[", 1)[0] if len(rest) > 1 else "")
+    if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
+        # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
+        cls, order, creates = ChangeClass.NO_OP, None, False
+    rtype, name = parsed.type, parsed.name
     deposed = rc.deposed if rc.deposed is None or isinstance(rc.deposed, str) else str(rc.deposed)
     importing = rc.change.importing
     prior: tuple[tuple[str, Any], ...] = ()
@@ -438,7 +445,7 @@ def _classify_show(
         mode=mode,
         type=rtype,
         name=name,
-        module_address=rc.module_address or module_of(address),
+        module_address=parsed.module,
         index=rc.index,
         provider=rc.provider_name,
         actions=actions,
@@ -457,6 +464,13 @@ def _classify_show(
         catalog_kind=entry.kind if entry else None,
         risk=rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False),
     )
+
+
+def _resolve(label: str, address: str, **fields: str | None) -> Address:
+    try:
+        return resolve_address(address, **fields)
+    except PlanError as exc:
+        raise PlanError(f"{label}: {exc}") from None
 
 
 def _data_bearing(entry: Any) -> bool:
@@ -555,6 +569,8 @@ def _load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLik
             msg = _msg_decoder.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise PlanError(f"{label}:{number}: malformed stream line: {exc}") from None
+        except RecursionError:
+            raise PlanError(f"{label}:{number}: malformed stream line: nested too deeply") from None
         if msg.type == "version":
             saw_version = True
             version = msg.terraform
@@ -567,7 +583,9 @@ def _load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLik
             seen.add(change.key)
             changes.append(change)
         elif msg.type == "change_summary":
-            summaries.append(msg.changes or {})
+            if not isinstance(msg.changes, dict):
+                raise PlanError(f"{label}:{number}: change_summary without its `changes` counts")
+            summaries.append(msg.changes)
         elif msg.type == "diagnostic" and msg.diagnostic and msg.diagnostic.severity == "error":
             errors.append(msg.diagnostic.summary)
     if not saw_version and not changes and not summaries:
@@ -579,8 +597,10 @@ def _load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLik
         )
     if not summaries and not errors:
         raise PlanError(f"{label}: stream has no change_summary: truncated or the plan did not finish")
+    if len(summaries) > 1:
+        raise PlanError(f"{label}: {len(summaries)} change_summary messages: not the stream of one plan")
     if summaries:
-        _check_summary(summaries[-1], changes, label)
+        _check_summary(summaries[0], changes, label)
     digest = hashlib.sha256(b"tfgate-plan-digest-v1-stream\n")
     for change in sorted(changes, key=_sort_key):
         _digest_change(digest, change)
@@ -605,16 +625,21 @@ def _classify_stream(sc: _StreamChange, label: str, number: int, catalog: Catalo
         raise PlanError(f"{label}:{number}: {res.addr}: unknown action {sc.action!r}")
     cls, actions = known
     prev = sc.previous_resource.addr if sc.previous_resource else None
-    rtype, name = res.resource_type, res.resource_name
-    if res.resource is not None:  # the address without its module path: cheap to test
-        mode = "data" if res.resource.startswith("data.") else "managed"
-    else:
-        mode = "data" if is_data_address(res.addr) else "managed"
-    if rtype is None or name is None:
-        rest = resource_part(res.addr)
-        rest = rest[1:] if rest and rest[0] == "data" else rest
-        rtype = rtype or (rest[0] if rest else "")
-        name = name or (rest[1].split("[", 1)[0] if len(rest) > 1 else "")
+    where = f"{label}:{number}"
+    local = res.resource
+    parsed = _resolve(
+        where,
+        res.addr,
+        mode=None if local is None else "data" if local.startswith("data.") else "managed",
+        type=res.resource_type,
+        name=res.resource_name,
+        module=res.module,
+    )
+    if local is not None and local != parsed.local:
+        raise PlanError(f"{where}: {res.addr}: resource {local!r} contradicts the address")
+    if prev is not None:
+        _resolve(where, prev)
+    mode, rtype, name = parsed.mode, parsed.type, parsed.name
     deposed = sc.deposed if sc.deposed is None or isinstance(sc.deposed, str) else str(sc.deposed)
     entry = catalog.lookup(rtype) if catalog is not None and mode == "managed" else None
     return Change(
@@ -622,7 +647,7 @@ def _classify_stream(sc: _StreamChange, label: str, number: int, catalog: Catalo
         mode=mode,
         type=rtype,
         name=name,
-        module_address=res.module or None,
+        module_address=parsed.module,
         index=res.resource_key,
         provider=res.implied_provider,
         actions=actions,
@@ -649,7 +674,10 @@ def _check_summary(summary: dict[str, Any], changes: list[Change], label: str) -
         "remove": count[ChangeClass.DELETE] + count[ChangeClass.REPLACE],
     }
     for key, value in expected.items():
-        if key in summary and summary[key] != value:
+        given = summary.get(key)
+        if type(given) is not int:
+            raise PlanError(f"{label}: change_summary.{key} is {given!r}, not a count")
+        if given != value:
             raise PlanError(
                 f"{label}: change_summary says {key}={summary[key]} but the stream lists {value}: "
                 "incomplete stream"
