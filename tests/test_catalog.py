@@ -143,11 +143,66 @@ def test_safety_net_removed_and_not_on_reverse(catalog: Catalog, rtype, before, 
 def test_no_false_positive_from_values_or_unknowns(catalog: Catalog) -> None:
     # The attribute name inside a string value is not a key.
     assert nets(catalog, "aws_db_instance", {"name": "deletion_protection"}, {"name": "force_destroy"}) == []
-    # Unknown after apply (key absent from after): nothing to compare.
-    assert nets(catalog, "aws_db_instance", {"deletion_protection": True}, {}) == []
+    # A name computed at apply (final-${timestamp()}) is not a removed final snapshot name.
+    assert nets(catalog, "aws_db_instance", {"final_snapshot_identifier": "f-1"}, {}) == []
     # Scoped nets apply only to their types.
     assert nets(catalog, "aws_sqs_queue", {"retention_in_days": 30}, {"retention_in_days": 1}) == []
     assert catalog.safety_nets("aws_db_instance", b"null", b"{}") == ()
+
+
+@pytest.mark.parametrize(
+    ("rtype", "before", "after", "expected"),
+    [
+        # Unknown until apply (Terraform leaves the key out of `after`): the plan cannot show the net
+        # stays, so it counts as removed (fail closed).
+        ("aws_db_instance", {"deletion_protection": True}, {}, ["deletion_protection"]),
+        ("aws_db_instance", {"backup_retention_period": 7}, {}, ["backup_retention_period"]),
+        ("aws_s3_bucket", {"force_destroy": False}, {}, ["force_destroy"]),
+        # The block that held the net is removed or emptied.
+        (
+            "aws_dynamodb_table",
+            {"point_in_time_recovery": [{"enabled": True}]},
+            {"point_in_time_recovery": []},
+            ["point_in_time_recovery.enabled"],
+        ),
+        (
+            "aws_dynamodb_table",
+            {"point_in_time_recovery": [{"enabled": True}]},
+            {"point_in_time_recovery": None},
+            ["point_in_time_recovery.enabled"],
+        ),
+        (
+            "aws_dynamodb_table",
+            {"point_in_time_recovery": [{"enabled": True}]},
+            {"point_in_time_recovery": [{}]},
+            ["point_in_time_recovery.enabled"],
+        ),
+        # A number set to null.
+        (
+            "aws_db_instance",
+            {"backup_retention_period": 7},
+            {"backup_retention_period": None},
+            ["backup_retention_period"],
+        ),
+        (
+            "aws_kms_key",
+            {"deletion_window_in_days": 30},
+            {"deletion_window_in_days": None},
+            ["deletion_window_in_days"],
+        ),
+        # Nets that were off stay off: nothing removed.
+        ("aws_db_instance", {"deletion_protection": False}, {}, []),
+        (
+            "aws_dynamodb_table",
+            {"point_in_time_recovery": [{"enabled": False}]},
+            {"point_in_time_recovery": []},
+            [],
+        ),
+        ("aws_dynamodb_table", {"point_in_time_recovery": []}, {"point_in_time_recovery": None}, []),
+    ],
+)
+def test_unknown_or_removed_nets_fail_closed(catalog: Catalog, rtype, before, after, expected) -> None:
+    assert nets(catalog, rtype, before, after) == expected
 
 
 def test_bad_catalogs_fail_closed(tmp_path: Path) -> None:

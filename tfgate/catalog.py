@@ -19,7 +19,8 @@ from tfgate.model import SafetyNetRemoval
 from tfgate.resources import data_path
 
 UNSAFE_KINDS = ("true_to_false", "false_to_true", "to_zero", "removed", "lowered")
-_MISSING: Any = object()
+_MISSING: Any = object()  # no such attribute or block
+_UNKNOWN: Any = object()  # the attribute's new value is known only after apply
 
 
 class _TypeSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,24 +82,40 @@ def _number(v: Any) -> float | None:
 
 
 def _unsafe(kind: str, before: Any, after: Any) -> bool:
-    if after is _MISSING:  # unknown after apply: nothing to compare
+    """The update removes the net. A switch or number known only after apply counts as removing a net
+    that was on: the plan cannot show that it stays (fail closed)."""
+    if before is _MISSING:
         return False
+    if after is _UNKNOWN:
+        if kind == "removed":  # a name computed at apply (final-${timestamp()}) is still a name
+            return False
+        after = _OFF[kind] if kind in _OFF else kind.split(":", 1)[1]
     if kind == "true_to_false":
         return _truthy(before) is True and _truthy(after) is not True
     if kind == "false_to_true":
         return _truthy(before) is not True and _truthy(after) is True
     if kind == "to_zero":
         b, a = _number(before), _number(after)
-        return b is not None and b > 0 and a == 0
+        return b is not None and b > 0 and (a == 0 or a is None)
     if kind == "lowered":
         b, a = _number(before), _number(after)
-        return b is not None and a is not None and a < b
+        return b is not None and b > 0 and (a is None or a < b)
     if kind == "removed":
-        return before not in (None, "", _MISSING) and after in (None, "")
+        return before not in (None, "") and after in (None, "", _MISSING)
     if kind.startswith("value_to:"):
         target = kind.split(":", 1)[1]
-        return before != target and before is not _MISSING and after == target
+        return before != target and after == target
     raise AssertionError(kind)
+
+
+# The value each kind treats as "net off", assumed when the new value is unknown until apply.
+_OFF: dict[str, Any] = {
+    "true_to_false": False,
+    "false_to_true": True,
+    "to_zero": 0,
+    "lowered": 0,
+    "removed": None,
+}
 
 
 def _values(obj: Any, path: tuple[str, ...]) -> list[Any]:
@@ -180,19 +197,27 @@ class Catalog:
         for root, nets in hits:
             b_val = msgspec.json.decode(getattr(b_top, field[root]))
             a_raw = getattr(a_top, field[root])
-            a_val = msgspec.json.decode(a_raw) if a_raw is not msgspec.UNSET else _MISSING
+            # Terraform leaves attributes that are unknown until apply out of `after`.
+            a_val = msgspec.json.decode(a_raw) if a_raw is not msgspec.UNSET else _UNKNOWN
             for net in nets:
                 rest = net.path[1:]
                 b_vals = _values(b_val, rest) if rest else [b_val]
-                a_vals = _values(a_val, rest) if rest and a_val is not _MISSING else [a_val]
+                if a_val is _UNKNOWN:
+                    a_vals = [_UNKNOWN] * len(b_vals)
+                else:
+                    a_vals = _values(a_val, rest) if rest else [a_val]
+                    # Blocks removed by the update take their nets with them.
+                    a_vals += [_MISSING] * (len(b_vals) - len(a_vals))
                 for b_item, a_item in zip(b_vals, a_vals, strict=False):
                     if net.removed(b_item, a_item):
+                        unknown = a_item is _UNKNOWN
                         found.append(
                             SafetyNetRemoval(
                                 attribute=".".join(net.path),
                                 before=b_item,
-                                after=a_item,
-                                description=net.description,
+                                after=None if unknown or a_item is _MISSING else a_item,
+                                description=net.description
+                                + (" (the new value is known only after apply)" if unknown else ""),
                             )
                         )
                         break
