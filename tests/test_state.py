@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -144,6 +145,41 @@ def test_state_check_command(prod: TF) -> None:
                           cwd=prod.dir, capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "missing_state" in codes(json.loads(proc.stdout))
+
+
+def _tfgate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tfgate", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+def test_a_state_that_is_not_a_terraform_state_is_an_input_error(prod: TF) -> None:
+    state_file = prod.dir / "terraform.tfstate"
+    good = json.loads(state_file.read_text())
+    for bad, says in (
+        ({}, "missing required field `version`"),
+        ({k: v for k, v in good.items() if k != "lineage"}, "missing required field `lineage`"),
+        (dict(good, serial="7"), "`$.serial`"),
+        (dict(good, version=5), "unsupported Terraform state format version 5"),
+    ):
+        state_file.write_text(json.dumps(bad))
+        proc = _tfgate(prod.dir, "state", "check", ".")
+        assert proc.returncode == 2, proc.stdout
+        assert proc.stderr.startswith("tfgate: error: terraform.tfstate: ") and says in proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+    state_file.write_text(json.dumps(good))
+    # The same validation for the state inside a saved binary plan (one Terraform itself still reads).
+    original = zipfile.ZipFile(prod.dir / "plan.bin")
+    with zipfile.ZipFile(prod.dir / "odd.bin", "w") as odd:
+        for info in original.infolist():
+            data = original.read(info)
+            if info.filename == "tfstate":
+                data = json.dumps(
+                    {k: v for k, v in json.loads(data).items() if k not in ("lineage", "serial")}
+                )
+            odd.writestr(info, data)
+    proc = _tfgate(prod.dir, "check", "odd.bin")
+    assert proc.returncode == 2, proc.stdout
+    assert "odd.bin!tfstate: " in proc.stderr and "missing required field" in proc.stderr
 
 
 # --- S3 backend: Terraform's own s3 backend against moto_server on 127.0.0.1 -----------------------------

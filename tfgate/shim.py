@@ -236,13 +236,12 @@ def _verify_ssh(stmt: Path, sig: Path, signers: Path) -> str | None:
     return None
 
 
-def _state_meta(raw: bytes) -> tuple[str | None, int | None]:
-    try:
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        raise TfgateError(f"state is not valid JSON: {exc}") from exc
-    serial = data.get("serial")
-    return data.get("lineage"), serial if isinstance(serial, int) else None
+def _state_meta(raw: bytes, source: str) -> tuple[str | None, int | None]:
+    """(lineage, serial) of a state; (None, None) when there is none. Not a Terraform state: TfgateError."""
+    from tfgate.state.tfstate import parse_state
+
+    info = parse_state(raw, source)
+    return (info.lineage, info.serial) if info else (None, None)
 
 
 def check_state_push(real: list[str], args: Sequence[str], index: int, *, cwd: Path) -> str | None:
@@ -256,9 +255,9 @@ def check_state_push(real: list[str], args: Sequence[str], index: int, *, cwd: P
         pushed = Path(cwd, rest[0]).read_bytes()
     except OSError as exc:
         return f"cannot read {rest[0]}: {exc.strerror}"
-    new_lineage, new_serial = _state_meta(pushed)
+    new_lineage, new_serial = _state_meta(pushed, rest[0])
     current = run_capture(real, ["state", "pull"], cwd=cwd, what="state pull")
-    cur_lineage, cur_serial = _state_meta(current)
+    cur_lineage, cur_serial = _state_meta(current, "the current state (terraform state pull)")
     if cur_lineage is None:
         return None  # no current state: nothing to overwrite
     if new_lineage != cur_lineage:
