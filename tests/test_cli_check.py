@@ -174,6 +174,22 @@ def test_reports_written_beside_output(scenario) -> None:
     )
 
 
+def test_unwritable_report_path_is_a_one_line_input_error(scenario) -> None:
+    tf, _ = scenario("deleted_block")
+    (tf.dir / "tfgate.yaml").write_text(PROTECT_DB)
+    under_a_file = tf.dir / "plan.bin" / "r"
+    for option, path in (
+        ("--report-json", Path("/proc/nope/x.json")),
+        ("--report-md", under_a_file / "x.md"),
+        ("--report-html", tf.dir),  # a directory
+    ):
+        proc = tfgate("check", "plan.bin", option, str(path), cwd=tf.dir)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2, err
+        assert err.startswith(f"tfgate: error: cannot write the report {path}: "), err
+        assert len(err.splitlines()) == 1 and "internal error" not in err
+
+
 @pytest.mark.slow
 def test_demo_blocks_the_silent_database_destroy() -> None:
     proc = tfgate("demo", "--terraform", "embedded", "--format", "json")

@@ -134,6 +134,15 @@ def test_plan_dir_argument_and_terraform_args(prod, tmp_path: Path) -> None:
     assert (out / "plan.bin").is_file()
 
 
+def test_plan_out_folder_that_cannot_be_created_is_an_input_error(prod, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file" / "out", Path("/proc/nope/out")):
+        proc = tfgate("plan", "--out", str(out), cwd=prod.dir)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith(f"tfgate: error: cannot create the report folder {out}: "), proc.stderr
+        assert len(proc.stderr.splitlines()) == 1
+
+
 def test_swapped_plan_file_is_refused(prod, monkeypatch: pytest.MonkeyPatch) -> None:
     """The plan file is replaced after the check (by a slow `terraform show` wrapper): refused."""
     (prod.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")

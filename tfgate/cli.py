@@ -92,12 +92,11 @@ def use_color(stream: object = None) -> bool:
 
 def emit(result: object, fmt: str | None, reports: dict[str, Path | None]) -> None:
     """Print the result in the chosen format and write any extra report files."""
-    from tfgate.render import render
+    from tfgate.render import render, write_report
 
     for kind, path in reports.items():
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(result, kind), encoding="utf-8")  # type: ignore[arg-type]
+            write_report(path, render(result, kind))  # type: ignore[arg-type]
     chosen = fmt or "text"
     sys.stdout.write(render(result, chosen, color=chosen == "text" and use_color()))  # type: ignore[arg-type]
     sys.stdout.flush()

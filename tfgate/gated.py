@@ -112,13 +112,14 @@ def _terraform(opts: GateOptions) -> list[str]:
 
 
 def _out_dir(opts: GateOptions) -> Path:
+    from tfgate.render import report_dir
+
     if opts.out_dir is not None:
         out = opts.out_dir if opts.out_dir.is_absolute() else Path.cwd() / opts.out_dir
     else:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         out = opts.workdir.resolve() / PLANS_DIR / stamp
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return report_dir(out)
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def check(opts: GateOptions, plan_file: Path):
 
 def write_reports(result: object, out_dir: Path) -> list[Path]:
     """report.json / report.md / report.html beside the plan (formats not available yet are skipped)."""
-    from tfgate.render import render
+    from tfgate.render import render, write_report
 
     written = []
     for fmt, name in REPORT_FORMATS.items():
@@ -176,8 +177,7 @@ def write_reports(result: object, out_dir: Path) -> list[Path]:
             if fmt == "json":
                 raise
             continue
-        (out_dir / name).write_text(text, encoding="utf-8")
-        written.append(out_dir / name)
+        written.append(write_report(out_dir / name, text))
     return written
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib import import_module
+from pathlib import Path
 
 from tfgate.errors import TfgateError
 from tfgate.model import Result
@@ -18,3 +19,22 @@ def render(result: Result, fmt: str, *, color: bool = False) -> str:
     if fmt == "text":
         return module.render(result, color=color)
     return module.render(result)
+
+
+def report_dir(path: Path) -> Path:
+    """Create a report folder (and its parents); one that cannot be created is an input error naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TfgateError(f"cannot create the report folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_report(path: Path, text: str) -> Path:
+    """Write a rendered report, creating its folder; an unwritable path is an input error naming it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise TfgateError(f"cannot write the report {path}: {exc.strerror or exc}") from None
+    return path
