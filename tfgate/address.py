@@ -142,7 +142,8 @@ def resolve_address(
                 and _ident(name)
                 and (not module or _module_ok(module))
             ):
-                return Address(module or None, mode or "managed", type, name, address[len(prefix) :])
+                mode = "data" if mode == "data" else "managed"  # the shared constant, not a copy
+                return Address(module or None, mode, type, name, address[len(prefix) :])
     parsed = parse_address(address)
     given = {"mode": mode, "type": type, "name": name, "module": module}
     derived = {"mode": parsed.mode, "type": parsed.type, "name": parsed.name, "module": parsed.module or ""}

@@ -115,7 +115,8 @@ class _State(msgspec.Struct, gc=False):
 class _Plan(msgspec.Struct, gc=False):
     format_version: str | None = None
     terraform_version: str | None = None
-    resource_changes: list[_ResourceChange] = []
+    # Kept raw and decoded one at a time: only one change's structs exist at once (peak memory).
+    resource_changes: list[msgspec.Raw] = []
     prior_state: _State | None = None
     errored: bool = False
     complete: bool = True
@@ -171,6 +172,7 @@ class _KeyAttrs(msgspec.Struct, gc=False):
 
 _KEY_ATTRS = _KeyAttrs.__struct_fields__
 _plan_decoder = msgspec.json.Decoder(_Plan)
+_rc_decoder = msgspec.json.Decoder(_ResourceChange)
 _msg_decoder = msgspec.json.Decoder(_Message)
 _key_decoder = msgspec.json.Decoder(_KeyAttrs)
 _any_decoder = msgspec.json.Decoder()
@@ -336,8 +338,14 @@ def _load_show_json(
     else:
         prior_empty = True  # Terraform omits prior_state when there is no state at all
     changes: list[Change] = []
+    values: list[tuple[msgspec.Raw, msgspec.Raw, msgspec.Raw]] = []  # hashed into the digest below
     keyed: dict[tuple[str, str], int] = {}
-    for i, rc in enumerate(plan.resource_changes):
+    for i, raw in enumerate(plan.resource_changes):
+        try:
+            rc = _rc_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            where = str(exc).replace("at `$", f"at `$.resource_changes[{i}]")
+            raise PlanError(f"{label}: not a Terraform JSON plan: {where}") from None
         try:
             change = _classify_show(rc, label, catalog, prior_empty)
         except (UnicodeDecodeError, RecursionError) as exc:
@@ -347,14 +355,14 @@ def _load_show_json(
             raise PlanError(f"{label}: duplicate resource change for address {change.address}")
         keyed[key] = i
         changes.append(change)
+        values.append((rc.change.before, rc.change.after, rc.change.after_unknown))
     digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
     compact = _is_compact(data)
     for key in sorted(keyed):
         i = keyed[key]
         _digest_change(digest, changes[i])
-        c = plan.resource_changes[i].change
-        for raw in (c.before, c.after, c.after_unknown):
-            digest.update(_normalised(raw, compact))
+        for value in values[i]:
+            digest.update(_normalised(value, compact))
             digest.update(b"\x1e")
 
     info = PlanInfo(
@@ -443,11 +451,11 @@ def _classify_show(
     return Change(
         address=address,
         mode=mode,
-        type=rtype,
+        type=_shared(rtype),
         name=name,
-        module_address=parsed.module,
+        module_address=_shared(parsed.module),
         index=rc.index,
-        provider=rc.provider_name,
+        provider=_shared(rc.provider_name),
         actions=actions,
         change_class=cls,
         action_reason=rc.action_reason,
@@ -464,6 +472,19 @@ def _classify_show(
         catalog_kind=entry.kind if entry else None,
         risk=rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False),
     )
+
+
+_SHARED: dict[str, str] = {}
+
+
+def _shared(text: str | None) -> str | None:
+    """One string object for values that repeat across a plan's changes (types, modules, providers):
+    a 100,000-change plan keeps a handful of distinct ones instead of 100,000 copies."""
+    if text is None:
+        return None
+    if len(_SHARED) > 100_000:
+        _SHARED.clear()
+    return _SHARED.setdefault(text, text)
 
 
 def _resolve(label: str, address: str, **fields: str | None) -> Address:
@@ -645,11 +666,11 @@ def _classify_stream(sc: _StreamChange, label: str, number: int, catalog: Catalo
     return Change(
         address=res.addr,
         mode=mode,
-        type=rtype,
+        type=_shared(rtype),
         name=name,
-        module_address=parsed.module,
+        module_address=_shared(parsed.module),
         index=res.resource_key,
-        provider=res.implied_provider,
+        provider=_shared(res.implied_provider),
         actions=actions,
         change_class=cls,
         action_reason=_STREAM_REASONS.get(sc.reason, sc.reason) if sc.reason else None,
