@@ -321,3 +321,69 @@ def test_interactive_confirmation_can_decline(w: World, tmp_path: Path) -> None:
         opts, echo=shown.append, confirm=lambda _: True, prompt_reason=lambda: "asked", interactive=True
     )
     assert code == 0 and json.loads((tmp_path / "a.json").read_text())["reason"] == "asked"
+
+
+def _report(tmp_path: Path, name: str, edit, *args: str) -> Path:
+    """The JSON report `tfgate check` publishes, edited by EDIT (the report is unsigned: anyone can)."""
+    doc = json.loads(cli("check", "plan.json", "--format", "json", "--no-state-checks", *args).stdout)
+    edit(doc)
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _unprotect(doc: dict) -> None:
+    doc["violations"] = []
+    for c in doc["changes"]:
+        c["protected_by"] = []
+
+
+def test_a_tampered_report_cannot_lower_what_approvals_verify_requires(w: World, tmp_path: Path) -> None:
+    empty = tmp_path / "none"
+    empty.mkdir()
+    alice = approve(w, "alice", tmp_path / "alice.json")
+
+    def zero(doc: dict) -> None:
+        doc["violations"][0]["approvals_required"] = 0
+
+    # Edits that leave the report contradicting itself are input errors.
+    for name, edit, says in (
+        ("zero.json", zero, "approvals_required"),
+        ("dropped.json", lambda doc: doc.update(violations=[]), "does not hold together"),
+    ):
+        res = cli("approvals", "verify", str(empty), "--plan", str(_report(tmp_path, name, edit)))
+        assert res.exit_code == 2, res.output
+        assert name in res.stderr and says in res.stderr and len(res.stderr.splitlines()) == 1
+    # A consistent edit (nothing protected any more) is re-derived from the manifest: still blocked.
+    unprotected = _report(tmp_path, "unprotected.json", _unprotect)
+    res = cli("approvals", "verify", str(empty), "--plan", str(unprotected))
+    assert res.exit_code == 1 and "terraform_data.db [rule prod-db, needs 1]: BLOCKED" in res.stdout
+    # Lowering 2 to 1 in a report made with two.yaml: the manifest still asks for two approvals.
+    lowered = _report(
+        tmp_path,
+        "lowered.json",
+        lambda doc: doc["violations"][0].update(approvals_required=1),
+        "-m",
+        "two.yaml",
+    )
+    res = cli("approvals", "verify", str(alice), "--plan", str(lowered), "-m", "two.yaml")
+    assert res.exit_code == 1 and "needs 2]: BLOCKED" in res.stdout, res.output
+    # The honest report with the right approval still passes.
+    honest = _report(tmp_path, "honest.json", lambda doc: None)
+    assert cli("approvals", "verify", str(alice), "--plan", str(honest)).exit_code == 0
+    # A rule on the provider cannot be re-derived from a report, which does not carry it.
+    by_provider = tmp_path / "provider.yaml"
+    by_provider.write_text(RULE.format(n=1).replace("address: ['terraform_data.db']", "provider: ['*']"))
+    by_provider.with_name("allowed_signers").write_text((w.dir / "allowed_signers").read_text())
+    res = cli("approvals", "verify", str(alice), "--plan", str(honest), "-m", str(by_provider))
+    assert res.exit_code == 2 and "provider" in res.stderr
+
+
+def test_approving_from_a_tampered_report_shows_what_the_manifest_protects(w: World, tmp_path: Path) -> None:
+    report = _report(tmp_path, "unprotected.json", _unprotect)
+    approve(w, "alice", tmp_path / "a.json", "-m", "two.yaml", plan=str(report))
+    shown = approve.last.stderr  # type: ignore[attr-defined]
+    assert "terraform_data.db  [protected: prod-db, needs 2]" in shown
+    stmt = json.loads((tmp_path / "a.json").read_text())
+    assert stmt["plan_digest"] == w.digest
+    assert {"address": "terraform_data.db", "class": "delete"} in stmt["changes"]

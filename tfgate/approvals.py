@@ -24,6 +24,7 @@ malformed ever counts: fail closed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -32,10 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from tfgate.errors import TfgateError
-from tfgate.model import ApprovalOutcome, ChangeClass, Violation
+from tfgate.model import ApprovalOutcome, Change, ChangeClass, PlanInfo, SafetyNetRemoval, Violation
 
 FORMAT_VERSION = 1
 NAMESPACE = "tfgate"
@@ -301,8 +304,6 @@ def judge(
     now: datetime,
 ) -> tuple[tuple[Violation, ...], tuple[ApprovalOutcome, ...]]:
     """Count valid statements toward each violation; one ApprovalOutcome per statement judged."""
-    import dataclasses
-
     from tfgate.allowed_signers import match_pattern
 
     signers = load_signers(manifest)
@@ -392,18 +393,19 @@ class Target:
     blocking_findings: tuple[str, ...] = ()
 
 
-def destructive(changes: Iterable[Any]) -> tuple[ApprovedChange, ...]:
+def statement_class(change: Change) -> str | None:
+    """The statement class of a managed delete, replace, forget or safety-net removal; None otherwise."""
+    if change.mode != "managed":
+        return None
+    cls = change.change_class
+    if cls in (ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET):
+        return cls.value
+    return "safety_net" if cls is ChangeClass.UPDATE and change.safety_nets else None
+
+
+def destructive(changes: Iterable[Change]) -> tuple[ApprovedChange, ...]:
     """Deletes, replaces, forgets and safety-net removals of managed resources (model Change objects)."""
-    out = []
-    for c in changes:
-        if c.mode != "managed":
-            continue
-        cls = c.change_class
-        if cls in (ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET):
-            out.append(ApprovedChange(c.address, cls.value, c.deposed))
-        elif cls is ChangeClass.UPDATE and c.safety_nets:
-            out.append(ApprovedChange(c.address, "safety_net", c.deposed))
-    return tuple(out)
+    return tuple(ApprovedChange(c.address, k, c.deposed) for c in changes if (k := statement_class(c)))
 
 
 def is_report(head: bytes) -> bool:
@@ -412,40 +414,156 @@ def is_report(head: bytes) -> bool:
     return text.startswith(b"{") and b'"schema_version"' in text[:300] and b'"tfgate"' in text[:600]
 
 
-def target_from_report(data: bytes, source: str) -> Target:
-    """A Target from the JSON report a CI job published (TfgateError when it is not one)."""
+class _ReportNet(msgspec.Struct):
+    attribute: str
+    description: str
+    before: Any = None
+    after: Any = None
+
+
+class _ReportChange(msgspec.Struct):
+    """What a report says about one change (risk and catalog are re-derived, not read)."""
+
+    address: str
+    mode: str
+    type: str
+    actions: list[str]
+    class_: ChangeClass = msgspec.field(name="class")
+    protected_by: list[str] = []
+    module_address: str | None = None
+    action_reason: str | None = None
+    replace_order: str | None = None
+    deposed: str | None = None
+    previous_address: str | None = None
+    safety_nets: list[_ReportNet] = []
+    prior: dict[str, Any] = {}
+    hidden_tags: list[str] = []
+
+
+class _ReportViolation(msgspec.Struct):
+    address: str
+    rule: str
+    class_: Literal["delete", "replace", "forget", "update", "safety_net"] = msgspec.field(name="class")
+    approvals_required: Annotated[int, msgspec.Meta(ge=1)]
+    reason: str = ""
+    deposed: str | None = None
+
+
+class _ReportFinding(msgspec.Struct):
+    code: str
+    severity: str
+
+
+class _ReportPlan(msgspec.Struct):
+    digest: str
+    input_format: str
+    format_version: str | None = None
+    terraform_version: str | None = None
+    errored: bool = False
+    complete: bool = True
+    has_values: bool = True
+
+
+class _ReportTool(msgspec.Struct):
+    name: Literal["tfgate"]
+
+
+class _Report(msgspec.Struct):
+    tool: _ReportTool
+    workspace: str
+    plan: _ReportPlan
+    changes: list[_ReportChange]
+    violations: list[_ReportViolation]
+    findings: list[_ReportFinding] = []
+
+
+def _key(address: str, rule: str, klass: str, deposed: str | None) -> tuple[str, str, str, str]:
+    return (address, rule, klass, deposed or "")
+
+
+def _report_change(c: _ReportChange, catalog: Any) -> Change:
+    """A model Change from a report entry; its catalog entry is looked up again, not read."""
+    entry = catalog.lookup(c.type) if c.mode == "managed" else None
+    return Change(
+        address=c.address, mode=c.mode, type=c.type, name="", module_address=c.module_address, index=None,
+        provider=None, actions=tuple(c.actions), change_class=c.class_, action_reason=c.action_reason,
+        replace_order=c.replace_order, deposed=c.deposed, previous_address=c.previous_address,
+        prior=tuple(c.prior.items()), hidden_tags=tuple(c.hidden_tags),
+        safety_nets=tuple(SafetyNetRemoval(n.attribute, n.before, n.after, n.description) for n in c.safety_nets),
+        catalog_classes=entry.classes if entry else (), catalog_kind=entry.kind if entry else None,
+        protected_by=tuple(c.protected_by),
+    )  # fmt: skip
+
+
+def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
+    """A Target from the JSON report a CI job published. The report is unsigned: it is trusted for its digest,
+    workspace and the changes it lists, nothing more. The protected changes are re-derived by applying the
+    manifest to those changes (the report's own violations can only add to them); a report whose violations
+    do not agree with its changes, or that lacks a fact a rule needs, is refused (TfgateError)."""
+    from tfgate.catalog import load_catalog
+    from tfgate.evaluate import evaluate
+    from tfgate.loader import LoadedPlan
+
     try:
-        doc = json.loads(data.decode("utf-8-sig"))
-        if doc["tool"]["name"] != "tfgate":
-            raise KeyError("tool")
-        digest = doc["plan"]["digest"]
-        workspace = doc["workspace"]
-        if not isinstance(digest, str) or not _DIGEST.match(digest) or not isinstance(workspace, str):
-            raise ValueError("plan.digest/workspace")
-        changes = []
-        for c in doc["changes"]:
-            if c.get("mode", "managed") != "managed":
-                continue
-            klass = c["class"]
-            if klass in ("delete", "replace", "forget"):
-                changes.append(ApprovedChange(c["address"], klass, c.get("deposed")))
-            elif klass == "update" and c.get("safety_nets"):
-                changes.append(ApprovedChange(c["address"], "safety_net", c.get("deposed")))
-        violations = tuple(
-            Violation(
-                address=v["address"],
-                rule=v["rule"],
-                change_class=ChangeClass.UPDATE if v["class"] == "safety_net" else ChangeClass(v["class"]),
-                reason=v.get("reason", ""),
-                approvals_required=int(v.get("approvals_required", 1)),
-                deposed=v.get("deposed"),
-            )
-            for v in doc["violations"]
+        doc = msgspec.json.decode(data.decode("utf-8-sig"), type=_Report)
+    except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise TfgateError(f"{source}: not a tfgate JSON report ({exc})") from None
+    if not _DIGEST.match(doc.plan.digest):
+        raise TfgateError(f"{source}: not a tfgate JSON report (plan.digest is not sha256:<64 hex digits>)")
+    by_provider = [r.name for r in manifest.rules if r.match.get("provider") is not None]
+    if by_provider:
+        raise TfgateError(
+            f"{source}: rule {by_provider[0]!r} matches on provider, which a JSON report does not carry; "
+            "give the plan itself"
         )
-        blocking = tuple(f["code"] for f in doc.get("findings", ()) if f.get("severity") == "block")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise TfgateError(f"{source}: not a tfgate JSON report ({type(exc).__name__}: {exc})") from None
-    return Target(source, digest, workspace, tuple(changes), violations, blocking)
+    catalog = load_catalog()
+    changes = [_report_change(c, catalog) for c in doc.changes]
+    marked = {
+        _key(c.address, rule, k, c.deposed)
+        for c in changes
+        if (k := statement_class(c))
+        for rule in c.protected_by
+    }
+    claimed = {
+        _key(v.address, v.rule, "safety_net" if v.class_ == "update" else v.class_, v.deposed): v
+        for v in doc.violations
+    }
+    for keys, what in (
+        (marked - claimed.keys(), "marks it protected but lists no violation for it"),
+        (claimed.keys() - marked, "lists a violation but not a protected change"),
+    ):
+        if keys:
+            address, rule, klass, _ = min(keys)
+            raise TfgateError(
+                f"{source}: the report does not hold together (edited?): for the {klass} of {address} "
+                f"under rule {rule!r} it {what}"
+            )
+    p = doc.plan
+    info = PlanInfo(
+        source=source, input_format=p.input_format, format_version=p.format_version,
+        terraform_version=p.terraform_version, digest=p.digest, errored=p.errored, complete=p.complete,
+        has_values=p.has_values and p.input_format != "stream",
+    )  # fmt: skip
+    loaded = LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=None)
+    derived = target_from_result(evaluate(loaded, manifest, workspace=doc.workspace))
+    violations = {_key(v.address, v.rule, violation_class(v), v.deposed): v for v in derived.violations}
+    for key, v in claimed.items():  # the report's own violations can only ask for more
+        have = violations.get(key)
+        if have is None:
+            violations[key] = Violation(
+                address=v.address,
+                rule=v.rule,
+                change_class=ChangeClass.UPDATE if key[2] == "safety_net" else ChangeClass(v.class_),
+                reason=v.reason,
+                approvals_required=v.approvals_required,
+                deposed=v.deposed,
+            )
+        elif have.approvals_required < v.approvals_required:
+            violations[key] = dataclasses.replace(have, approvals_required=v.approvals_required)
+    blocking = (*derived.blocking_findings, *(f.code for f in doc.findings if f.severity == "block"))
+    return dataclasses.replace(
+        derived, violations=tuple(violations.values()), blocking_findings=tuple(dict.fromkeys(blocking))
+    )
 
 
 def target_from_result(result: Any) -> Target:
@@ -481,10 +599,11 @@ def _read_head(plan: str) -> bytes:
         return b""
 
 
-def load_target(opts: PlanOptions, approvals: Sequence[Path] = ()) -> tuple[Target, Any]:
-    """The Target of a plan (any form the core reads) or of a JSON report; also the check Result or None."""
+def load_target(opts: PlanOptions, manifest: Any, approvals: Sequence[Path] = ()) -> tuple[Target, Any]:
+    """The Target of a plan (any form the core reads) or of a JSON report (judged with MANIFEST); also the
+    check Result or None."""
     if opts.input_format is None and is_report(_read_head(opts.plan)):
-        target = target_from_report(Path(opts.plan).read_bytes(), opts.plan)
+        target = target_from_report(Path(opts.plan).read_bytes(), opts.plan, manifest)
         if opts.workspace and opts.workspace != target.workspace:
             raise TfgateError(
                 f"{opts.plan}: the report is for workspace {target.workspace!r}, not {opts.workspace!r}"
@@ -640,7 +759,7 @@ def run_approve(
             raise TfgateError("a --reason is required (it goes into the statement and the audit log)")
         reason = prompt_reason()
     manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
-    target, _ = load_target(opts.plan)
+    target, _ = load_target(opts.plan, manifest)
     statement = make_statement(
         target, signer=opts.signer, ttl=ttl, reason=reason or "", now=now or datetime.now(timezone.utc),
         only=opts.only,
@@ -718,8 +837,8 @@ def run_verify(
     now = now or datetime.now(timezone.utc)
     if not paths:
         raise TfgateError("give at least one approval file or directory")
-    target, _ = load_target(opts)
     manifest = load_manifest(opts.manifest, cwd=opts.workdir)
+    target, _ = load_target(opts, manifest)
     violations, outcomes = judge(
         paths, target.violations, manifest, digest=target.digest, workspace=target.workspace, now=now
     )
