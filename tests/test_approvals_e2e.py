@@ -367,7 +367,7 @@ def test_a_tampered_report_cannot_lower_what_approvals_verify_requires(w: World,
         "two.yaml",
     )
     res = cli("approvals", "verify", str(alice), "--plan", str(lowered), "-m", "two.yaml")
-    assert res.exit_code == 1 and "needs 2]: BLOCKED" in res.stdout, res.output
+    assert res.exit_code == 1 and "needs 2]: BLOCKED (1 of 2: alice@example.com)" in res.stdout, res.output
     # The honest report with the right approval still passes.
     honest = _report(tmp_path, "honest.json", lambda doc: None)
     assert cli("approvals", "verify", str(alice), "--plan", str(honest)).exit_code == 0

@@ -872,11 +872,15 @@ def run_verify(
         lines.append("  (no statement files found)")
     lines.append("protected changes:")
     for v in violations:
-        have = len(v.approved_by)
-        state = f"approved by {', '.join(v.approved_by)}" if v.approved else "BLOCKED"
+        if v.approved:
+            state = f"approved by {', '.join(v.approved_by)}"
+        else:
+            have = sorted({o.signer or o.source for o in outcomes if o.counted and v.address in o.addresses})
+            state = f"BLOCKED ({len(have)} of {v.approvals_required}" + (
+                f": {', '.join(have)})" if have else ")"
+            )
         lines.append(
             f"  {violation_class(v):<10} {v.address} [rule {v.rule}, needs {v.approvals_required}]: {state}"
-            + ("" if v.approved or not have else f" ({have})")
         )
     if not violations:
         lines.append("  (none)")
