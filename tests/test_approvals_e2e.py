@@ -376,6 +376,14 @@ def test_a_tampered_report_cannot_lower_what_approvals_verify_requires(w: World,
     by_provider.write_text(RULE.format(n=1).replace("address: ['terraform_data.db']", "provider: ['*']"))
     by_provider.with_name("allowed_signers").write_text((w.dir / "allowed_signers").read_text())
     res = cli("approvals", "verify", str(alice), "--plan", str(honest), "-m", str(by_provider))
+    assert res.exit_code == 0 and "terraform_data.db [rule prod-db, needs 1]: approved" in res.stdout, (
+        res.output
+    )
+    # A report without the provider (hand-made, or from an older tfgate) cannot be judged by such a rule.
+    no_provider = _report(
+        tmp_path, "no-provider.json", lambda doc: [c.pop("provider") for c in doc["changes"]]
+    )
+    res = cli("approvals", "verify", str(alice), "--plan", str(no_provider), "-m", str(by_provider))
     assert res.exit_code == 2 and "provider" in res.stderr
 
 

@@ -438,6 +438,7 @@ class _ReportChange(msgspec.Struct):
     safety_nets: list[_ReportNet] = []
     prior: dict[str, Any] = {}
     hidden_tags: list[str] = []
+    provider: str | None = None
 
 
 class _ReportViolation(msgspec.Struct):
@@ -486,7 +487,7 @@ def _report_change(c: _ReportChange, catalog: Any) -> Change:
     entry = catalog.lookup(c.type) if c.mode == "managed" else None
     return Change(
         address=c.address, mode=c.mode, type=c.type, name="", module_address=c.module_address, index=None,
-        provider=None, actions=tuple(c.actions), change_class=c.class_, action_reason=c.action_reason,
+        provider=c.provider, actions=tuple(c.actions), change_class=c.class_, action_reason=c.action_reason,
         replace_order=c.replace_order, deposed=c.deposed, previous_address=c.previous_address,
         prior=tuple(c.prior.items()), hidden_tags=tuple(c.hidden_tags),
         safety_nets=tuple(SafetyNetRemoval(n.attribute, n.before, n.after, n.description) for n in c.safety_nets),
@@ -511,10 +512,10 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
     if not _DIGEST.match(doc.plan.digest):
         raise TfgateError(f"{source}: not a tfgate JSON report (plan.digest is not sha256:<64 hex digits>)")
     by_provider = [r.name for r in manifest.rules if r.match.get("provider") is not None]
-    if by_provider:
+    if by_provider and any(c.provider is None and c.mode == "managed" for c in doc.changes):
         raise TfgateError(
-            f"{source}: rule {by_provider[0]!r} matches on provider, which a JSON report does not carry; "
-            "give the plan itself"
+            f"{source}: rule {by_provider[0]!r} matches on provider, which this report does not carry for "
+            "every change; give the plan itself"
         )
     catalog = load_catalog()
     changes = [_report_change(c, catalog) for c in doc.changes]

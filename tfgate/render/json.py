@@ -33,6 +33,7 @@ class _ChangeOut(msgspec.Struct, omit_defaults=True, gc=False):
     safety_nets: list[dict[str, Any]] | None = None
     prior: dict[str, Any] | None = None
     hidden_tags: tuple[str, ...] | None = None
+    provider: str | None = None
 
 
 _catalog_out: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
@@ -70,6 +71,7 @@ def _change(c: Change) -> _ChangeOut:
         else None,
         dict(c.prior) if c.prior else None,
         c.hidden_tags or None,
+        c.provider,
     )
 
 
