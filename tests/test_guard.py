@@ -70,7 +70,7 @@ TABLE: list[tuple[str, bool, str | None]] = [
     ('bash -lc "cd infra && terraform destroy -auto-approve"', BLOCK, MUTATING),
     ("bash -c \"sh -c 'terraform apply'\"", BLOCK, MUTATING),
     ("eval terraform apply", BLOCK, MUTATING),
-    ("eval \"$(echo x)\"; eval 'terraform state rm a.b'", BLOCK, MUTATING),
+    ("eval \"$(echo x)\"; eval 'terraform state rm a.b'", BLOCK, UNRESOLVED),
     ("env TF_LOG=debug terraform apply", BLOCK, MUTATING),
     ("env -i PATH=/usr/bin terraform destroy", BLOCK, MUTATING),
     ("env -S 'terraform apply -auto-approve'", BLOCK, MUTATING),
@@ -285,3 +285,161 @@ def test_cli_print_config() -> None:
     assert entry["matcher"] == "Bash"
     assert entry["hooks"][0]["type"] == "command"
     assert entry["hooks"][0]["command"].endswith("guard")
+
+
+# Routes around the guard found in review, each with the shell feature it uses. All must block.
+EVASIONS: list[str] = [
+    'echo "terraform apply -auto-approve" | bash',
+    "cat <<EOF | bash\nterraform apply -auto-approve\nEOF",
+    "source /dev/stdin <<< 'terraform apply -auto-approve'",
+    "VAR=1 bash <<< 'terraform apply -auto-approve'",
+    "time bash <<< 'terraform apply -auto-approve'",
+    "( bash ) <<< 'terraform apply -auto-approve'",
+    "sudo bash <<< 'terraform apply -auto-approve'",
+    "echo apply -auto-approve | xargs terraform",
+    'timeout 600 terraform "$(printf apply)" -auto-approve',
+    'nohup terraform "$(echo apply)"',
+    'f() { nohup terraform "$@"; }; f apply -auto-approve',
+    "nohup terraform {apply,}",
+    "cat > notes.txt <<EOF\n$(terraform apply -auto-approve)\nEOF",
+    'echo "${x:-$(terraform apply -auto-approve)}"',
+    "((x = 1 << 2))\nterraform apply -auto-approve",
+    'T="terraform apply -auto-approve"; $T',
+    'read -r T S <<< "terraform apply"; $T $S',
+    '$"terraform" $"apply"',
+    "${T:-terraform} ${S:-apply}",
+    'a=([0]=terraform [1]=apply [2]=-auto-approve); "${a[@]}"',
+    "A=apply; A=plan true; terraform $A -auto-approve",
+    "A=apply; (A=plan); terraform $A -auto-approve",
+    "A=apply; bash -c 'A=plan'; terraform $A -auto-approve",
+    "{terraform,apply,-auto-approve}",
+    "flock /tmp/tfgate terraform apply -auto-approve",
+    "sudo -u tfgate terraform apply",
+    "docker run --name tfgate hashicorp/terraform apply",
+    "env -vS 'terraform apply -auto-approve'",
+    'script -qc "terraform apply -auto-approve" /dev/null',
+    "su -lc 'terraform apply'",
+    "python3 -mtfgate.embedded apply -auto-approve",
+    "python3 -Bm tfgate.embedded apply",
+    "command bash -v -c 'terraform apply -auto-approve'",
+    "command env -v terraform apply -auto-approve",
+    "terragrunt graph apply",
+    "terragrunt --working-dir modules apply -auto-approve",
+    "terragrunt run-all --terragrunt-working-dir test destroy",
+    "terragrunt $(echo apply)",
+    'terragrunt run-all "$CMD"',
+    "terraform test",
+    "tofu test",
+    "terraform plan -out=./-h; terraform apply -- -h",
+    "tfenv exec apply -auto-approve",
+    "tofuenv exec destroy",
+    "docker run --rm -v $PWD:/w hashicorp/terraform:1.9 apply",
+    "~/.terraform.versions/terraform_1.9* apply",
+    "terraform.real apply",
+    "nix-shell -p terraform --run 'terraform apply'",
+    "parallel terraform ::: apply",
+    "tcsh -c 'terraform apply'",
+    "csh -c 'terraform apply'",
+    "ksh93 -c 'terraform apply'",
+    "pwsh -c 'terraform apply'",
+    'cmd //c "terraform apply"',
+    "fish --command 'terraform apply'",
+    'eval eval eval eval eval eval eval eval eval eval te""rraform apply -auto-approve',
+    "echo ${x:-'}'}; te''rraform apply -auto-approve",
+    "nohup tfgate approve plan.bin --signer me --yes",
+    "uvx tfgate approve plan.bin",
+    "python3 -mtfgate approve plan.bin",
+    "ssh-keygen -Ysign -n tfgate -f key st.json",
+    'ssh-keygen -Y sign -n "tf$(printf g)ate" -f key st.json',
+    "env ssh-keygen -Y sign -n tfgate -f key st.json",
+    "command ssh-keygen -Y sign -n tfgate -f key st.json",
+    "python3 -c \"import os; os.system('terraform apply')\"",
+    "perl -e 'system(\"terraform apply\")'",
+    "awk 'BEGIN{system(\"terraform apply\")}'",
+    'python3 <<EOF\nimport os; os.system("terraform apply -auto-approve")\nEOF',
+    'git -c alias.x="!terraform apply -auto-approve" x',
+    "shopt -s expand_aliases; alias t=terraform\nt apply",
+    'ln -s "$(command -v terraform)" ./tf && ./tf apply',
+    "eval \"$(printf 'terraform apply')\"",
+    "source <(printf 'terraform apply')",
+    "at now <<< 'terraform apply'",
+    "tmux new -d 'terraform apply'",
+    "sg docker -c 'terraform apply'",
+    "terraform init -migrate-state",
+    "terraform init -reconfigure -force-copy",
+    'node -e \'require("child_process").execSync("terraform apply")\'',
+]
+
+# Harmless command lines that mention Terraform words: all must pass.
+HARMLESS: list[str] = [
+    "echo terraform destroy",
+    "echo Next, run terraform apply",
+    "ls terraform apply",
+    "tar czf terraform.tgz terraform apply",
+    "git log --grep terraform -- apply",
+    "helm upgrade terraform ./chart",
+    'grep -r "terraform apply" docs/',
+    'git commit -m "terraform apply fix"',
+    "cat <<'EOF' > notes.md\nrun terraform apply later\nEOF",
+    "echo $((1 << 3))",
+    "terraform init -reconfigure",
+    "terraform init -upgrade",
+    "tfenv exec plan",
+    "tfenv install 1.9.5",
+    "terraform apply -help",
+    "for ((i=0; i<3; i++)); do echo $i; done",
+    "A=1; A=2; echo $A",
+    "nohup terraform plan -out=p.bin &",
+    "xargs -n1 terraform fmt",
+    "docker run --rm hashicorp/terraform:1.9 plan",
+    "tfgate guard -- terraform apply",
+    "sudo -u tfgate tfgate plan",
+    "python -m pytest -q",
+    "echo 'hello' | bash -c 'cat'",
+]
+
+
+@pytest.mark.parametrize("command", EVASIONS, ids=range(len(EVASIONS)))
+def test_evasions_are_blocked(command: str) -> None:
+    decision = check_command(command)
+    assert not decision.allowed, command
+    assert decision.reason and decision.segment
+
+
+@pytest.mark.parametrize("command", HARMLESS, ids=range(len(HARMLESS)))
+def test_harmless_lines_pass(command: str) -> None:
+    assert check_command(command).allowed, command
+
+
+def test_pathological_lines_are_judged_with_bounded_work() -> None:
+    import contextlib
+
+    from tfgate.guard import MAX_VALUE, ParseError, _Analyzer
+
+    # A hook that times out lets the command run: work must stay linear in the line.
+    wrappers = ": " + ("bash " * 2000 + "eval ") * 8 + "; terraform apply"
+    analyzer = _Analyzer(wrappers)
+    assert not analyzer.analyze(wrappers, 0).allowed
+    assert analyzer.steps < 20  # once quadratic: every word re-scanned the rest of the line
+    # Values that double on every assignment are capped instead of eating memory; the line is blocked.
+    doubling = "if false; then A=x; " + "A=$A$A; " * 40 + "fi; terraform apply"
+    analyzer = _Analyzer(doubling)
+    with contextlib.suppress(ParseError):
+        analyzer.analyze(doubling, 0)
+    assert max(len(v) for v in analyzer.vars.values()) <= MAX_VALUE
+    assert not check_command(doubling).allowed
+
+
+def test_hook_input_with_a_repeated_key_is_refused() -> None:
+    answer = hook('{"tool_name": "Bash", "tool_input": {"command": "terraform apply"}, '
+                  '"tool_input": {"command": "ls"}}')  # fmt: skip
+    assert answer.exit_code == 2 and "duplicate key" in answer.stderr
+
+
+def test_print_config_with_a_command_judges_the_command() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfgate", "guard", "terraform", "apply", "--print-config"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2, proc.stdout

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tfgate.strict import json_loads
+
 #: Decision codes.
 ALLOWED = "allowed"
 MUTATING = "mutating"  # a known apply/destroy/state-mutating command
@@ -71,9 +73,64 @@ _MUTATING_WORDS = _TF_APPLY | _TF_STATE_MUTATING | {"apply-all", "destroy-all"}
 
 _TF_NAME = re.compile(r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d[\w.]*)?$")
 _TG_NAME = re.compile(r"^terragrunt([-_]?v?\d[\w.]*)?$")
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "fish", "rbash", "busybox"})
+_SHELLS = frozenset(
+    {"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "fish", "rbash", "busybox", "csh", "tcsh"}
+)  # fmt: skip
 _PYTHON = re.compile(r"^python[\d.]*$")
+#: Interpreters whose code (an -c/-e argument, or stdin) could start Terraform: judged by what it mentions.
+_INTERPRETER = re.compile(
+    r"^(python[\d.]*|pypy[\d.]*|perl[\d.]*|ruby[\d.]*|node(js)?|deno|bun|php[\d.]*|lua[\d.]*|luajit|"
+    r"[gmn]?awk|rscript|osascript|tclsh|groovy|pwsh|powershell|cmd)$"
+)
+_VERSION_MANAGERS = frozenset({"tfenv", "tofuenv", "tgenv", "tgswitch", "tfswitch"})  # `tfenv exec ARGS`
+#: Programs that never run their arguments as a command: no wrapper scan (`echo terraform destroy`).
+_NON_EXECUTING = frozenset(
+    {
+        "echo", "printf", "ls", "cat", "grep", "egrep", "fgrep", "rg", "ag", "ack", "git", "tar", "zip",
+        "unzip", "gzip", "cp", "mv", "rm", "mkdir", "rmdir", "touch", "head", "tail", "less", "more", "wc",
+        "sort", "uniq", "diff", "stat", "file", "du", "df", "basename", "dirname", "realpath", "readlink",
+        "test", "[", "[[", "which", "type", "whereis", "man", "tee", "jq", "yq", "cut", "tr", "column",
+        "md5sum", "sha256sum", "chmod", "chown", "ln", "tree", "code", "vim", "nano", "open",
+    }
+)  # fmt: skip
 _TF_WORD = re.compile(r"terraform|tofu|terragrunt", re.IGNORECASE)
+#: Text that asks Terraform to change something, for code tfgate cannot parse (python -c, perl -e ...).
+_MUTATION_TEXT = re.compile(
+    r"\b(apply|destroy|refresh|import|taint|untaint|force-unlock|apply-all|destroy-all)\b"
+    r"|\bstate\W+(rm|mv|push|replace-provider)\b|\bworkspace\W+delete\b"
+)
+_TFGATE_COMMANDS = frozenset(
+    {"check", "demo", "plan", "apply", "destroy", "guard", "approve", "approvals", "shim", "shim-exec",
+     "audit", "state", "comment", "--version", "--help"}
+)  # fmt: skip
+#: Programs that run an argument as a shell command line (`tmux new -d 'cmd'`, `xterm -e cmd`).
+_RUNS_ARGS_AS_CODE = frozenset(
+    {"tmux", "screen", "byobu", "dtach", "abduco", "xterm", "urxvt", "gnome-terminal", "konsole", "kitty",
+     "alacritty", "wezterm", "pwsh", "powershell", "cmd", "start"}
+)  # fmt: skip
+#: Wrappers that run the command after them: a Terraform subcommand tfgate cannot read behind them
+#: blocks. (Behind other programs only known mutations block: `helm upgrade terraform ./chart`.)
+_WRAPPERS = frozenset(
+    {"sudo", "doas", "nohup", "timeout", "nice", "ionice", "env", "exec", "command", "builtin", "stdbuf",
+     "setsid", "chrt", "taskset", "xargs", "parallel", "flock", "unbuffer", "caffeinate", "strace", "ltrace",
+     "time", "retry", "chronic", "direnv", "uv", "uvx", "poetry", "pipenv", "pdm", "hatch", "aws-vault", "op",
+     "doppler", "dotenv", "mise", "asdf", "devbox", "nix", "npx", "entr", "find", "firejail", "bwrap",
+     "systemd-run", "docker", "podman", "kubectl"}
+)  # fmt: skip
+MAX_STEPS = 20_000  # simple commands analysed per command line (nested eval/sh -c included)
+MAX_VALUE = 65_536  # characters a shell variable may hold in the analysis
+
+
+def mentions_mutation(text: str) -> bool:
+    """The text names a Terraform-family program and a mutating subcommand."""
+    return bool(_TF_WORD.search(text) and _MUTATION_TEXT.search(text))
+
+
+def _dequote(text: str) -> str:
+    """The text without quote and escape characters (``te''rraform`` -> ``terraform``)."""
+    return re.sub(r"[\"'\\`]", "", text)
+
+
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
 _VAR_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _KEYWORDS = frozenset(
@@ -194,6 +251,8 @@ class _Lexer:
                 else:
                     self._end_command()
                     self.i += 2 if s.startswith("&&", self.i) else 1
+            elif c == "(" and s.startswith("((", self.i) and self.word is None:
+                self._arithmetic()
             elif c in "|;()":
                 self._end_command()
                 self.i += 1
@@ -217,7 +276,9 @@ class _Lexer:
                 if (line.lstrip("\t") if strip else line) == delim:
                     break
                 body.append(line)
-            owner.stdin_texts.append("\n".join(body))
+            text = "\n".join(body)
+            owner.stdin_texts.append(text)
+            self.subs.extend(substitutions(text))  # an unquoted heredoc runs its $(...) and `...`
         self.heredocs = []
 
     def _double_quoted(self) -> None:
@@ -265,14 +326,61 @@ class _Lexer:
                 self._add(raw)
             self.i = j + 1
         elif nxt == "{":
-            end = s.find("}", self.i + 2)
-            if end < 0:
-                raise ParseError("unbalanced ${")
+            end = self._brace_end(self.i + 2)
+            inner = s[self.i + 2 : end]
+            self.subs.extend(substitutions(inner))  # ${x:-$(cmd)} runs cmd
             self._add(s[self.i : end + 1])
             self.i = end + 1
+        elif nxt == '"':  # $"..." is a (locale-translated) double-quoted string
+            self.i += 1
         else:
             self._add("$")
             self.i += 1
+
+    def _brace_end(self, start: int) -> int:
+        """Index of the ``}`` closing a ``${`` whose text starts at `start` (quotes and nesting honoured)."""
+        s, depth, j = self.s, 1, start
+        while j < self.n:
+            c = s[j]
+            if c == "\\":
+                j += 2
+                continue
+            if c in "'\"`":
+                k = j + 1
+                while k < self.n and s[k] != c:
+                    k += 2 if s[k] == "\\" and c != "'" else 1
+                if k >= self.n:
+                    raise ParseError("unbalanced quote in ${...}")
+                j = k + 1
+                continue
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    return j
+            j += 1
+        raise ParseError("unbalanced ${")
+
+    def _arithmetic(self) -> None:
+        """``(( ... ))``: an arithmetic command (no heredocs in it); its text is also analysed as
+        commands, because bash reads ``((cd x; cmd))`` as nested subshells when it is not arithmetic."""
+        s, depth, j = self.s, 0, self.i
+        while j < self.n:
+            if s[j] == "(":
+                depth += 1
+            elif s[j] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        if j >= self.n:
+            raise ParseError("unbalanced ((")
+        inner = s[self.i + 2 : j - 1] if s[j - 1] == ")" else s[self.i + 2 : j]
+        self._end_command()
+        self.subs.extend(substitutions(inner))
+        self.subs.append(inner.replace("<<", " "))
+        self.i = j + 1
 
     def _backtick(self) -> str:
         s = self.s
@@ -325,6 +433,27 @@ class _Lexer:
                     return f"{sigil}({inner})"
             j += 1
         raise ParseError("unbalanced parenthesis")
+
+
+def substitutions(text: str) -> list[str]:
+    """The ``$(...)`` and backtick command texts inside a piece of text that is not itself a command line
+    (a heredoc body, the inside of ``${...}``), where the shell still runs them."""
+    if "$(" not in text and "`" not in text:
+        return []
+    lexer = _Lexer(text)
+    i = 0
+    while i < len(text):
+        if text.startswith("$(", i) and not text.startswith("$((", i):
+            lexer.i = i
+            lexer._paren(i + 2, "$")
+            i = lexer.i
+        elif text[i] == "`":
+            lexer.i = i
+            lexer._backtick()
+            i = lexer.i
+        else:
+            i += 1
+    return lexer.subs
 
 
 def split_commands(command: str) -> tuple[list[list[str]], list[str]]:
@@ -420,7 +549,12 @@ def classify_terraform(args: Sequence[str]) -> TerraformCommand:
     if i == len(args):
         return TerraformCommand("read-only")
     sub, rest = args[i], args[i + 1 :]
-    if any(a in _HELP for a in rest) or sub in _TF_READ_ONLY:
+    flags = rest[: rest.index("--")] if "--" in rest else rest  # Terraform reads no flags after --
+    if sub == "init" and any(a.split("=")[0] in ("-migrate-state", "-force-copy") for a in flags):
+        return TerraformCommand("state", "init -migrate-state", i)  # copies state over the new backend's
+    if sub == "test":
+        return TerraformCommand("apply", sub, i)  # test runs apply (and destroy) real infrastructure
+    if any(a in _HELP for a in flags) or sub in _TF_READ_ONLY:
         return TerraformCommand("read-only", sub, i)
     if sub == "destroy" or (sub == "apply" and "-destroy" in rest):
         return TerraformCommand("destroy", sub, i)
@@ -450,14 +584,25 @@ def _terraform(args: Sequence[str], segment: Sequence[str]) -> Decision:
 
 
 def _terragrunt(args: Sequence[str], segment: Sequence[str]) -> Decision:
+    """Terragrunt: flags take values tfgate cannot tell from commands, so every word is looked at and any
+    mutating Terraform command among them blocks (``graph apply``, ``run --all apply``, ``--working-dir
+    modules apply`` ...)."""
     seg = _join(segment)
     for j, arg in enumerate(args):
-        if arg.startswith("-") or arg in ("run-all", "run", "stack", "exec"):
+        if arg.startswith("-") or arg in ("run-all", "run", "stack", "exec", "graph"):
             continue
         if arg in ("apply-all", "destroy-all"):
             return _block(MUTATING, _apply_reason(seg, arg.split("-")[0]), seg)
+        if "$" in arg:
+            return _block(
+                UNRESOLVED,
+                f"`{seg}`: tfgate cannot tell what `{arg}` expands to; blocked (fail closed).",
+                seg,
+            )
         if arg in _TF_SUBCOMMANDS:
-            return _terraform(args[j:], segment)
+            d = _terraform(args[j:], segment)
+            if not d.allowed and d.code == MUTATING:
+                return d
         # anything else is a Terragrunt command of its own or a flag's value: keep looking
     return ALLOW
 
@@ -474,16 +619,36 @@ def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
     return ALLOW
 
 
-def _option_value(args: Sequence[str], short: str, long: str | None = None) -> str | None:
-    """Value of ``-c VALUE``/``-cVALUE``/``--long=VALUE``/``--long VALUE`` among args, else None."""
+def _option_at(
+    args: Sequence[str], short: str, long: str | None = None, valued: str = ""
+) -> tuple[str | None, int]:
+    """Value of ``-c VALUE``/``-cVALUE``/``-xc VALUE``/``--long=VALUE``/``--long VALUE`` among args,
+    and the index of the argument after it; (None, -1) when absent. Short flags may be bundled, as
+    getopt reads them: `valued` names the program's other letters that take a value (the rest of a
+    bundle is then that value: ``-Ysign``)."""
+    letter = short[1:]
     for k, arg in enumerate(args):
         if long and arg.startswith(long + "="):
-            return arg[len(long) + 1 :]
+            return arg[len(long) + 1 :], k + 1
         if arg == short or (long and arg == long):
-            return args[k + 1] if k + 1 < len(args) else None
-        if arg.startswith(short) and len(arg) > len(short) and not arg.startswith("--"):
-            return arg[len(short) :]
-    return None
+            return (args[k + 1], k + 2) if k + 1 < len(args) else (None, -1)
+        if arg.startswith("-") and not arg.startswith("--"):
+            for pos in range(1, len(arg)):
+                if arg[pos] == letter:
+                    rest = arg[pos + 1 :]
+                    if rest:
+                        return rest, k + 1
+                    return (args[k + 1], k + 2) if k + 1 < len(args) else (None, -1)
+                if arg[pos] in valued:
+                    break
+    return None, -1
+
+
+def _option_value(args: Sequence[str], short: str, long: str | None = None, valued: str = "") -> str | None:
+    return _option_at(args, short, long, valued)[0]
+
+
+_SSH_KEYGEN_VALUED = "abCDEFfGIJjKMmNnOPRrSsTtVwYZz"
 
 
 def _shell_string(args: Sequence[str]) -> str | None:
@@ -525,8 +690,13 @@ def _ssh_remote(args: Sequence[str]) -> str | None:
 
 
 class _Analyzer:
-    def __init__(self) -> None:
+    def __init__(self, command: str) -> None:
         self.vars: dict[str, str] = {}
+        self.ambiguous: set[str] = set()
+        self.steps = 0
+        #: The line names a Terraform-family program somewhere (quotes removed): unknown programs given
+        #: a mutating word on such a line are blocked (`ln -s $(command -v terraform) tf && ./tf apply`).
+        self.tf_line = bool(_TF_WORD.search(_dequote(command)))
 
     def analyze(self, command: str, depth: int) -> Decision:
         if depth > MAX_DEPTH:
@@ -537,106 +707,245 @@ class _Analyzer:
             if not d.allowed:
                 return d
         for simple in simples:
-            d = self.simple(simple.words, depth, direct=True)
+            d = self.simple(simple.words, depth, direct=True, stdin=simple.stdin_texts)
             if not d.allowed:
                 return d
-            if simple.words and _family(simple.words[0]) in ("shell", "eval"):
-                for text in simple.stdin_texts:
-                    d = self.analyze(text, depth + 1)
-                    if not d.allowed:
-                        return d
+        if any(self._runs_stdin_or_generated_code(s.words) for s in simples):
+            # Something on this line runs code it reads (`... | bash`, `source /dev/stdin`, `source <(...)`):
+            # every word, heredoc and substitution on the line may be that code.
+            d = self._as_code(
+                [*(w for s in simples for w in s.words), *(t for s in simples for t in s.stdin_texts), *subs],
+                depth,
+            )
+            if not d.allowed:
+                return d
         return ALLOW
 
-    def _expand(self, word: str) -> str:
-        if "$" not in word or not self.vars:
-            return word
-        return _VAR_REF.sub(lambda m: self.vars.get(m.group(1) or m.group(2), m.group(0)), word)
+    def _as_code(self, texts: Sequence[str], depth: int) -> Decision:
+        for text in texts:
+            if _TF_WORD.search(_dequote(text)):
+                d = self.analyze(text, depth + 1)
+                if not d.allowed:
+                    return d
+                inner, subs = _Lexer(text).run()
+                d = self._as_code([w for s in inner for w in s.words[1:]] + subs, depth + 1)
+                if not d.allowed:
+                    return d
+        return ALLOW
 
-    def simple(self, words: Sequence[str], depth: int, *, direct: bool) -> Decision:
-        words = [self._expand(w) for w in words]
+    def _runs_stdin_or_generated_code(self, words: Sequence[str]) -> bool:
+        """A shell reading commands from stdin (no -c, no script), or `source`/`.` of stdin or of a
+        process substitution, after any prefixes and wrappers."""
+        words = self._strip_prefixes(list(words))
+        for j, word in enumerate(words):
+            name = program_name(word)
+            args = words[j + 1 :]
+            if name in ("source", ".", "eval"):
+                return (
+                    any(a in ("/dev/stdin", "-") or a.startswith(("<(", "$(")) for a in args)
+                    or name == "eval"
+                )
+            if _family(word) == "shell":
+                return _shell_string(args) is None and all(a.startswith("-") for a in args)
+            if name in _NON_EXECUTING:
+                return False
+        return False
+
+    def _strip_prefixes(self, words: list[str]) -> list[str]:
         k = 0
         while k < len(words) and (words[k] in _KEYWORDS or words[k] == "time"):
             k += 1
             while words[k - 1] == "time" and k < len(words) and words[k] == "-p":
                 k += 1
         while k < len(words) and _ASSIGNMENT.match(words[k]):
-            name, _, value = words[k].partition("=")
-            self.vars[name.rstrip("+")] = value  # kept for later $NAME lookups on this line
+            k += 1
+        return words[k:]
+
+    def _assign(self, name: str, value: str) -> None:
+        """Record a value; a variable given different values on one line (in a subshell, a child shell,
+        a branch) is ambiguous to a static reading and stays unexpanded: `$A` then blocks as unknown."""
+        if name in self.vars and self.vars[name] != value:
+            self.ambiguous.add(name)
+        self.vars[name] = value
+
+    def _expand(self, word: str) -> list[str]:
+        """Variables this line set, then word splitting and brace expansion, as the shell would."""
+        out = word
+        if "$" in word and self.vars:
+            out = _VAR_REF.sub(self._lookup, word)
+        words = out.split() if out != word and any(c.isspace() for c in out) else [out]
+        return [b for w in words for b in _braces(w)]
+
+    def _lookup(self, m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        return m.group(0) if name in self.ambiguous else self.vars.get(name, m.group(0))
+
+    def simple(
+        self, words: Sequence[str], depth: int, *, direct: bool, stdin: Sequence[str] = ()
+    ) -> Decision:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            raise ParseError("command line too complex to analyse")
+        words = [e for w in words for e in self._expand(w)]
+        k = 0
+        while k < len(words) and (words[k] in _KEYWORDS or words[k] == "time"):
+            k += 1
+            while words[k - 1] == "time" and k < len(words) and words[k] == "-p":
+                k += 1
+        assignments = []
+        while k < len(words) and _ASSIGNMENT.match(words[k]):
+            assignments.append(words[k])
             k += 1
         words = words[k:]
         if not words:
+            # Only assignments: they stay set for the rest of the line (a prefix assignment does not).
+            for a in assignments:
+                name, _, value = a.partition("=")
+                if len(value) > MAX_VALUE:
+                    raise ParseError("variable value too long to analyse")
+                self._assign(name.rstrip("+"), value)
             return ALLOW
         prog, args = words[0], words[1:]
         fam = _family(prog)
+        name = program_name(prog)
         if fam == "terraform":
             return _terraform(args, words)
         if fam == "terragrunt":
             return _terragrunt(args, words)
         if fam == "tfgate":
             return _tfgate(args, words)
+        if name in _VERSION_MANAGERS and args[:1] == ["exec"]:
+            return _terraform(args[1:], words)
         if fam == "python":
-            module = _option_value(args, "-m")
+            module, after = _option_at(args, "-m", valued="cWX")
             if module is not None:
-                rest = args[args.index(module) + 1 :] if module in args else []
+                rest = list(args[after:]) if after >= 0 else []
                 if module in ("tfgate.embedded",):
                     return _terraform(rest, words)
                 if module in ("tfgate", "tfgate.cli"):
                     return _tfgate(rest, words)
         if fam == "shell":
-            if program_name(prog) == "busybox":
+            if name == "busybox":
                 return self.simple(args, depth, direct=direct) if args else ALLOW
-            text = _shell_string(args)
+            text = _shell_string(args) or _option_value(args, "--command")
             if text is not None:
                 return self.analyze(text, depth + 1)
         if fam == "eval":
             return self.analyze(_join(args), depth + 1)
-        if "$" in prog and any(a in _MUTATING_WORDS for a in args):
+        if _INTERPRETER.match(name) and mentions_mutation(_dequote(" ".join([*args, *stdin]))):
             return _block(
                 UNRESOLVED,
-                f"`{_join(words)}`: tfgate cannot tell which program `{prog}` is, and it is given "
-                f"`{next(a for a in args if a in _MUTATING_WORDS)}`; blocked (fail closed). "
+                f"`{_join(words)[:200]}` runs {name} code that mentions a Terraform mutation; tfgate cannot "
+                "follow code, so it is blocked (fail closed). Use `tfgate plan` / `tfgate apply`.",
+                words,
+            )
+        if "$" in prog and (self.tf_line or any(a in _MUTATING_WORDS for a in args)):
+            return _block(
+                UNRESOLVED,
+                f"`{_join(words)}`: tfgate cannot tell which program `{prog}` is, on a line that mentions "
+                "Terraform or gives it a mutating command; blocked (fail closed). "
                 "Call Terraform by name through `tfgate plan` / `tfgate apply`.",
                 words,
             )
-        name = program_name(prog)
         nested: str | None = None
         if name == "env":
-            nested = _option_value(args, "-S", "--split-string")
-        elif name in ("su", "runuser", "flock", "script"):
-            nested = _option_value(args, "-c", "--command")
+            nested = _option_value(args, "-S", "--split-string", valued="uC")
+        elif name in ("su", "runuser", "flock", "script", "sg"):
+            nested = _option_value(args, "-c", "--command", valued="gGswEIOTBm")
+        elif name == "nix-shell":
+            nested = _option_value(args, "--run") or _option_value(args, "--command")
+        elif name in _RUNS_ARGS_AS_CODE:
+            d = self._as_code(args, depth)
+            if not d.allowed:
+                return d
+        elif name in ("at", "batch"):
+            d = self._as_code(stdin, depth)
+            if not d.allowed:
+                return d
         elif name == "watch":
             nested = _join(a for a in args if not a.startswith("-"))
         elif name == "ssh":
             nested = _ssh_remote(args)
         elif name == "alias":
+            for a in args:
+                _, eq, value = a.partition("=")
+                if eq and _TF_WORD.search(value):
+                    return _block(
+                        UNRESOLVED,
+                        f"`{_join(words)}` makes an alias for Terraform, which tfgate cannot follow; blocked "
+                        "(fail closed). Call Terraform by name, through `tfgate plan` / `tfgate apply`.",
+                        words,
+                    )
             nested = "\n".join(a.partition("=")[2] for a in args if "=" in a)
-        elif name == "ssh-keygen" and "-Y" in args and _option_value(args, "-Y") == "sign":
-            namespace = _option_value(args, "-n") or ""
-            if "tfgate" in namespace:
+        elif name == "git":
+            nested = "\n".join(
+                v.partition("=")[2].lstrip("!")
+                for k, v in enumerate(args)
+                if k and args[k - 1] == "-c" and v.startswith("alias.") and "=!" in v
+            )
+        elif name == "ssh-keygen" and _option_value(args, "-Y", valued=_SSH_KEYGEN_VALUED) == "sign":
+            namespace = _option_value(args, "-n", valued=_SSH_KEYGEN_VALUED) or ""
+            if "tfgate" in namespace or "$" in namespace or "`" in namespace:
                 return _block(
                     SELF_APPROVAL,
                     f"`{_join(words)}` signs a tfgate approval. Approvals must come from a human reviewer.",
                     words,
                 )
-        elif name == "command" and any(a in ("-v", "-V") for a in args[:2]):
+        elif name in ("command", "builtin") and args[:1] and args[0] in ("-v", "-V"):
             return ALLOW
         if nested:
             d = self.analyze(nested, depth + 1)
             if not d.allowed:
                 return d
-        if not direct:
+        if not direct or name in _NON_EXECUTING:
             return ALLOW
-        # Wrappers (sudo, nohup, xargs, timeout, find -exec, uv run, aws-vault exec ...): look for a
-        # Terraform-family word further on and judge the command it starts.
+        # Wrappers (sudo, nohup, xargs, timeout, uv run, aws-vault exec, docker run ...) and programs
+        # tfgate does not know: the first Terraform-family (or shell, tfgate, ssh-keygen) word further on
+        # starts the command they run; judge it, and stop there (the rest are its arguments).
         for j in range(1, len(words)):
-            fam_j = _family(words[j])
+            word = words[j]
+            fam_j = _family(word)
             if fam_j == "tfgate":
-                break
-            if fam_j in ("terraform", "terragrunt", "shell", "eval", "python"):
-                d = self.simple(words[j:], depth, direct=False)
-                if not d.allowed and d.code in (MUTATING, SELF_APPROVAL, UNRESOLVED):
+                if j + 1 < len(words) and words[j + 1] not in _TFGATE_COMMANDS:
+                    continue  # a path or name that happens to be "tfgate" (flock /tmp/tfgate ...)
+                return _tfgate(words[j + 1 :], words[j:])
+            if fam_j in ("terraform", "terragrunt", "shell", "eval", "python") or program_name(word) in (
+                "ssh-keygen",
+                *_VERSION_MANAGERS,
+            ):
+                d = self.simple(words[j:], depth, direct=False, stdin=stdin)
+                if not d.allowed and (
+                    d.code != UNKNOWN or name in _WRAPPERS or any("$" in w or "{" in w for w in words[j:])
+                ):
                     return d
+                if fam_j == "terraform" and name in ("xargs", "parallel"):
+                    what = classify_terraform(words[j + 1 :])
+                    if what.index < 0 or ":::" in words[j + 1 :]:
+                        return _block(
+                            UNRESOLVED,
+                            f"`{_join(words)}`: {name} adds Terraform's arguments from its input, so tfgate "
+                            "cannot tell the subcommand; blocked (fail closed).",
+                            words,
+                        )
+                return ALLOW
+        if self.tf_line and any(a in _MUTATING_WORDS for a in args):
+            return _block(
+                UNRESOLVED,
+                f"`{_join(words)}`: tfgate does not know the program `{prog}`, and it is given "
+                f"`{next(a for a in args if a in _MUTATING_WORDS)}` on a line that mentions Terraform; "
+                "blocked (fail closed). Call Terraform by name through `tfgate plan` / `tfgate apply`.",
+                words,
+            )
         return ALLOW
+
+
+def _braces(word: str) -> list[str]:
+    """Bash brace expansion of one ``pre{a,b}post`` group (enough to see ``{terraform,apply}``)."""
+    m = re.fullmatch(r"([^{}]*)\{([^{}]*,[^{}]*)\}([^{}]*)", word)
+    if not m:
+        return [word]
+    out = [m.group(1) + alt + m.group(3) for alt in m.group(2).split(",")]
+    return [w for w in out if w]
 
 
 def check_command(command: str) -> Decision:
@@ -644,9 +953,9 @@ def check_command(command: str) -> Decision:
     try:
         if len(command) > MAX_COMMAND:
             raise ParseError("command too long to analyse")
-        return _Analyzer().analyze(command, 0)
+        return _Analyzer(command).analyze(command, 0)
     except ParseError as exc:
-        if _TF_WORD.search(command):
+        if _TF_WORD.search(command) or _TF_WORD.search(_dequote(command)):
             return _block(
                 UNPARSEABLE,
                 f"tfgate cannot parse this command line ({exc}) and it mentions Terraform, so it is blocked "
@@ -701,7 +1010,7 @@ def _deny(reason: str, decision: Decision | None = None, command: str | None = N
 def hook(stdin_text: str) -> HookAnswer:
     """Answer one Claude Code PreToolUse hook call: exit 0 (go ahead, no output) or 2 (deny)."""
     try:
-        data = json.loads(stdin_text)
+        data = json_loads(stdin_text)
     except (ValueError, RecursionError) as exc:
         return _deny(f"malformed hook input (not JSON: {exc}); blocked (fail closed)")
     if not isinstance(data, dict) or not isinstance(data.get("tool_name"), str):
@@ -777,7 +1086,7 @@ def main(command_args: Sequence[str], *, print_config: bool = False, audit_log: 
     import sys
 
     try:
-        if print_config:
+        if print_config and not command_args:  # with a command too, the command is judged
             import shlex
             import shutil
 
