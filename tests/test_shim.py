@@ -144,8 +144,12 @@ def test_state_commands_refused_unless_approved(shimdir: Path, prod, signer) -> 
         ["taint", "terraform_data.web"],
         ["import", "terraform_data.x", "id"],
         ["force-unlock", "-force", "x"],
+        ["init", "-migrate-state"],
     ):
         assert run(shimdir, *cmd, cwd=prod.dir).returncode == 1
+    # `terraform test` applies infrastructure of its own: refused too, not routed to the gated apply.
+    proc = run(shimdir, "test", cwd=prod.dir)
+    assert proc.returncode == 1 and "applies real infrastructure outside the gate" in proc.stderr
     assert "terraform_data.web" in run(shimdir, "state", "list", cwd=prod.dir).stdout
     # An approval for a different command does not count; an expired one neither.
     other = signer("state rm terraform_data.db", "other.json")

@@ -531,7 +531,7 @@ def _unknown_reason(seg: str, sub: str) -> str:
 @dataclass(frozen=True)
 class TerraformCommand:
     """What a Terraform argument list does: kind is "read-only", "apply", "destroy", "state" (mutates
-    state directly) or "unknown"; sub is the subcommand (two words for state/workspace); index is where
+    state directly), "test" (applies real infrastructure of its own) or "unknown"; sub is the subcommand (two words for state/workspace); index is where
     the subcommand starts in the arguments (-1 when there is none)."""
 
     kind: str
@@ -553,7 +553,7 @@ def classify_terraform(args: Sequence[str]) -> TerraformCommand:
     if sub == "init" and any(a.split("=")[0] in ("-migrate-state", "-force-copy") for a in flags):
         return TerraformCommand("state", "init -migrate-state", i)  # copies state over the new backend's
     if sub == "test":
-        return TerraformCommand("apply", sub, i)  # test runs apply (and destroy) real infrastructure
+        return TerraformCommand("test", sub, i)  # runs apply (and destroy) on real infrastructure
     if any(a in _HELP for a in flags) or sub in _TF_READ_ONLY:
         return TerraformCommand("read-only", sub, i)
     if sub == "destroy" or (sub == "apply" and "-destroy" in rest):
@@ -580,6 +580,14 @@ def _terraform(args: Sequence[str], segment: Sequence[str]) -> Decision:
         return _block(MUTATING, _apply_reason(seg, what.sub), seg)
     if what.kind == "state":
         return _block(MUTATING, _state_reason(seg), seg)
+    if what.kind == "test":
+        return _block(
+            MUTATING,
+            f"`{seg}` applies and destroys real infrastructure (each run block), outside tfgate's gate. "
+            "Run tests only where a human allowed it (mock providers, a sandbox account); to change "
+            "infrastructure use `tfgate plan` and `tfgate apply`.",
+            seg,
+        )
     return _block(UNKNOWN, _unknown_reason(seg, what.sub), seg)
 
 

@@ -309,7 +309,12 @@ def run(real: str, args: Sequence[str], *, name: str = "terraform") -> int:
         reason = f"unknown {name} subcommand `{what.sub}`; refused (fail closed)"
     else:
         approval, why = find_approval(args, cwd=workdir)
-        reason = None if approval else f"`{name} {shlex.join(args)}` modifies state directly: {why}"
+        does = (
+            "applies real infrastructure outside the gate"
+            if what.kind == "test"
+            else "modifies state directly"
+        )
+        reason = None if approval else f"`{name} {shlex.join(args)}` {does}: {why}"
         if approval and what.sub == "state push":
             problem = check_state_push(real_argv, args, what.index, cwd=workdir)
             if problem:
