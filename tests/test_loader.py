@@ -85,7 +85,11 @@ def test_unknown_action_lists(tmp_path: Path, actions) -> None:
         ("data.aws_ami.x", {"mode": "managed"}, "mode 'managed' contradicts"),
         ("aws_rds_cluster.x", {"type": "aws_s3_bucket"}, "type 'aws_s3_bucket' contradicts"),
         ("aws_rds_cluster.x", {"name": "y"}, "name 'y' contradicts"),
-        ('module.a["x.y"].aws_s3_bucket.b', {"module_address": "module.zzz"}, "module 'module.zzz' contradicts"),
+        (
+            'module.a["x.y"].aws_s3_bucket.b',
+            {"module_address": "module.zzz"},
+            "module 'module.zzz' contradicts",
+        ),
         ("aws_s3_bucket.b", {"module_address": "module.a"}, "module 'module.a' contradicts"),
         ("aws_s3_bucket.b", {"previous_address": "aws_s3_bucket. old"}, "malformed resource address"),
     ],
