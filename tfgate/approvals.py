@@ -39,6 +39,7 @@ import msgspec
 
 from tfgate.errors import TfgateError
 from tfgate.model import ApprovalOutcome, Change, ChangeClass, PlanInfo, SafetyNetRemoval, Violation
+from tfgate.strict import json_loads
 
 FORMAT_VERSION = 1
 NAMESPACE = "tfgate"
@@ -114,7 +115,7 @@ class Statement:
     def parse(cls, data: bytes) -> Statement:
         """Strictly parse a statement file; StatementError says what is wrong."""
         try:
-            doc = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+            doc = json_loads(data)
         except (UnicodeDecodeError, ValueError) as exc:
             raise StatementError(f"not JSON ({exc})") from None
         if not isinstance(doc, dict):
@@ -158,15 +159,6 @@ class Statement:
             expires_at=expires,
             reason=doc["reason"],
         )
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ValueError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
 
 
 def _time(text: str, name: str) -> datetime:

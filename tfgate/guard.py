@@ -326,7 +326,7 @@ class _Lexer:
                 self._add(raw)
             self.i = j + 1
         elif nxt == "{":
-            end = self._brace_end(self.i + 2)
+            end = self._closing(self.i + 2, "{", "}", "${")
             inner = s[self.i + 2 : end]
             self.subs.extend(substitutions(inner))  # ${x:-$(cmd)} runs cmd
             self._add(s[self.i : end + 1])
@@ -337,8 +337,9 @@ class _Lexer:
             self._add("$")
             self.i += 1
 
-    def _brace_end(self, start: int) -> int:
-        """Index of the ``}`` closing a ``${`` whose text starts at `start` (quotes and nesting honoured)."""
+    def _closing(self, start: int, opener: str, closer: str, what: str) -> int:
+        """Index of the `closer` that balances an `opener` just before `start`; quotes, escapes and
+        nesting are honoured (single quotes take no escapes)."""
         s, depth, j = self.s, 1, start
         while j < self.n:
             c = s[j]
@@ -350,17 +351,17 @@ class _Lexer:
                 while k < self.n and s[k] != c:
                     k += 2 if s[k] == "\\" and c != "'" else 1
                 if k >= self.n:
-                    raise ParseError("unbalanced quote in ${...}")
+                    raise ParseError(f"unbalanced quote in {what}")
                 j = k + 1
                 continue
-            if c == "{":
+            if c == opener:
                 depth += 1
-            elif c == "}":
+            elif c == closer:
                 depth -= 1
                 if depth == 0:
                     return j
             j += 1
-        raise ParseError("unbalanced ${")
+        raise ParseError(f"unbalanced {what}")
 
     def _arithmetic(self) -> None:
         """``(( ... ))``: an arithmetic command (no heredocs in it); its text is also analysed as
@@ -401,38 +402,11 @@ class _Lexer:
 
     def _paren(self, start: int, sigil: str) -> str:
         """Text of a ``$(...)``/``<(...)`` substitution starting after its ``(``; recorded for analysis."""
-        s = self.s
-        depth, j = 1, start
-        while j < self.n:
-            c = s[j]
-            if c == "\\":
-                j += 2
-                continue
-            if c == "'":
-                end = s.find("'", j + 1)
-                if end < 0:
-                    raise ParseError("unbalanced single quote")
-                j = end + 1
-                continue
-            if c in '"`':
-                k = j + 1
-                while k < self.n and s[k] != c:
-                    k += 2 if s[k] == "\\" else 1
-                if k >= self.n:
-                    raise ParseError("unbalanced quote")
-                j = k + 1
-                continue
-            if c == "(":
-                depth += 1
-            elif c == ")":
-                depth -= 1
-                if depth == 0:
-                    inner = s[start:j]
-                    self.subs.append(inner)
-                    self.i = j + 1
-                    return f"{sigil}({inner})"
-            j += 1
-        raise ParseError("unbalanced parenthesis")
+        end = self._closing(start, "(", ")", "parenthesis")
+        inner = self.s[start:end]
+        self.subs.append(inner)
+        self.i = end + 1
+        return f"{sigil}({inner})"
 
 
 def substitutions(text: str) -> list[str]:

@@ -31,17 +31,6 @@ def json_loads(data: bytes | str) -> Any:
     return json.loads(data, object_pairs_hook=_no_duplicates)
 
 
-def has_duplicate_keys(data: bytes | str) -> bool:
-    """Whether a JSON document (assumed valid) names a key twice in any one object."""
-    try:
-        json_loads(data)
-    except DuplicateKeyError:
-        return True
-    except ValueError:
-        return False
-    return False
-
-
 def yaml_load(data: bytes | str) -> Any:
     """``yaml.safe_load`` (the C loader when available) that refuses duplicate mapping keys."""
     import yaml
