@@ -113,8 +113,31 @@ def _ident(text: str) -> bool:
 
 
 @lru_cache(maxsize=65536)
-def _module_ok(module: str) -> bool:
-    return _MODULE_RE.fullmatch(module) is not None
+def _head(module: str | None, data: bool, type: str, name: str) -> str | None:
+    """``module.x.[data.]type.name`` when its parts are valid identifiers and module path, else None.
+    Cached: plans repeat the same modules, types and names across instances."""
+    if not (_ident(type) and _ident(name)) or (module and _MODULE_RE.fullmatch(module) is None):
+        return None
+    local = f"data.{type}.{name}" if data else f"{type}.{name}"
+    return f"{module}.{local}" if module else local
+
+
+def _key_ok(rest: str) -> bool:
+    """An instance key (``[0]``, ``["k"]``) or nothing; the regex only for keys with quotes or escapes."""
+    if not rest:
+        return True
+    inner = rest[1:-1]
+    if rest[0] != "[" or rest[-1] != "]":
+        return False
+    if inner.isdigit() or (
+        len(inner) >= 2
+        and inner[0] == '"'
+        and inner[-1] == '"'
+        and '"' not in inner[1:-1]
+        and "\\" not in inner
+    ):
+        return True
+    return _KEY_RE.fullmatch(rest) is not None
 
 
 def resolve_address(
@@ -127,23 +150,15 @@ def resolve_address(
 ) -> Address:
     """Parse an address, checking that the fields a plan repeats beside it agree with it.
 
-    Fast path: when the fields rebuild the address exactly, only the identifiers, the module path
-    (cached: plans repeat it) and the instance key are checked. Otherwise the full parse names the
-    field that contradicts the address. PlanError for a malformed address or a contradiction."""
-    if type is not None and name is not None and mode in (None, "managed", "data"):
-        prefix = f"{module}." if module else ""
-        local = f"data.{type}.{name}" if mode == "data" else f"{type}.{name}"
-        end = len(prefix) + len(local)
-        if address.startswith(prefix) and address.startswith(local, len(prefix)):
-            rest = address[end:]
-            if (
-                (not rest or _KEY_RE.fullmatch(rest))
-                and _ident(type)
-                and _ident(name)
-                and (not module or _module_ok(module))
-            ):
-                mode = "data" if mode == "data" else "managed"  # the shared constant, not a copy
-                return Address(module or None, mode, type, name, address[len(prefix) :])
+    Fast path: when the fields rebuild the address exactly, only the instance key is left to check (the
+    identifiers and module path are checked once per distinct combination). Otherwise the full parse
+    names the field that contradicts the address. PlanError for a malformed address or a contradiction."""
+    if type is not None and name is not None and (mode is None or mode == "managed" or mode == "data"):
+        data = mode == "data"
+        head = _head(module or None, data, type, name)
+        if head is not None and address.startswith(head) and _key_ok(address[len(head) :]):
+            local = address[len(module) + 1 :] if module else address
+            return Address(module or None, "data" if data else "managed", type, name, local)
     parsed = parse_address(address)
     given = {"mode": mode, "type": type, "name": name, "module": module}
     derived = {"mode": parsed.mode, "type": parsed.type, "name": parsed.name, "module": parsed.module or ""}
