@@ -214,3 +214,38 @@ def test_works_with_explicit_terraform(prod, terraform_bin: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     proc = tfgate("plan", "--terraform", "embedded", cwd=prod.dir, env=env)
     assert proc.returncode == 1, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["-auto-approve", "-destroy", "-backup"],  # a trailing value flag would swallow the plan path
+        ["-state-out=x.tfstate"],
+        ["--backup", "b"],
+        ["other.bin"],
+        ["-parallelism", "2"],
+    ],
+    ids=["backup-swallows-plan", "state-out", "double-dash", "positional", "separate-value"],
+)
+def test_apply_arguments_cannot_replace_the_checked_plan(prod, extra: list[str]) -> None:
+    plan = prod.plan()  # no changes: the gate allows it
+    before = prod.state()
+    proc = tfgate("apply", str(plan), "--", *extra, cwd=prod.dir)
+    assert proc.returncode == 2, proc.stderr
+    assert "`terraform apply`" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    after = prod.state()
+    assert (after["serial"], _resources(after)) == (before["serial"], _resources(before))
+    # Flags given as -name=value and switches still pass through.
+    assert tfgate("apply", str(plan), "--", "-parallelism=2", "-no-color", cwd=prod.dir).returncode == 0
+
+
+def test_tf_cli_args_cannot_change_what_tfgate_applies(prod, monkeypatch: pytest.MonkeyPatch) -> None:
+    (prod.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
+    plan = prod.plan()  # no changes
+    before = prod.state()
+    # Terraform would add these to `terraform apply PLAN`; tfgate applies exactly the checked plan.
+    monkeypatch.setenv("TF_CLI_ARGS_apply", "-state-out=elsewhere.tfstate")
+    monkeypatch.setenv("TF_CLI_ARGS", "-lock=false")
+    assert tfgate("apply", str(plan), cwd=prod.dir).returncode == 0
+    assert not (prod.dir / "elsewhere.tfstate").exists()
+    assert _resources(prod.state()) == _resources(before)

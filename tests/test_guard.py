@@ -443,3 +443,20 @@ def test_print_config_with_a_command_judges_the_command() -> None:
         text=True,
     )
     assert proc.returncode == 2, proc.stdout
+
+
+def test_terraform_env_args_are_merged_like_terraform() -> None:
+    from tfgate.terraform import merged_cli_args
+
+    env = {"TF_CLI_ARGS": "destroy -auto-approve"}
+    assert merged_cli_args([], env) == ["destroy", "-auto-approve"]
+    assert merged_cli_args(["plan"], {"TF_CLI_ARGS": "-lock=false"}) == ["plan", "-lock=false"]
+    env = {"TF_CLI_ARGS_state_rm": "-lock=false", "TF_CLI_ARGS": "-no-color"}
+    # Each is inserted right after the subcommand, the per-command one last (so it comes first).
+    assert merged_cli_args(["state", "rm", "a.b"], env) == ["state", "rm", "-lock=false", "-no-color", "a.b"]
+    assert merged_cli_args(["state"], {"TF_CLI_ARGS_state": "rm a.b"}) == ["state", "rm", "a.b"]
+    assert merged_cli_args(["-chdir=x", "apply"], {"TF_CLI_ARGS_apply": "-auto-approve"}) == [
+        "-chdir=x",
+        "apply",
+        "-auto-approve",
+    ]

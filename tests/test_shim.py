@@ -199,3 +199,30 @@ def test_state_push_checks_lineage_and_serial(shimdir: Path, prod, signer, tmp_p
     )
     assert proc.returncode == 0, proc.stderr
     assert prod.state()["serial"] == current["serial"] + 1
+
+
+def test_tf_cli_args_are_judged_with_the_command(shimdir: Path, prod) -> None:
+    before = prod.state()
+    # With no subcommand, Terraform puts TF_CLI_ARGS first: this is a destroy, and goes through the gate.
+    proc = run(shimdir, cwd=prod.dir, env_extra={"TF_CLI_ARGS": "destroy -auto-approve"})
+    assert proc.returncode == 1 and "nothing applied" in proc.stderr, proc.stderr
+    # TF_CLI_ARGS_state turns `terraform state` into `state rm`: refused without an approval.
+    proc = run(shimdir, "state", cwd=prod.dir, env_extra={"TF_CLI_ARGS_state": "rm terraform_data.db"})
+    assert proc.returncode == 1 and "refused" in proc.stderr
+    # refresh writes state without a plan to check: refused like other state commands.
+    assert run(shimdir, "refresh", cwd=prod.dir).returncode == 1
+    # Read-only commands still run, with the env arguments applied once.
+    proc = run(shimdir, "state", cwd=prod.dir, env_extra={"TF_CLI_ARGS_state": "list"})
+    assert proc.returncode == 0 and "terraform_data.db" in proc.stdout, proc.stderr
+    after = prod.state()
+    assert after["serial"] == before["serial"]
+    assert sorted(r["name"] for r in after["resources"]) == sorted(r["name"] for r in before["resources"])
+
+
+def test_double_dash_flags_cannot_hide_a_value_flag(shimdir: Path, prod) -> None:
+    benign = prod.plan()
+    before = prod.state()
+    proc = run(shimdir, "apply", "--auto-approve", "-destroy=true", "--backup", str(benign), cwd=prod.dir)
+    assert proc.returncode != 0, proc.stderr
+    after = prod.state()
+    assert sorted(r["name"] for r in after["resources"]) == sorted(r["name"] for r in before["resources"])

@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tfgate.errors import TfgateError
+from tfgate.terraform import clean_env
 
 PLANS_DIR = Path(".tfgate") / "plans"
 REPORT_FORMATS = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
@@ -65,7 +66,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_streamed(argv: Sequence[str], *, cwd: Path, stdout_to_stderr: bool = False) -> int:
+def run_streamed(
+    argv: Sequence[str], *, cwd: Path, stdout_to_stderr: bool = False, env: dict[str, str] | None = None
+) -> int:
     """Run Terraform with live output; forward SIGINT/SIGTERM to it once each; return its exit code."""
     stdout = sys.stderr.fileno() if stdout_to_stderr else None
     sys.stdout.flush()
@@ -86,7 +89,7 @@ def run_streamed(argv: Sequence[str], *, cwd: Path, stdout_to_stderr: bool = Fal
     try:
         try:
             proc = subprocess.Popen(
-                list(argv), cwd=cwd, stdout=stdout, stdin=subprocess.DEVNULL, start_new_session=True
+                list(argv), cwd=cwd, stdout=stdout, stdin=subprocess.DEVNULL, start_new_session=True, env=env
             )
         except OSError as exc:
             raise TfgateError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
@@ -230,6 +233,37 @@ def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
     return result.exit_code
 
 
+#: `terraform apply` switches that take no value; every other flag must be given as -name=value.
+_APPLY_SWITCHES = frozenset(
+    {"auto-approve", "compact-warnings", "destroy", "refresh-only", "json", "no-color", "input", "lock",
+     "refresh", "concise", "allow-deferral"}
+)  # fmt: skip
+#: Legacy flags that write state somewhere else than the backend: never passed with a checked plan.
+_STATE_PATH_FLAGS = frozenset({"state", "state-out", "backup"})
+
+
+def check_apply_args(args: Sequence[str]) -> None:
+    """Arguments passed on to `terraform apply CHECKED_PLAN` must not be able to take the plan file's place
+    (a positional argument, or a value flag without `=` that would swallow the plan path and make Terraform
+    plan and apply afresh) or move state elsewhere. TfgateError (exit 2) otherwise."""
+    for arg in args:
+        name, eq, _ = arg.lstrip("-").partition("=")
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise TfgateError(
+                f"`{arg}`: only flags can be passed to `terraform apply` with a checked plan file "
+                "(an argument would take the plan's place)"
+            )
+        if name in _STATE_PATH_FLAGS:
+            raise TfgateError(
+                f"`{arg}`: -state, -state-out and -backup are not passed to `terraform apply` with a checked plan"
+            )
+        if not eq and name not in _APPLY_SWITCHES:
+            raise TfgateError(
+                f"`{arg}`: give it as {arg}=VALUE (passed to `terraform apply`, a separate value could "
+                "swallow the checked plan file)"
+            )
+
+
 def run_apply(
     opts: GateOptions,
     emit: Emit,
@@ -242,6 +276,8 @@ def run_apply(
     from tfgate.audit import record_check, record_event
 
     apply_args = opts.tf_args
+    if plan_file is not None:
+        check_apply_args(apply_args)
     if plan_file is None:
         run = terraform_plan(opts, destroy=destroy)
         if run.exit_code != 0:
@@ -302,6 +338,7 @@ def run_apply(
             [*tf, "apply", "-input=false", *apply_args, str(copy)],
             cwd=opts.workdir,
             stdout_to_stderr=opts.tf_stdout_to_stderr,
+            env=clean_env(),  # exactly the checked plan: no TF_CLI_ARGS* added behind tfgate's back
         )
         record_event(
             "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,

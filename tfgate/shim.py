@@ -21,6 +21,7 @@ a shim, never inside DIR). At run time:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -136,9 +137,12 @@ def _real_argv(real: str) -> list[str]:
 
 
 def _exec(argv: list[str]) -> None:
+    """Become the real Terraform with the arguments judged (TF_CLI_ARGS* already merged into them)."""
+    from tfgate.terraform import clean_env
+
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, clean_env())
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,8 @@ def check_state_push(real: list[str], args: Sequence[str], index: int, *, cwd: P
 def _gate_args(args: Sequence[str], index: int) -> tuple[list[str], Path | None, bool]:
     """(Terraform args for tfgate, saved plan file or None, -auto-approve given) of an apply/destroy."""
     before, rest = list(args[:index]), list(args[index + 1 :])
+    # Terraform's flag parser reads --name as -name: normalise so no double-dash form slips past.
+    rest = [a[1:] if a.startswith("--") and len(a) > 2 else a for a in rest]
     auto = "-auto-approve" in rest or "-auto-approve=true" in rest
     rest = [a for a in rest if not any(a == f or a.startswith(f + "=") for f in _APPLY_ONLY)]
     plan_file = None
@@ -290,9 +296,14 @@ def _gate_args(args: Sequence[str], index: int) -> tuple[list[str], Path | None,
 def run(real: str, args: Sequence[str], *, name: str = "terraform") -> int:
     """The shim's behaviour for one call (read-only commands never return: execv)."""
     from tfgate.guard import classify_terraform
+    from tfgate.terraform import merged_cli_args
 
     real_argv = _real_argv(real)
+    # Judge what Terraform will really run: TF_CLI_ARGS* can add the subcommand itself.
+    args = merged_cli_args(args, os.environ)
     what = classify_terraform(args)
+    if what.sub == "refresh":  # refresh writes state without a plan to check: a state command here
+        what = dataclasses.replace(what, kind="state")
     if what.kind == "read-only":
         _exec([*real_argv, *args])
     cwd = Path.cwd()

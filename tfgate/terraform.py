@@ -21,7 +21,7 @@ def _resolve(candidate: str) -> list[str] | None:
         return embedded_command()
     path = Path(candidate).expanduser()
     if path.is_file() and os.access(path, os.X_OK):
-        return [str(path)]
+        return [str(path.resolve())]
     found = shutil.which(candidate)
     return [found] if found else None
 
@@ -59,11 +59,50 @@ def find_terraform(explicit: str | None = None) -> list[str]:
     )
 
 
+CLI_ARGS = "TF_CLI_ARGS"
+
+
+def merged_cli_args(args: Sequence[str], environ: dict[str, str] | os._Environ[str]) -> list[str]:
+    """The arguments Terraform really runs: TF_CLI_ARGS, then TF_CLI_ARGS_<subcommand>, inserted right
+    after the subcommand the command line names (at the front when it names none), as Terraform's
+    main.go mergeEnvArgs does. `TF_CLI_ARGS="destroy -auto-approve" terraform` runs a destroy."""
+    import shlex
+
+    words = [a for a in args if not a.startswith("-")]
+    sub = (
+        " ".join(words[:2]) if words[:1] in (["state"], ["workspace"], ["providers"]) else " ".join(words[:1])
+    )
+    out = list(args)
+    for name in (CLI_ARGS, f"{CLI_ARGS}_{sub.replace('-', '_').replace(' ', '_')}" if sub else None):
+        value = environ.get(name) if name else None
+        if not value:
+            continue
+        try:
+            extra = shlex.split(value)
+        except ValueError as exc:
+            raise TerraformError(f"{name} cannot be parsed: {exc}") from None
+        search = sub.rsplit(" ", 1)[-1]
+        at = out.index(search) + 1 if search and search in out else 0
+        out[at:at] = extra
+    return out
+
+
+def clean_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
+    """The environment for tfgate's own `show` and `apply` of a checked plan: without TF_CLI_ARGS*,
+    which could add arguments to what was checked."""
+    env = dict(os.environ if environ is None else environ)
+    for key in [k for k in env if k == CLI_ARGS or k.startswith(CLI_ARGS + "_")]:
+        del env[key]
+    return env
+
+
 def run_capture(
     tf: Sequence[str], args: Sequence[str], cwd: str | Path | None = None, what: str | None = None
 ) -> bytes:
     """Run Terraform and return its stdout; a nonzero exit is a TerraformError with its stderr."""
-    proc = subprocess.run([*tf, *args], cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [*tf, *args], cwd=cwd, capture_output=True, stdin=subprocess.DEVNULL, env=clean_env()
+    )
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         detail = next((line.strip(" │╷╵") for line in err if "Error" in line), err[-1] if err else "")
