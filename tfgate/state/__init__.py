@@ -172,7 +172,10 @@ def check_state(
         findings += _s3_findings(evidence, seen)
 
     # The state inside a saved binary plan vs the state now.
-    findings += _plan_findings(plan, current, manifest, now)
+    readable = not (evidence is not None and hasattr(evidence, "type")) and not any(
+        f.blocks for f in findings
+    )
+    findings += _plan_findings(plan, current, manifest, now, current_readable=readable)
 
     # A protected resource planned for plain create against an empty prior state: its state is missing.
     if plan.prior_state_empty:
@@ -202,7 +205,9 @@ def check_state(
     return tuple(_dedupe(findings))
 
 
-def _plan_findings(plan: Any, current: StateInfo | None, manifest: Any, now: datetime) -> list[Finding]:
+def _plan_findings(
+    plan: Any, current: StateInfo | None, manifest: Any, now: datetime, *, current_readable: bool = True
+) -> list[Finding]:
     out: list[Finding] = []
     if manifest.max_plan_age is not None and plan.info.timestamp:
         try:
@@ -223,6 +228,21 @@ def _plan_findings(plan: Any, current: StateInfo | None, manifest: Any, now: dat
     from tfgate.state.planfile import plan_states
 
     planned, _ = plan_states(plan.path)
+    if planned is not None and not planned.empty and current_readable and (current is None or current.empty):
+        # The plan manages resources but this directory's backend holds none: the plan belongs to another
+        # working directory (its manifest and state are elsewhere), or this state is missing.
+        out.append(
+            _block(
+                "missing_state",
+                f"the saved plan was made against a state with {planned.resources} resource(s), but this "
+                "working directory's state is absent or empty: apply a plan from its own working directory",
+                plan_lineage=planned.lineage,
+                plan_serial=planned.serial,
+                plan_resources=planned.resources,
+                current_state=current.source if current else "absent",
+            )
+        )
+        return out
     if planned is None or current is None or (planned.empty and current.empty):
         return out
     if planned.lineage != current.lineage:
