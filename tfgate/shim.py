@@ -361,7 +361,8 @@ def _gated(
         command=tuple(command),
     )
     if plan_file is not None:
-        plan_file = plan_file if plan_file.is_absolute() else Path.cwd() / plan_file
+        # Terraform reads a relative plan path inside -chdir's directory: so does the gate.
+        plan_file = plan_file if plan_file.is_absolute() else Path.cwd() / workdir / plan_file
 
     def emit(result: object) -> None:
         sys.stdout.write(render(result, "text"))  # type: ignore[arg-type]
