@@ -172,14 +172,17 @@ class Catalog:
         return tuple((root, tuple(nets)) for root, nets in by_root.items())
 
     def safety_nets(
-        self, type: str, before: bytes | None, after: bytes | None
+        self, type: str, before: bytes | msgspec.Raw | None, after: bytes | msgspec.Raw | None
     ) -> tuple[SafetyNetRemoval, ...]:
         """Safety nets this update removes. Decodes only top-level keys, then only the attributes involved."""
-        if not before or not after or before[:1] != b"{" or after[:1] != b"{":
+        if not before or not after or memoryview(before)[0] != 0x7B or memoryview(after)[0] != 0x7B:  # "{"
             return ()
         try:
             b_top = self._roots_decoder.decode(before)
         except (msgspec.DecodeError, msgspec.ValidationError):
+            return ()
+        present = msgspec.structs.astuple(b_top)
+        if present.count(msgspec.UNSET) == len(present):  # no net attribute at all: the common case
             return ()
         field = self._field_of
         hits = [
@@ -195,8 +198,10 @@ class Catalog:
             return ()
         found: list[SafetyNetRemoval] = []
         for root, nets in hits:
-            b_val = msgspec.json.decode(getattr(b_top, field[root]))
-            a_raw = getattr(a_top, field[root])
+            b_raw, a_raw = getattr(b_top, field[root]), getattr(a_top, field[root])
+            if a_raw == b_raw:  # the same JSON text: nothing about this attribute changes
+                continue
+            b_val = msgspec.json.decode(b_raw)
             # Terraform leaves attributes that are unknown until apply out of `after`.
             a_val = msgspec.json.decode(a_raw) if a_raw is not msgspec.UNSET else _UNKNOWN
             for net in nets:

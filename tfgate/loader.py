@@ -360,10 +360,20 @@ def _load_show_json(
     compact = _is_compact(data)
     for key in sorted(keyed):
         i = keyed[key]
-        _digest_change(digest, changes[i])
-        for value in values[i]:
-            digest.update(_normalised(value, compact))
-            digest.update(b"\x1e")
+        before, after, unknown = values[i]
+        digest.update(
+            b"".join(
+                (
+                    _change_record(changes[i]),
+                    _normalised(before, compact),
+                    b"\x1e",
+                    _normalised(after, compact),
+                    b"\x1e",
+                    _normalised(unknown, compact),
+                    b"\x1e",
+                )
+            )
+        )
 
     info = PlanInfo(
         source=label,
@@ -421,7 +431,10 @@ def _classify_show(
     # The address is the identity; the fields that repeat parts of it must agree with it.
     if rc.mode is not None and rc.mode not in ("managed", "data"):
         raise PlanError(f"{label}: {address}: unknown resource mode {rc.mode!r}")
-    parsed = _resolve(label, address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
+    try:
+        parsed = resolve_address(address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
+    except PlanError as exc:
+        raise PlanError(f"{label}: {exc}") from None
     mode = parsed.mode
     if rc.previous_address is not None:
         _resolve(label, rc.previous_address)
@@ -439,7 +452,7 @@ def _classify_show(
     if managed and catalog is not None:
         entry = catalog.lookup(rtype)
         if cls is ChangeClass.UPDATE:
-            nets = catalog.safety_nets(rtype, bytes(rc.change.before), bytes(rc.change.after))
+            nets = catalog.safety_nets(rtype, rc.change.before, rc.change.after)
     # Key attributes are decoded only where a decision or the report needs them: destroyed and
     # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
     # (a protected resource planned for create is the signature of a missing state).
@@ -555,17 +568,17 @@ def _sort_key(change: Change) -> tuple[str, str]:
     return (change.address, change.deposed or "")
 
 
-def _digest_change(h: Any, change: Change) -> None:
-    record = [
+def _change_record(change: Change) -> bytes:
+    """What the digest covers of a change besides its values, with its separator."""
+    record = (
         change.address,
         change.deposed,
-        list(change.actions),
+        change.actions,
         change.action_reason,
         change.previous_address,
         change.import_id,
-    ]
-    h.update(msgspec.json.encode(record))
-    h.update(b"\x1e")
+    )
+    return msgspec.json.encode(record) + b"\x1e"
 
 
 # --- plan -json stream --------------------------------------------------------------------------------
@@ -624,7 +637,7 @@ def _load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLik
         _check_summary(summaries[0], changes, label)
     digest = hashlib.sha256(b"tfgate-plan-digest-v1-stream\n")
     for change in sorted(changes, key=_sort_key):
-        _digest_change(digest, change)
+        digest.update(_change_record(change))
     info = PlanInfo(
         source=label,
         input_format="stream",
