@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import mmap
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -202,13 +205,22 @@ class CatalogLike(Protocol):
 # --- reading ------------------------------------------------------------------------------------------
 
 
-def read_source(source: str | Path) -> bytes:
-    """Bytes of a plan file, or of standard input for ``-``."""
+_MAP_AT = 1 << 20  # files from this size are mapped, not copied into memory
+
+
+def read_source(source: str | Path) -> bytes | mmap.mmap:
+    """Bytes of a plan file, or of standard input for ``-``. Large files are memory-mapped read-only
+    (no copy: msgspec decodes the mapping in place, and Raw values keep it alive while needed)."""
     if str(source) == "-":
         return sys.stdin.buffer.read()
     path = Path(source)
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size >= _MAP_AT and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)
+                return mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+            return f.read()
     except FileNotFoundError:
         raise PlanError(f"plan file not found: {path}") from None
     except IsADirectoryError:
@@ -217,11 +229,11 @@ def read_source(source: str | Path) -> bytes:
         raise PlanError(f"cannot read plan {path}: {exc.strerror}") from None
 
 
-def to_utf8(data: bytes) -> bytes:
+def to_utf8(data: bytes | mmap.mmap) -> bytes | mmap.mmap:
     """JSON bytes as UTF-8: strips a UTF-8 BOM, re-encodes UTF-16 with a BOM (as PowerShell writes)."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         try:
-            return data.decode("utf-16").encode("utf-8")
+            return bytes(data).decode("utf-16").encode("utf-8")
         except UnicodeDecodeError as exc:
             raise PlanError(f"plan is not valid UTF-16: {exc.reason}") from None
     if data[:3] == b"\xef\xbb\xbf":
@@ -256,14 +268,14 @@ def load_plan(
     if input_format is not None and input_format not in FORMATS:
         raise PlanError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
     data = read_source(source)
-    if not data.startswith(_ZIP_MAGIC):
+    if data[: len(_ZIP_MAGIC)] != _ZIP_MAGIC:
         data = to_utf8(data)
     fmt = input_format or detect_format(data[:8192])
     path = None if str(source) == "-" else Path(source)
     label = str(source)
     file_sha = None
     if fmt == "binary":
-        if not data.startswith(_ZIP_MAGIC):
+        if data[: len(_ZIP_MAGIC)] != _ZIP_MAGIC:
             raise PlanError(f"{label}: not a saved binary plan (no zip header)")
         file_sha = hashlib.sha256(data).hexdigest()
         data = _show_binary(data, path, terraform, cwd)
@@ -274,7 +286,7 @@ def load_plan(
     with _no_gc():
         if parse_fmt == "show-json":
             return _load_show_json(data, label, fmt_out, path, file_sha, catalog)
-        return _load_stream(data, label, path, catalog)
+        return _load_stream(bytes(data), label, path, catalog)
 
 
 @contextmanager
