@@ -383,3 +383,23 @@ def test_tags_the_plan_hides_are_assumed_to_match(
     assert any("assumed to match" in v.reason for v in result.violations) is assumed
     # Hidden values never reach the report.
     assert "Owner" not in repr(result.changes[0].prior)
+
+
+def test_large_files_are_mapped_and_read_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans from 1 MiB on are memory-mapped instead of copied: same changes, same digest."""
+    import tfgate.loader as loader
+
+    changes = [rc(f"aws_s3_bucket.b{i}", ["delete"] if i % 7 == 0 else ["no-op"]) for i in range(6000)]
+    big = write(tmp_path, plan_doc(*changes), "big.json")
+    assert big.stat().st_size >= loader._MAP_AT
+    assert not isinstance(loader.read_source(big), bytes)  # mapped
+    mapped = load_plan(big)
+    assert sum(c.change_class is ChangeClass.DELETE for c in mapped.changes) == len(range(0, 6000, 7))
+    # A UTF-16 plan that is mapped is re-encoded like a small one.
+    text = json.dumps(plan_doc(*changes), indent=1)
+    utf16 = write(tmp_path, b"\xff\xfe" + text.encode("utf-16-le"), "utf16.json")
+    assert load_plan(utf16).info.digest == mapped.info.digest
+    # The same file read into memory gives the same result.
+    monkeypatch.setattr(loader, "_MAP_AT", 1 << 40)
+    assert isinstance(loader.read_source(big), bytes)
+    assert load_plan(big).info.digest == mapped.info.digest
