@@ -204,6 +204,9 @@ def generate(n: int, seed: int = 42) -> tuple[dict[str, Any], list[dict[str, Any
             "type": "change_summary",
         }
     )
+    # `terraform show -json` lists resource changes sorted by address (then deposed key); the stream
+    # reports them in the order the graph walk plans them.
+    changes.sort(key=lambda rc: (rc["address"], rc.get("deposed") or ""))
     doc = {
         "format_version": "1.2",
         "terraform_version": "1.15.5",

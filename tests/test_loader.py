@@ -403,3 +403,14 @@ def test_large_files_are_mapped_and_read_the_same(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(loader, "_MAP_AT", 1 << 40)
     assert isinstance(loader.read_source(big), bytes)
     assert load_plan(big).info.digest == mapped.info.digest
+
+
+def test_digest_does_not_depend_on_the_order_of_changes(tmp_path: Path) -> None:
+    """Terraform writes changes sorted by address (hashed as they come); any other order hashes the same."""
+    changes = [rc(f"aws_s3_bucket.b{i:02d}", ["delete"]) for i in range(30)]
+    in_order = load_plan(write(tmp_path, plan_doc(*changes), "a.json")).info.digest
+    shuffled = changes[::2] + changes[1::2]
+    assert load_plan(write(tmp_path, plan_doc(*shuffled), "b.json")).info.digest == in_order
+    assert load_plan(write(tmp_path, plan_doc(*changes[::-1]), "c.json")).info.digest == in_order
+    changed = [*changes[:-1], rc("aws_s3_bucket.b29", ["update"])]
+    assert load_plan(write(tmp_path, plan_doc(*changed), "d.json")).info.digest != in_order

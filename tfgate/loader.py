@@ -350,8 +350,12 @@ def _load_show_json(
     else:
         prior_empty = True  # Terraform omits prior_state when there is no state at all
     changes: list[Change] = []
-    values: list[tuple[msgspec.Raw, msgspec.Raw, msgspec.Raw]] = []  # hashed into the digest below
     keyed: dict[tuple[str, str], int] = {}
+    compact = _is_compact(data)
+    digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
+    # The digest runs over changes in (address, deposed) order. Terraform writes them in that order, so
+    # they are hashed as they come; a document in another order is hashed again, sorted, at the end.
+    in_order, last = True, ("", "")
     for i, raw in enumerate(plan.resource_changes):
         try:
             rc = _rc_decoder.decode(raw)
@@ -367,25 +371,19 @@ def _load_show_json(
             raise PlanError(f"{label}: duplicate resource change for address {change.address}")
         keyed[key] = i
         changes.append(change)
-        values.append((rc.change.before, rc.change.after, rc.change.after_unknown))
-    digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
-    compact = _is_compact(data)
-    for key in sorted(keyed):
-        i = keyed[key]
-        before, after, unknown = values[i]
-        digest.update(
-            b"".join(
-                (
-                    _change_record(changes[i]),
-                    _normalised(before, compact),
-                    b"\x1e",
-                    _normalised(after, compact),
-                    b"\x1e",
-                    _normalised(unknown, compact),
-                    b"\x1e",
-                )
+        if in_order:
+            if key < last:
+                in_order = False
+            else:
+                last = key
+                digest.update(_digest_part(change, rc.change, compact))
+    if not in_order:
+        digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
+        for key in sorted(keyed):
+            i = keyed[key]
+            digest.update(
+                _digest_part(changes[i], _rc_decoder.decode(plan.resource_changes[i]).change, compact)
             )
-        )
 
     info = PlanInfo(
         source=label,
@@ -578,6 +576,21 @@ def key_attributes(
 
 def _sort_key(change: Change) -> tuple[str, str]:
     return (change.address, change.deposed or "")
+
+
+def _digest_part(change: Change, values: _Change, compact: bool) -> bytes:
+    """One change's share of the plan digest: its record, then its before/after/after_unknown values."""
+    return b"".join(
+        (
+            _change_record(change),
+            _normalised(values.before, compact),
+            b"\x1e",
+            _normalised(values.after, compact),
+            b"\x1e",
+            _normalised(values.after_unknown, compact),
+            b"\x1e",
+        )
+    )
 
 
 def _change_record(change: Change) -> bytes:
