@@ -280,6 +280,8 @@ def main() -> None:
         "safety-net updates) is evaluated by regopy in chunks of 2,000 resource changes, because regopy 1.5",
         "fails on larger inputs; it is measured up to --rego-max changes (about 15 s at 10,000, so minutes at",
         "100,000). tfgate's wall time includes interpreter start-up and writing the JSON report to /dev/null.",
+        "The generated show-json plans list their changes sorted by address, as `terraform show -json` does;",
+        "tfgate hashes them for the plan digest as they come (a document in another order costs one more pass).",
     ]
     text = "\n".join(lines) + "\n"
     args.out.write_text(text)
