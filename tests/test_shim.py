@@ -226,3 +226,38 @@ def test_double_dash_flags_cannot_hide_a_value_flag(shimdir: Path, prod) -> None
     assert proc.returncode != 0, proc.stderr
     after = prod.state()
     assert sorted(r["name"] for r in after["resources"]) == sorted(r["name"] for r in before["resources"])
+
+
+def test_pinned_manifest_protects_wherever_terraform_runs(tmp_path: Path, terraform_bin: Path, prod) -> None:
+    """With `shim install --manifest`, a directory's own (or missing) tfgate.yaml cannot lift protection."""
+    pinned = tmp_path / "pinned.yaml"
+    pinned.write_text(MANIFEST)
+    d = tmp_path / "pinned-shims"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfgate", "shim", "install", str(d), "--terraform", str(terraform_bin),
+         "--manifest", str(pinned)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (prod.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")  # an agent empties the local one
+    before = prod.state()
+    proc = run(d, "destroy", "-auto-approve", cwd=prod.dir)
+    assert proc.returncode == 1 and "nothing applied" in proc.stderr, proc.stderr
+    assert prod.state()["serial"] == before["serial"]
+    # A manifest that does not exist is an error at install time, not a silent pass later.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfgate",
+            "shim",
+            "install",
+            str(d),
+            "--manifest",
+            str(tmp_path / "nope.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "not found" in proc.stderr

@@ -324,13 +324,21 @@ def shim_install(
             "--terraform", help="The real Terraform/OpenTofu (default: PATH without DIR, then embedded)."
         ),
     ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            "-m",
+            help="Pin this manifest: the shims always use it, whatever tfgate.yaml a directory holds.",
+        ),
+    ] = None,
 ) -> None:
     """Write `terraform` and `tofu` executables into DIR: read-only commands run the real binary, apply and
     destroy go through the gate, state-mutating commands are refused unless approved (TFGATE_APPROVALS)."""
     from tfgate.shim import install
 
     def body() -> int:
-        for path, real in install(directory, terraform):
+        for path, real in install(directory, terraform, manifest):
             typer.echo(f"{path} -> {real}")
         typer.echo(f'put it first on PATH: export PATH="{directory.resolve()}:$PATH"')
         return 0
@@ -343,11 +351,13 @@ def shim_exec(
     args: Annotated[list[str] | None, typer.Argument()] = None,
     real: Annotated[str, typer.Option("--real")] = "",
     name: Annotated[str, typer.Option("--name")] = "terraform",
+    manifest: Annotated[str, typer.Option("--manifest")] = "",
 ) -> None:
     """What an installed shim runs (`python -m tfgate.shim` is the same without the CLI start-up)."""
     from tfgate.shim import main as shim_main
 
-    raise typer.Exit(shim_main(["--real", real, "--name", name, "--", *(args or [])]))
+    pinned = ["--manifest", manifest] if manifest else []
+    raise typer.Exit(shim_main(["--real", real, "--name", name, *pinned, "--", *(args or [])]))
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")

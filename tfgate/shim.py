@@ -94,8 +94,16 @@ def find_real(name: str, shim_dir: Path, explicit: str | None = None) -> str:
     raise ShimError(f"no real {name} found outside {shim_dir}: pass --terraform PATH")
 
 
-def install(shim_dir: Path, terraform: str | None = None) -> list[tuple[Path, str]]:
-    """Write the `terraform` and `tofu` shims into shim_dir; returns (shim, real binary) pairs."""
+def install(
+    shim_dir: Path, terraform: str | None = None, manifest: Path | None = None
+) -> list[tuple[Path, str]]:
+    """Write the `terraform` and `tofu` shims into shim_dir; returns (shim, real binary) pairs. With a
+    manifest, the shims always use it (not whatever tfgate.yaml the working directory holds)."""
+    if manifest is not None:
+        from tfgate.manifest import load_manifest
+
+        manifest = manifest.resolve()
+        load_manifest(manifest)  # a bad or missing manifest is an error now, not at the first apply
     shim_dir.mkdir(parents=True, exist_ok=True)
     reals: dict[str, str] = {}
     for name in NAMES:
@@ -115,7 +123,9 @@ def install(shim_dir: Path, terraform: str | None = None) -> list[tuple[Path, st
             f"# {MARKER}; do not edit.\n"
             f"# Real binary: {real}\n"
             f"exec {shlex.quote(sys.executable)} -m tfgate.shim --real {shlex.quote(real)} "
-            f'--name {name} -- "$@"\n'
+            f"--name {name} "
+            + (f"--manifest {shlex.quote(str(manifest))} " if manifest else "")
+            + '-- "$@"\n'
         )
         tmp = path.with_name(f".{name}.tmp")
         tmp.write_text(script)
@@ -165,7 +175,7 @@ def _approval_files(spec: str) -> list[Path]:
 
 
 def find_approval(
-    args: Sequence[str], *, cwd: Path, now: datetime | None = None
+    args: Sequence[str], *, cwd: Path, now: datetime | None = None, manifest: Path | None = None
 ) -> tuple[ShimApproval | None, str]:
     """A valid signed approval for exactly this command (args after the program name), or why not."""
     from tfgate.manifest import load_manifest
@@ -173,7 +183,7 @@ def find_approval(
     spec = os.environ.get("TFGATE_APPROVALS", "")
     if not spec:
         return None, "no approval given (set TFGATE_APPROVALS to a signed shim approval)"
-    signers = load_manifest(None, cwd=cwd).allowed_signers
+    signers = load_manifest(manifest, cwd=cwd).allowed_signers
     if signers is None or not signers.is_file():
         return None, "the manifest names no approvals.allowed_signers file, so no approval can be verified"
     wanted = shlex.join(args)
@@ -293,7 +303,7 @@ def _gate_args(args: Sequence[str], index: int) -> tuple[list[str], Path | None,
     return before + rest, plan_file, auto
 
 
-def run(real: str, args: Sequence[str], *, name: str = "terraform") -> int:
+def run(real: str, args: Sequence[str], *, name: str = "terraform", manifest: Path | None = None) -> int:
     """The shim's behaviour for one call (read-only commands never return: execv)."""
     from tfgate.guard import classify_terraform
     from tfgate.terraform import merged_cli_args
@@ -312,14 +322,20 @@ def run(real: str, args: Sequence[str], *, name: str = "terraform") -> int:
     command = [name, *args]
     if what.kind in ("apply", "destroy"):
         return _gated(
-            real, args, what.index, destroy=what.kind == "destroy", workdir=workdir, command=command
+            real,
+            args,
+            what.index,
+            destroy=what.kind == "destroy",
+            workdir=workdir,
+            command=command,
+            manifest=manifest,
         )
     from tfgate.audit import record_event
 
     if what.kind == "unknown":
         reason = f"unknown {name} subcommand `{what.sub}`; refused (fail closed)"
     else:
-        approval, why = find_approval(args, cwd=workdir)
+        approval, why = find_approval(args, cwd=workdir, manifest=manifest)
         does = (
             "applies real infrastructure outside the gate"
             if what.kind == "test"
@@ -342,7 +358,14 @@ def run(real: str, args: Sequence[str], *, name: str = "terraform") -> int:
 
 
 def _gated(
-    real: str, args: Sequence[str], index: int, *, destroy: bool, workdir: Path, command: list[str]
+    real: str,
+    args: Sequence[str],
+    index: int,
+    *,
+    destroy: bool,
+    workdir: Path,
+    command: list[str],
+    manifest: Path | None = None,
 ) -> int:
     from tfgate.gated import GateOptions, run_apply
     from tfgate.render import render
@@ -356,6 +379,7 @@ def _gated(
     opts = GateOptions(
         workdir=workdir,
         terraform=real,
+        manifest=manifest,
         approvals=approvals,
         tf_args=tuple(tf_args),
         command=tuple(command),
@@ -387,22 +411,22 @@ def _confirm() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m tfgate.shim --real REAL [--name NAME] -- ARGS`: what the installed shims run."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    real, name = None, "terraform"
+    opts: dict[str, str] = {"--name": "terraform"}
     while argv and argv[0] != "--":
         flag = argv.pop(0)
-        if flag in ("--real", "--name") and argv:
-            value = argv.pop(0)
-            real, name = (value, name) if flag == "--real" else (real, value)
+        if flag in ("--real", "--name", "--manifest") and argv:
+            opts[flag] = argv.pop(0)
         else:
             sys.stderr.write(f"tfgate shim: unexpected argument {flag!r}\n")
             return 2
     if argv:
         argv.pop(0)
+    real, name, manifest = opts.get("--real"), opts["--name"], opts.get("--manifest")
     if not real:
         sys.stderr.write("tfgate shim: --real is required\n")
         return 2
     try:
-        return run(real, argv, name=name)
+        return run(real, argv, name=name, manifest=Path(manifest) if manifest else None)
     except TfgateError as exc:
         sys.stderr.write(f"tfgate shim: error: {exc}\n")
         return exc.exit_code
