@@ -58,6 +58,20 @@ def render(html: Path, out: Path, width: int = 1280, height: int = 2000) -> Rend
     return Rendered(out, dom, requests)
 
 
+def print_pdf(html: Path, out: Path) -> Path:
+    """Print the page to PDF as a browser would (print stylesheet applied): what a printout shows."""
+    exe = chromium()
+    if exe is None:
+        raise SystemExit("chromium not found (apt-get install chromium)")
+    with tempfile.TemporaryDirectory(prefix="tfgate-chromium-") as tmp:
+        subprocess.run(
+            [exe, *FLAGS, f"--user-data-dir={tmp}/profile", "--no-pdf-header-footer", f"--print-to-pdf={out}",
+             html.resolve().as_uri()],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    return out
+
+
 def _requests(netlog: Path, own: str) -> tuple[str, ...]:
     """URLs the page requested, from Chromium's net log. Requests a page makes carry its origin as
     `initiator` ("null" for a file:// page); Chromium's own background requests carry "not an origin"."""

@@ -395,3 +395,17 @@ def test_approving_from_a_tampered_report_shows_what_the_manifest_protects(w: Wo
     stmt = json.loads((tmp_path / "a.json").read_text())
     assert stmt["plan_digest"] == w.digest
     assert {"address": "terraform_data.db", "class": "delete"} in stmt["changes"]
+
+
+def test_reports_show_how_far_a_blocked_change_is_from_approved(w: World, tmp_path: Path) -> None:
+    """One of two required approvals: every report says 1 of 2 and whose, not "none valid"."""
+    f = approve(w, "alice", tmp_path / "a.json", "-m", "two.yaml")
+    for fmt, expected in (
+        ("markdown", "1 of 2 (alice@example.com)"),
+        ("html", "1 of 2 (alice@example.com)"),
+        ("text", "needs 2 signed approval(s), 1 of 2 (alice@example.com)"),
+    ):
+        res = cli("check", "plan.json", "--format", fmt, "--no-state-checks", "-m", "two.yaml", "-a", str(f))
+        assert res.exit_code == 1, res.output
+        assert expected in res.stdout, (fmt, res.stdout)
+        assert "none valid" not in res.stdout

@@ -11,7 +11,7 @@ import pytest
 from .conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from screenshot_report import chromium, render
+from screenshot_report import chromium, print_pdf, render
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(chromium() is None, reason="chromium not installed")]
 
@@ -43,6 +43,21 @@ def test_html_in_chromium(tf, tmp_path: Path) -> None:
     assert "terraform_data.db[\"&lt;script&gt;document.title='pwned'&lt;/script&gt;\"]" in shot.dom
     # Phone width renders too.
     assert render(report, tmp_path / "phone.png", 390, 1400).requests == ()
+
+
+def test_printout_shows_the_verdict_blocked_changes_and_the_full_list(tf, tmp_path: Path) -> None:
+    """What Chromium really draws when printing (text extracted from its PDF), not only what the DOM holds:
+    the verdict, the blocked addresses and every row of the change list (the filter checkboxes are hidden)."""
+    from pypdf import PdfReader
+
+    report = _report(tf, ["orders", "payments"])
+    pdf = print_pdf(report, tmp_path / "report.pdf")
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "tfgate: BLOCKED" in text
+    assert "Blocked: protected changes" in text
+    for key in ("orders", "payments"):
+        assert text.count(f'terraform_data.db["{key}"]') >= 2, text  # blocked table and full change list
+    assert "All changes" in text
 
 
 def test_network_detector_sees_requests(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tfgate.model import Change, ChangeClass, Result, Risk
+from tfgate.model import ApprovalOutcome, Change, ChangeClass, Result, Risk, Violation
 
 _RISK_ORDER = {Risk.HIGH: 0, Risk.MEDIUM: 1, Risk.LOW: 2, Risk.NONE: 3}
 
@@ -58,6 +58,17 @@ def why(change: Change) -> str:
     return ", ".join(parts)
 
 
+def approval_state(violation: Violation, approvals: tuple[ApprovalOutcome, ...]) -> str:
+    """How far a protected change is from approved: "approved by a, b", "1 of 2 (alice)", "2 needed, none
+    valid". Counted statements name the addresses they counted for."""
+    if violation.approved:
+        return "approved by " + ", ".join(violation.approved_by)
+    have = sorted({a.signer or a.source for a in approvals if a.counted and violation.address in a.addresses})
+    if have:
+        return f"{len(have)} of {violation.approvals_required} ({', '.join(have)})"
+    return f"{violation.approvals_required} needed, none valid"
+
+
 @lru_cache(maxsize=4)
 def template(name: str, *, autoescape: bool) -> Any:
     """A packaged jinja2 template (jinja2 is imported only when a Markdown or HTML report is made)."""
@@ -73,4 +84,5 @@ def template(name: str, *, autoescape: bool) -> Any:
     )
     env.globals["action"] = action_label
     env.globals["why"] = why
+    env.globals["approval_state"] = approval_state
     return env

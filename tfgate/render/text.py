@@ -6,7 +6,7 @@ Colour only when asked (the CLI asks on a TTY without NO_COLOR); plain and stabl
 from __future__ import annotations
 
 from tfgate.model import Change, Result, Severity, Verdict
-from tfgate.render.common import destructive_unprotected, summary_line, why
+from tfgate.render.common import approval_state, destructive_unprotected, summary_line, why
 
 _RED, _GREEN, _YELLOW, _BOLD, _DIM, _RESET = (
     "\033[31m",
@@ -35,7 +35,9 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append(c(_BOLD, f"Blocked changes ({len(unapproved)}):"))
         for v in unapproved:
             out.append(f"  {c(_RED, v.change_class.value.upper()):<8} {v.address}")
-            out.append(f"      {v.reason}; needs {v.approvals_required} signed approval(s)")
+            state = approval_state(v, result.approvals)
+            counted = "" if "none valid" in state else f", {state}"
+            out.append(f"      {v.reason}; needs {v.approvals_required} signed approval(s){counted}")
     approved = [v for v in result.violations if v.approved]
     if approved:
         out.append("")
