@@ -165,3 +165,50 @@ def test_hostile_text_is_escaped_in_html() -> None:
     )
     html = render(_result([change], blocked=1), "html")
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+PROTECT_ALL = (
+    "version: 1\nprotect:\n  - name: everything\n    match: {address: ['*']}\n"
+    "    actions: [delete, replace, forget]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "plan_args"),
+    [
+        ("deleted_block", ()),
+        ("replace_triggers", ()),
+        ("replace_create_before_destroy", ()),
+        ("for_each_in_module", ()),
+        ("count_decrease", ()),
+        ("removed_forget", ()),
+        ("moved", ()),
+        ("no_op", ()),
+        ("no_op", ("-destroy",)),
+    ],
+    ids=lambda v: "-".join(v) if isinstance(v, tuple) else v,
+)
+def test_every_real_scenario_in_every_format(scenario, name: str, plan_args: tuple[str, ...]) -> None:
+    """Each real-Terraform scenario of the core issue, rendered in all four formats at once: every change
+    Terraform plans to destroy, replace or forget is in every report, and the exit code matches."""
+    import html as html_lib
+
+    tf, plan = scenario(name, *plan_args)
+    (tf.dir / "tfgate.yaml").write_text(PROTECT_ALL)
+    shown = tf.show_json(plan)
+    lost = {
+        rc["address"]
+        for rc in shown.get("resource_changes", [])
+        if rc["mode"] == "managed" and set(rc["change"]["actions"]) & {"delete", "forget"}
+    }
+    proc = tfgate("check", "plan.bin", "--report-md", "r.md", "--report-html", "r.html", "--report-json", "r.json",
+                  cwd=tf.dir)  # fmt: skip
+    assert proc.returncode == (1 if lost else 0), proc.stderr
+    md = (tf.dir / "r.md").read_text().replace("\\", "")
+    page = html_lib.unescape((tf.dir / "r.html").read_text())
+    doc = json.loads((tf.dir / "r.json").read_text())
+    assert {v["address"] for v in doc["violations"]} == lost
+    for address in lost:
+        assert address in proc.stdout and address.replace("\\", "") in md and address in page, address
+    assert len(md) <= LIMIT
+    assert ("tfgate: BLOCKED" if lost else "tfgate: ALLOWED") in page
