@@ -31,6 +31,7 @@ class FakeGitHub:
         self.calls: list[str] = []
         self.page_size = page_size
         self.next_id = 1000
+        self.head_sha = "feedface0123"
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
     def add(self, body: str) -> int:
@@ -64,6 +65,10 @@ class FakeGitHub:
             cid = int(m.group(1))
             self.comments[cid]["body"] = request.get_json()["body"]
             return Response(json.dumps(self.comments[cid]), 200, content_type="application/json")
+        m = re.fullmatch(rf"/repos/{REPO}/pulls/(\d+)", request.path)
+        if m and request.method == "GET":
+            return Response(json.dumps({"number": int(m.group(1)), "head": {"sha": self.head_sha}}), 200,
+                            content_type="application/json")  # fmt: skip
         m = re.fullmatch(rf"/repos/{REPO}/statuses/([0-9a-f]+)", request.path)
         if m and request.method == "POST":
             self.statuses.append({"sha": m.group(1), **request.get_json()})
@@ -225,3 +230,26 @@ def test_missing_context_is_a_usage_error(blocked_plan: Path, httpserver, monkey
                           capture_output=True, text=True, env={k: v for k, v in __import__("os").environ.items()
                                                                if not k.startswith("GITHUB_")})  # fmt: skip
     assert proc.returncode == 2 and "--repo" in proc.stderr
+
+
+def test_status_goes_on_the_pull_request_head_when_no_commit_is_given(
+    blocked_plan: Path, github: FakeGitHub, httpserver, monkeypatch
+) -> None:
+    """--repo/--pr without --sha, GITHUB_SHA or an event: the status still lands, on the PR's head commit."""
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
+    proc = comment(blocked_plan, httpserver, "--repo", REPO, "--pr", "7")
+    assert proc.returncode == 1, proc.stderr
+    assert f"GET /repos/{REPO}/pulls/7" in github.calls
+    assert [(s["sha"], s["state"], s["context"]) for s in github.statuses] == [
+        ("feedface0123", "failure", "tfgate/default")
+    ]
+
+
+def test_comment_records_its_check_in_the_audit_log(
+    blocked_plan: Path, github: FakeGitHub, httpserver, _audit_log_env: Path
+) -> None:
+    proc = comment(blocked_plan, httpserver, event=EVENT)
+    assert proc.returncode == 1, proc.stderr
+    events = [json.loads(line) for line in _audit_log_env.read_text().splitlines()]
+    assert [(e["event"], e["verdict"]) for e in events] == [("check", "block")]

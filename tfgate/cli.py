@@ -532,6 +532,7 @@ def comment(
     terraform: TerraformOpt = None,
     chdir: ChdirOpt = Path("."),
     fmt: FormatOpt = None,
+    audit_log: AuditLogOpt = None,
 ) -> None:
     """Check PLAN, post the Markdown report as the pull request's comment for this workspace (updated in
     place on later runs) and set the commit status tfgate/<workspace>. Token: GITHUB_TOKEN. Exit 1 when
@@ -546,6 +547,9 @@ def comment(
             CheckOptions(plan=plan, terraform=terraform, manifest=manifest, approvals=tuple(approvals or ()),
                          workspace=workspace, workdir=chdir)
         )  # fmt: skip
+        from tfgate.audit import record_check
+
+        record_check(result, command=sys.argv, log=audit_log, cwd=chdir)
         emit(result, fmt, {})
         try:
             typer.echo(f"tfgate: {post(result, target, os.environ.get('GITHUB_TOKEN', ''))}", err=True)

@@ -69,13 +69,15 @@ def post(result: Result, target: Target, token: str) -> str:
     gh = GitHub(repo=target.repo, token=token, api_url=target.api_url)
     action, comment_id = upsert_comment(gh, target.pr, render(result), marker(result.workspace))
     line = f"{action} comment {comment_id} on {target.repo}#{target.pr}"
-    if target.sha:
+    # The status goes on the commit given (--sha, the event, GITHUB_SHA), else on the pull request's head.
+    sha = target.sha or gh.pull_head_sha(target.pr)
+    if sha:
         gh.set_status(
-            target.sha,
+            sha,
             state="success" if result.verdict is Verdict.ALLOW else "failure",
             context=f"tfgate/{result.workspace}",
             description=status_description(result),
             target_url=target.run_url,
         )
-        line += f"; status tfgate/{result.workspace} on {target.sha[:12]}"
+        line += f"; status tfgate/{result.workspace} on {sha[:12]}"
     return line
