@@ -409,3 +409,28 @@ def test_reports_show_how_far_a_blocked_change_is_from_approved(w: World, tmp_pa
         assert res.exit_code == 1, res.output
         assert expected in res.stdout, (fmt, res.stdout)
         assert "none valid" not in res.stdout
+
+
+def test_an_approved_protected_destroy_is_applied_and_nothing_else(
+    w: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tfgate apply PLAN --approvals`: blocked (state untouched) without the approval, applied with it,
+    and what is applied is exactly the saved plan."""
+    work = tmp_path / "apply"
+    shutil.copytree(w.dir, work, symlinks=True)  # the module's world stays as it is
+    monkeypatch.chdir(work)
+
+    def resources() -> list[str]:
+        return sorted(r["name"] for r in json.loads((work / "terraform.tfstate").read_text())["resources"])
+
+    before = resources()
+    assert "db" in before
+    res = cli("apply", "plan.bin")
+    assert res.exit_code == 1 and resources() == before
+    statement = approve(w, "alice", tmp_path / "a.json")
+    res = cli("apply", "plan.bin", "--approvals", str(statement))
+    assert res.exit_code == 0, res.output
+    planned = json.loads((work / "plan.json").read_text())["resource_changes"]
+    destroyed = {rc["name"] for rc in planned if rc["change"]["actions"] == ["delete"]}
+    assert destroyed == {"db"}
+    assert resources() == sorted(set(before) - destroyed)
