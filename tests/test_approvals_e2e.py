@@ -434,3 +434,11 @@ def test_an_approved_protected_destroy_is_applied_and_nothing_else(
     destroyed = {rc["name"] for rc in planned if rc["change"]["actions"] == ["delete"]}
     assert destroyed == {"db"}
     assert resources() == sorted(set(before) - destroyed)
+
+
+def test_html_shows_what_an_approved_destroy_removes(w: World, tmp_path: Path) -> None:
+    statement = approve(w, "alice", tmp_path / "a.json")
+    res = cli("check", "plan.json", "--format", "html", "--no-state-checks", "-a", str(statement))
+    assert res.exit_code == 0, res.output
+    approved = res.stdout.split("<h2>Approved protected changes</h2>", 1)[1].split("</table>", 1)[0]
+    assert "terraform_data.db" in approved and '<dl class="prior"><dt>id</dt>' in approved

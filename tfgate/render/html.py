@@ -46,7 +46,7 @@ def render(result: Result) -> str:
         reasons=result.reasons,
         blocked_rows=blocked,
         all_approvals=result.approvals,
-        approved_rows=[v for v in result.violations if v.approved],
+        approved_rows=[(v, by_key.get((v.address, v.deposed))) for v in result.violations if v.approved],
         other_rows=destructive_unprotected(result),
         findings=result.findings,
         approvals=result.approvals,
