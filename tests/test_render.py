@@ -212,3 +212,36 @@ def test_every_real_scenario_in_every_format(scenario, name: str, plan_args: tup
         assert address in proc.stdout and address.replace("\\", "") in md and address in page, address
     assert len(md) <= LIMIT
     assert ("tfgate: BLOCKED" if lost else "tfgate: ALLOWED") in page
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(scenario) -> None:
+    """Run in a real pseudo-terminal: colour there; plain with NO_COLOR; plain when piped (checked above)."""
+    import os
+    import pty
+
+    tf, _ = scenario("deleted_block")
+    (tf.dir / "tfgate.yaml").write_text(PROTECT)
+
+    def on_tty(extra_env: dict[str, str]) -> bytes:
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | extra_env
+        leader, follower = pty.openpty()
+        proc = subprocess.Popen([sys.executable, "-m", "tfgate", "check", "plan.bin"], cwd=tf.dir, env=env,
+                                stdout=follower, stderr=follower, stdin=subprocess.DEVNULL)  # fmt: skip
+        os.close(follower)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        proc.wait(timeout=60)
+        os.close(leader)
+        assert proc.returncode == 1
+        return out
+
+    assert b"\x1b[" in on_tty({})
+    plain = on_tty({"NO_COLOR": "1"})
+    assert b"\x1b[" not in plain and b"tfgate: BLOCKED" in plain
