@@ -295,6 +295,7 @@ EVASIONS: list[str] = [
     "env TF_CLI_ARGS=destroy terraform",
     "TFGATE_TERRAFORM=./fake-tf tfgate apply plan.bin",
     "tfgate apply --terraform ./fake-tf plan.bin",
+    "tfgate apply plan.bin --new-workspace",
     'echo "terraform apply -auto-approve" | bash',
     "cat <<EOF | bash\nterraform apply -auto-approve\nEOF",
     "source /dev/stdin <<< 'terraform apply -auto-approve'",

@@ -58,6 +58,35 @@ def test_healthy_new_workspace_has_no_finding(tf: TF) -> None:
     assert code == 0 and doc["findings"] == []
 
 
+def test_first_creation_of_a_protected_resource_needs_a_human_to_say_the_workspace_is_new(tf: TF) -> None:
+    (tf.dir / "tfgate.yaml").write_text(PROTECT)
+    tf.write(CONFIG % "v1")
+    tf.plan()
+    code, doc = check(tf)
+    assert code == 1 and codes(doc) == ["missing_state"]
+    assert "--new-workspace" in doc["findings"][0]["message"]
+    code, doc = check(tf, "plan.bin", "--new-workspace")
+    assert code == 0 and codes(doc) == ["new_workspace"]
+    assert evidence(doc, "new_workspace")["protected_creates"] == ["terraform_data.db"]
+    # tfgate apply takes the same confirmation, and the ledger then knows the workspace.
+    proc = subprocess.run([sys.executable, "-m", "tfgate", "apply", "plan.bin", "--new-workspace"], cwd=tf.dir,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        json.loads((tf.dir / ".tfgate" / "ledger.json").read_text())["workspaces"]["default"]["resources"]
+        == 1
+    )
+
+
+def test_new_workspace_does_not_override_other_evidence(prod: TF) -> None:
+    """The state was there before (the ledger says so): declaring the workspace new changes nothing."""
+    (prod.dir / "terraform.tfstate").unlink()
+    (prod.dir / "terraform.tfstate.backup").unlink(missing_ok=True)
+    prod.plan()
+    code, doc = check(prod, "plan.bin", "--new-workspace")
+    assert code == 1 and "missing_state" in codes(doc) and "new_workspace" not in codes(doc)
+
+
 def test_fresh_checkout_without_state_file(prod: TF) -> None:
     (prod.dir / "terraform.tfstate").unlink()
     (prod.dir / "terraform.tfstate.backup").unlink(missing_ok=True)
@@ -69,6 +98,45 @@ def test_fresh_checkout_without_state_file(prod: TF) -> None:
     assert "protected resource" in messages and "managed 1 resources" in messages
     ev = [f["evidence"] for f in doc["findings"] if f["code"] == "missing_state"]
     assert any(e.get("protected_creates") == ["terraform_data.db"] for e in ev)
+
+
+def test_state_file_removed_but_its_backup_remains(prod: TF) -> None:
+    """No ledger, no protected create: Terraform's own backup is the evidence that a state existed."""
+    prod.apply()  # writes terraform.tfstate.backup
+    shutil.rmtree(prod.dir / ".tfgate")
+    (prod.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
+    (prod.dir / "terraform.tfstate").unlink()
+    prod.plan()
+    code, doc = check(prod)
+    assert code == 1 and codes(doc) == ["missing_state"]
+    ev = evidence(doc, "missing_state")
+    assert ev["backup_serial"] >= 1 and ev["backup"].endswith("terraform.tfstate.backup")
+
+
+def test_full_destroy_then_plan_is_not_a_missing_state(prod: TF) -> None:
+    """After a real `terraform destroy` the state is empty and the backup still lists resources: healthy."""
+    prod.run("destroy", "-auto-approve", "-input=false")
+    shutil.rmtree(prod.dir / ".tfgate")
+    (prod.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
+    prod.plan()
+    code, doc = check(prod)
+    assert code == 0 and codes(doc) == []
+
+
+def test_the_ledger_learns_the_state_an_apply_produced(prod: TF) -> None:
+    """tfgate apply records the state it produced: putting back the pre-apply copy is caught by the ledger."""
+    before = (prod.dir / "terraform.tfstate").read_bytes()
+    proc = subprocess.run([sys.executable, "-m", "tfgate", "apply", "plan.bin"], cwd=prod.dir, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    ledger = json.loads((prod.dir / ".tfgate" / "ledger.json").read_text())
+    applied_serial = json.loads((prod.dir / "terraform.tfstate").read_text())["serial"]
+    assert ledger["workspaces"]["default"]["max_serial"] == applied_serial
+    (prod.dir / "terraform.tfstate").write_bytes(before)
+    (prod.dir / "terraform.tfstate.backup").unlink(missing_ok=True)
+    prod.plan()
+    code, doc = check(prod)
+    assert code == 1 and "serial_regression" in codes(doc)
 
 
 def test_older_copy_of_state_put_back(prod: TF) -> None:

@@ -56,6 +56,14 @@ ReportJsonOpt = Annotated[Path | None, typer.Option("--report-json", help="Also 
 ChdirOpt = Annotated[
     Path, typer.Option("--chdir", "-C", help="Terraform working directory (state, backend, binary plans).")
 ]
+NewWorkspaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--new-workspace",
+        help="A human confirms this workspace is new: protected resources created on an empty state do not "
+        "count as a missing state (any other evidence of an earlier state still blocks).",
+    ),
+]
 AuditLogOpt = Annotated[
     str | None,
     typer.Option(
@@ -142,6 +150,7 @@ def check(
         bool, typer.Option("--no-state-checks", help="Skip state-integrity checks (not recommended).")
     ] = False,
     audit_log: AuditLogOpt = None,
+    new_workspace: NewWorkspaceOpt = False,
 ) -> None:
     """Check a plan: exit 0 if allowed, 1 if blocked by policy, 2 on a usage or input error."""
     from tfgate.pipeline import CheckOptions, run_check
@@ -157,6 +166,7 @@ def check(
                 workspace=workspace,
                 workdir=chdir,
                 state_checks=not no_state_checks,
+                new_workspace=new_workspace,
             )
         )
         from tfgate.audit import record_check
@@ -219,6 +229,7 @@ def plan(
     fmt: FormatOpt = None,
     out: OutDirOpt = None,
     audit_log: AuditLogOpt = None,
+    new_workspace: NewWorkspaceOpt = False,
 ) -> None:
     """`terraform plan -out -input=false` in DIR, then the check; writes plan.bin and report.json/md/html to
     the output folder. Exit: the gate's code (0 allowed, 1 blocked), or Terraform's when it fails."""
@@ -230,7 +241,7 @@ def plan(
         _, opts = _gate_options(
             args, allowed=1, workdir=workdir, terraform=terraform, manifest=manifest,
             approvals=tuple(approvals or ()), workspace=workspace, out_dir=out, audit_log=audit_log,
-            tf_stdout_to_stderr=(fmt or "text") != "text",
+            tf_stdout_to_stderr=(fmt or "text") != "text", new_workspace=new_workspace,
         )  # fmt: skip
         return run_plan(opts, _gate_emit(fmt))  # type: ignore[arg-type]
 
@@ -261,9 +272,11 @@ def _apply_like(*, destroy: bool, positional_help: str, doc: str) -> Callable[..
         chdir: ChdirOpt = Path("."),
         out: OutDirOpt = None,
         audit_log: AuditLogOpt = None,
+        new_workspace: NewWorkspaceOpt = False,
     ) -> None:
         kw = {"manifest": manifest, "approvals": tuple(approvals or ()), "workspace": workspace,
-              "terraform": terraform, "fmt": fmt, "out_dir": out, "audit_log": audit_log}  # fmt: skip
+              "terraform": terraform, "fmt": fmt, "out_dir": out, "audit_log": audit_log,
+              "new_workspace": new_workspace}  # fmt: skip
         raise typer.Exit(guarded(lambda: _apply_command(args, destroy=destroy, chdir=chdir, **kw)))
 
     command.__doc__ = doc

@@ -56,6 +56,8 @@ class GateOptions:
     #: Where Terraform's stdout goes: inherit tfgate's stdout, or stderr when stdout carries JSON etc.
     tf_stdout_to_stderr: bool = False
     command: tuple[str, ...] = ()
+    #: A human confirms the workspace is new (see tfgate.state: protected creates on an empty state).
+    new_workspace: bool = False
 
 
 def sha256_file(path: Path) -> str:
@@ -164,6 +166,7 @@ def check(opts: GateOptions, plan_file: Path):
             approvals=opts.approvals,
             workspace=opts.workspace,
             workdir=opts.workdir,
+            new_workspace=opts.new_workspace,
         )
     )
 
@@ -347,6 +350,10 @@ def run_apply(
         )  # fmt: skip
         if code != 0:
             _say(f"terraform apply failed (exit {code})")
+        else:
+            from tfgate.pipeline import record_applied
+
+            record_applied(opts.workdir, opts.manifest, result)
         return code
     finally:
         shutil.rmtree(private, ignore_errors=True)

@@ -606,6 +606,13 @@ def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
             "tfgate one plan and apply another. Use the Terraform on PATH, or ask a human to choose it.",
             segment,
         )
+    if "--new-workspace" in args:
+        return _block(
+            SELF_APPROVAL,
+            f"`{_join(segment)}` declares the workspace new, which sets aside the missing-state check: that "
+            "is a human's call. Ask a human to confirm the workspace is new and run it.",
+            segment,
+        )
     positional = [a for a in args if not a.startswith("-")]
     if positional[:1] == ["approve"] or positional[:2] in (["approvals", "sign"], ["approvals", "create"]):
         return _block(

@@ -21,6 +21,8 @@ class CheckOptions:
     workspace: str | None = None
     workdir: Path = field(default_factory=lambda: Path("."))
     state_checks: bool = True
+    #: A human confirms the workspace is new: protected creates on an empty state do not block.
+    new_workspace: bool = False
     now: datetime | None = None
 
 
@@ -60,8 +62,9 @@ def run_check(opts: CheckOptions) -> Result:
         from tfgate import state
 
         findings = state.check_state(
-            workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now
-        )
+            workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now,
+            new_workspace=opts.new_workspace,
+        )  # fmt: skip
     result = evaluate(
         plan, manifest, findings=findings, approvals=opts.approvals, workspace=workspace, now=now
     )
@@ -70,6 +73,17 @@ def run_check(opts: CheckOptions) -> Result:
 
         state.record_ledger(workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result)
     return result
+
+
+def record_applied(workdir: Path, manifest_path: Path | None, result: Result) -> None:
+    """After `terraform apply` of an allowed plan: the ledger learns the state it produced (the check
+    before it recorded the state as it was), so the next run can tell that state being put back."""
+    from tfgate import state
+
+    manifest = load_manifest(manifest_path, cwd=workdir)
+    state.record_ledger(
+        workdir=workdir, plan=None, manifest=manifest, workspace=result.workspace, result=result
+    )
 
 
 def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str | None) -> Result:

@@ -58,7 +58,7 @@ def current_state(workdir: Path, workspace: str) -> tuple[StateInfo | None, Any]
 
 
 def check_state(
-    *, workdir: Path, plan: Any, manifest: Any, workspace: str, now: datetime
+    *, workdir: Path, plan: Any, manifest: Any, workspace: str, now: datetime, new_workspace: bool = False
 ) -> tuple[Finding, ...]:
     """Every state-integrity finding for this plan and working directory; an empty tuple when healthy."""
     findings: list[Finding] = []
@@ -153,6 +153,26 @@ def check_state(
                 )
             )
 
+    # Local backup without its state: the state file was removed (or never copied to this machine) while
+    # Terraform's own backup of it, with resources, is still there.
+    if current is None and evidence is None and not any(f.code == "missing_state" for f in findings):
+        backend = initialised_backend(workdir) or configured_backend(workdir)
+        if backend is None or backend.type == "local":
+            path = local_state_path(workdir, workspace, backend.config if backend else None)
+            backup = _read(Path(str(path) + ".backup"))
+            if backup and not backup.empty:
+                findings.append(
+                    _block(
+                        "missing_state",
+                        f"there is no state file, but its backup holds {backup.resources} resources: the state "
+                        "was removed or not copied here (planning now would create duplicates)",
+                        state=str(path),
+                        backup=backup.source,
+                        backup_lineage=backup.lineage,
+                        backup_serial=backup.serial,
+                    )
+                )
+
     # Local backup: terraform.tfstate.backup is the state before the last write.
     if current is not None and evidence is None:
         backup = _read(Path(current.source + ".backup"))
@@ -184,12 +204,27 @@ def check_state(
             for c in plan.changes
             if c.change_class is ChangeClass.CREATE and c.mode == "managed" and manifest.rules_for(c)
         ]
-        if protected:
+        other_evidence = any(f.blocks for f in findings)
+        if protected and new_workspace and not other_evidence:
+            # A human says this workspace is new: the first creation of its protected resources. Only
+            # this signal is set aside; any other evidence of an earlier state still blocks.
+            findings.append(
+                _f(
+                    "new_workspace",
+                    Severity.WARN,
+                    f"the plan starts from an empty state and creates {len(protected)} protected resource(s); "
+                    "accepted as a new workspace (--new-workspace)",
+                    protected_creates=protected[:20],
+                    prior_state="empty",
+                )
+            )
+        elif protected:
             findings.append(
                 _block(
                     "missing_state",
                     f"the plan starts from an empty state yet creates {len(protected)} protected resource(s): "
-                    "the real state is probably missing (applying would create duplicates)",
+                    "the real state is probably missing (applying would create duplicates). If this "
+                    "workspace really is new, a human runs the first apply with --new-workspace",
                     protected_creates=protected[:20],
                     prior_state="empty",
                 )
