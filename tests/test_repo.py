@@ -27,7 +27,10 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_wheel_ships_rules_and_demo() -> None:
-    import tomllib
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
 
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
     forced = cfg["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
