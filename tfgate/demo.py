@@ -19,7 +19,11 @@ def _say(text: str) -> None:
 
 
 def _tf(tf: Sequence[str], cwd: Path, *args: str) -> None:
-    proc = subprocess.run([*tf, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    from tfgate.terraform import clean_env
+
+    proc = subprocess.run(
+        [*tf, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=clean_env()
+    )
     if proc.returncode != 0:
         raise TerraformError(f"demo: terraform {args[0]} failed: {proc.stderr.strip()[-400:]}")
 
@@ -28,8 +32,10 @@ def run_demo(*, keep: Path | None = None, terraform: str | None = None, fmt: str
     """Build production state, plan a change that silently destroys the database, check it."""
     from tfgate.cli import emit
     from tfgate.pipeline import CheckOptions, run_check
-    from tfgate.terraform import find_terraform
+    from tfgate.terraform import embedded_command, find_terraform
 
+    # The embedded Terraform (tfgate[embedded]) by default: the demo is the same everywhere and offline.
+    terraform = terraform or ("embedded" if embedded_command() else None)
     tf = find_terraform(terraform)
     src = data_path("fixtures/demo")
     tmp = None

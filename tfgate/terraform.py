@@ -88,11 +88,12 @@ def merged_cli_args(args: Sequence[str], environ: dict[str, str] | os._Environ[s
 
 
 def clean_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
-    """The environment for tfgate's own `show` and `apply` of a checked plan: without TF_CLI_ARGS*,
-    which could add arguments to what was checked."""
+    """The environment for the Terraform tfgate runs: without TF_CLI_ARGS*, which could add arguments to
+    what was checked, and without Terraform's update check (no network beyond what the plan needs)."""
     env = dict(os.environ if environ is None else environ)
     for key in [k for k in env if k == CLI_ARGS or k.startswith(CLI_ARGS + "_")]:
         del env[key]
+    env.setdefault("CHECKPOINT_DISABLE", "1")  # no version check over the network from inside the gate
     return env
 
 
