@@ -165,14 +165,29 @@ def gate_vs_baselines(sizes: list[int], runs: int, rego_max: int) -> tuple[list[
 
 
 def startup(runs: int) -> dict[str, float]:
-    return {
+    """`tfgate --version`; `tfgate check` on a 10-change plan without state checks, and with them in a real
+    Terraform working directory (a declared local backend with applied state: backend, state, backup and
+    ledger are all read, and the ledger written)."""
+    # Byte-compile tfgate first, as `pip install` does for an installed package (an editable install under
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every start).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "tfgate")], check=True)
+    work = Path(tempfile.mkdtemp(prefix="tfgate-bench-wd-"))
+    env_tf = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
+    (work / "main.tf").write_text(
+        'terraform {\n  backend "local" {\n    path = "terraform.tfstate"\n  }\n}\n'
+        'resource "terraform_data" "r" {\n  input = "v1"\n}\n'
+    )
+    tf = [sys.executable, "-m", "tfgate.embedded"]
+    subprocess.run([*tf, "init", "-input=false"], cwd=work, check=True, capture_output=True, env=env_tf)
+    subprocess.run([*tf, "apply", "-auto-approve"], cwd=work, check=True, capture_output=True, env=env_tf)
+    check10 = ["check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST)]
+    out = {
         "version": measure(tfgate_cmd("--version"), runs)[0],
-        "check10": measure(
-            tfgate_cmd("check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST), "--no-state-checks"),
-            runs,
-            ok=(0, 1),
-        )[0],
+        "check10": measure(tfgate_cmd(*check10, "--no-state-checks"), runs, ok=(0, 1))[0],
+        "check10_state": measure(tfgate_cmd(*check10), runs, cwd=work, ok=(0, 1))[0],
     }
+    shutil.rmtree(work, ignore_errors=True)
+    return out
 
 
 def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
@@ -230,7 +245,9 @@ def main() -> None:
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
-        f"Start-up: `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} s.",
+        f"Start-up: `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} s "
+        f"without state checks, {start['check10_state']:.3f} s with them in a Terraform working directory "
+        "(declared local backend, applied state, ledger). The large-plan timings use `--no-state-checks`.",
     ]
     if over:
         pct = (over["gated"] / over["plain"] - 1) * 100
@@ -263,8 +280,9 @@ def main() -> None:
     if 10000 in facts and big == 100000:
         r = facts[100000]["show"][0] / facts[10000]["show"][0]
         lines.append(f"| linear: 100k ≤ 12x 10k | {r:.1f}x | {verdict(r <= 12)} |")
+    worst = max(start["check10"], start["check10_state"])
     lines.append(
-        f"| start-up: check on 10 changes ≤ 0.25 s | {start['check10']:.3f} s | {verdict(start['check10'] <= 0.25)} |"
+        f"| start-up: check on 10 changes ≤ 0.25 s (with state checks) | {worst:.3f} s | {verdict(worst <= 0.25)} |"
     )
     if over:
         lines.append(f"| `tfgate plan` adds ≤ 10% | {pct:+.1f}% | {verdict(pct <= 10)} |")

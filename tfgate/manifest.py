@@ -273,7 +273,14 @@ def load_manifest(path: Path | None, *, cwd: Path | None = None) -> Manifest:
         raise ManifestError(f"manifest not found: {path}") from None
     except OSError as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc.strerror}") from None
-    return parse_manifest(text, path)
+    return _parse_cached(text, str(path))
+
+
+@lru_cache(maxsize=8)
+def _parse_cached(text: bytes, path: str) -> Manifest:
+    """The same bytes at the same path parse to the same (immutable) Manifest: one parse per process even
+    when the check, the ledger and the audit log each ask for the manifest."""
+    return parse_manifest(text, Path(path))
 
 
 def parse_manifest(text: bytes, path: Path) -> Manifest:

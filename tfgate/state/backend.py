@@ -4,6 +4,7 @@ was initialised with (.terraform/terraform.tfstate)."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,98 @@ def _unquote(value: Any) -> Any:
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
         return value[1:-1]
     if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if k != "__is_block__"}
+        # python-hcl2 adds bookkeeping keys (__is_block__, __comments__): not settings
+        return {_unquote(k): _unquote(v) for k, v in value.items() if not str(k).startswith("__")}
     if isinstance(value, list):
         return [_unquote(v) for v in value]
     return value
+
+
+class _Unsure(Exception):
+    """The quick reader met HCL it does not handle: python-hcl2 decides."""
+
+
+_TOKEN = re.compile(
+    r"""(?P<space>[ \t\r]+)|(?P<nl>\n)|(?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)"""
+    r"""|(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<heredoc><<-?\s*"?(?P<tag>[A-Za-z_][\w-]*)"?[ \t]*\n)"""
+    r"""|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<ident>[A-Za-z_][\w-]*)|(?P<punct>.)""",
+    re.DOTALL,
+)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    """(kind, text) of an HCL file: comments and blanks dropped, heredoc bodies skipped whole."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        m = _TOKEN.match(text, i)
+        if m is None:
+            raise _Unsure
+        kind = m.lastgroup if m.lastgroup != "tag" else "heredoc"
+        i = m.end()
+        if kind == "heredoc":
+            end = re.compile(rf"(?m)^[ \t]*{re.escape(m.group('tag'))}[ \t]*$").search(text, i)
+            if end is None:
+                raise _Unsure
+            i = end.end()
+            out.append(("heredoc", ""))
+        elif kind not in ("space", "comment"):
+            out.append((kind, m.group(kind) if kind != "nl" else "\n"))
+    return out
+
+
+def _quick_backend(text: str, source: str) -> Backend | None:
+    """The backend block of one file without python-hcl2 (which costs about 0.1 s to load and build its
+    grammar), for the common shape: `terraform { backend "TYPE" { key = literal ... } }`. Anything else
+    (nested blocks, expressions, interpolation) raises _Unsure."""
+    toks = [t for t in _tokens(text) if t[0] != "nl"]
+    depth = 0
+    i = 0
+    while i < len(toks):
+        value = toks[i][1]
+        if value == "{":
+            depth += 1
+        elif value == "}":
+            depth -= 1
+        elif depth == 0 and toks[i : i + 2] == [("ident", "terraform"), ("punct", "{")]:
+            j, inner = i + 2, 1
+            while j < len(toks) and inner:
+                k, v = toks[j]
+                if inner == 1 and k == "ident" and v in ("backend", "cloud"):
+                    name_tok = toks[j + 1] if j + 1 < len(toks) else ("", "")
+                    if v == "backend" and name_tok[0] == "string" and toks[j + 2 : j + 3] == [("punct", "{")]:
+                        return Backend(name_tok[1][1:-1], _literal_body(toks, j + 3), source)
+                    if v == "cloud" and name_tok == ("punct", "{"):
+                        return Backend("cloud", _literal_body(toks, j + 2), source)
+                    raise _Unsure
+                inner += v == "{"
+                inner -= v == "}"
+                j += 1
+            i = j
+            continue
+        i += 1
+    return None
+
+
+def _literal_body(toks: list[tuple[str, str]], i: int) -> dict[str, Any]:
+    """`key = "string" | number | true | false | null` pairs up to the closing brace, else _Unsure."""
+    config: dict[str, Any] = {}
+    while i < len(toks) and toks[i] != ("punct", "}"):
+        if i + 2 >= len(toks) or toks[i][0] != "ident" or toks[i + 1] != ("punct", "="):
+            raise _Unsure
+        kind, value = toks[i + 2]
+        if kind == "string" and "${" not in value and "%{" not in value:
+            config[toks[i][1]] = value[1:-1]
+        elif kind == "number":
+            config[toks[i][1]] = float(value) if any(c in value for c in ".eE") else int(value)
+        elif kind == "ident" and value in ("true", "false", "null"):
+            config[toks[i][1]] = {"true": True, "false": False, "null": None}[value]
+        else:
+            raise _Unsure
+        i += 3
+    if i >= len(toks):
+        raise _Unsure
+    return config
 
 
 def configured_backend(workdir: Path) -> Backend | None:
@@ -34,6 +123,14 @@ def configured_backend(workdir: Path) -> Backend | None:
         text = path.read_text(errors="replace")
         if "backend" not in text and "cloud" not in text:
             continue  # python-hcl2 is slow to load: parse only files that can declare a backend
+        try:
+            quick = _quick_backend(text, str(path))
+        except _Unsure:
+            pass
+        else:
+            if quick is not None:
+                return quick
+            continue
         import hcl2
 
         try:
