@@ -207,6 +207,30 @@ def test_backend_declared_but_not_initialised(prod: TF) -> None:
     assert evidence(doc, "missing_state")["configured_backend"] == "s3"
 
 
+@pytest.mark.parametrize(
+    ("configured", "initialised", "changed"),
+    [
+        ('backend "local" {\n    path = "other.tfstate"\n  }', {"type": "local", "config": {"path": "a.tfstate"}}, "path"),
+        ('backend "local" {}', {"type": "s3", "config": {"bucket": "old", "key": "k"}}, "type"),
+        ('backend "s3" {\n    bucket = "new"\n    key = "k"\n  }', {"type": "s3", "config": {"bucket": "old", "key": "k"}},
+         "bucket"),
+    ],
+    ids=["local-path", "s3-to-local", "s3-bucket"],
+)  # fmt: skip
+def test_backend_changed_since_init(prod: TF, configured: str, initialised: dict, changed: str) -> None:
+    """The configuration's backend vs the one `terraform init` recorded in .terraform/terraform.tfstate."""
+    record = prod.dir / ".terraform" / "terraform.tfstate"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text(json.dumps({"version": 3, "backend": {**initialised, "hash": 1}}))
+    prod.write(f"terraform {{\n  {configured}\n}}\n", "backend.tf")
+    proc = subprocess.run([sys.executable, "-m", "tfgate", "state", "check", ".", "--format", "json"], cwd=prod.dir,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "backend_changed" in codes(doc)
+    assert any(changed in key for key in evidence(doc, "backend_changed"))
+
+
 def test_state_check_command(prod: TF) -> None:
     (prod.dir / "terraform.tfstate").unlink()
     proc = subprocess.run([sys.executable, "-m", "tfgate", "state", "check", ".", "--format", "json"],

@@ -66,7 +66,16 @@ def check_state(
     initialised = initialised_backend(workdir)
 
     # The backend in the configuration vs the one `terraform init` set up.
-    if configured is not None and configured.type != "local":
+    if configured is not None and configured.type == "local" and initialised is not None:
+        if diff := differences(configured, initialised):  # e.g. s3 -> local, or another local path
+            findings.append(
+                _block(
+                    "backend_changed",
+                    "the backend in the configuration differs from the one this directory was initialised with",
+                    **{f"{k} (configured, initialised)": list(v) for k, v in diff.items()},
+                )
+            )
+    elif configured is not None and configured.type != "local":
         if initialised is None:
             findings.append(
                 _block(
