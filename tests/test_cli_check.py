@@ -201,3 +201,28 @@ def test_demo_blocks_the_silent_database_destroy() -> None:
     }
     assert doc["summary"]["update"] == 2 and doc["summary"]["delete"] == 2
     assert "production is untouched" in proc.stderr.decode()
+
+
+def test_terraform_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--terraform, then TFGATE_TERRAFORM, then terraform on PATH, then tofu on PATH, then the embedded one."""
+    from tfgate.terraform import embedded_command, find_terraform
+
+    bins = {}
+    for name in ("terraform", "tofu", "explicit-tf", "env-tf"):
+        d = tmp_path / name
+        d.mkdir()
+        exe = d / ("tofu" if name == "tofu" else "terraform" if name == "terraform" else name)
+        exe.write_text("#!/bin/sh\nexit 0\n")
+        exe.chmod(0o755)
+        bins[name] = str(exe)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'terraform'}:{tmp_path / 'tofu'}")
+    monkeypatch.setenv("TFGATE_TERRAFORM", bins["env-tf"])
+    assert find_terraform(bins["explicit-tf"]) == [bins["explicit-tf"]]
+    assert find_terraform() == [bins["env-tf"]]
+    monkeypatch.delenv("TFGATE_TERRAFORM")
+    assert find_terraform() == [bins["terraform"]]
+    monkeypatch.setenv("PATH", str(tmp_path / "tofu"))
+    assert find_terraform() == [bins["tofu"]]
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    assert find_terraform() == embedded_command()
+    assert find_terraform("embedded") == embedded_command()
