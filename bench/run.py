@@ -156,6 +156,7 @@ def gate_vs_baselines(sizes: list[int], runs: int, rego_max: int) -> tuple[list[
                 cell(t_json),
                 cell(t_jq),
                 cell(t_rego),
+                ratio(t_json),
                 ratio(t_jq),
                 ratio(t_rego),
             ]
@@ -241,8 +242,8 @@ def main() -> None:
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
         f"Command: `{command}` (medians of {args.runs} runs; wall time / peak RSS of the child process).",
         "",
-        "| changes | show-json size | tfgate check (show-json) | tfgate check (stream) | json.load | jq filter | Rego (regopy) | tfgate/jq | tfgate/Rego |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| changes | show-json size | tfgate check (show-json) | tfgate check (stream) | json.load | jq filter | Rego (regopy) | tfgate/json.load | tfgate/jq | tfgate/Rego |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
         f"Start-up: `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} s "
