@@ -210,13 +210,19 @@ def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
         f'set -e\n"{sys.executable}" -m tfgate.embedded plan -out=p.bin -input=false >/dev/null\n'
         f'"{sys.executable}" -m tfgate.embedded show -json p.bin >/dev/null\n'
     )
-    plain = measure(["sh", str(script)], runs, cwd=work)[0]
-    gated = measure(
-        tfgate_cmd("plan", str(work), "--terraform", "embedded", "--out", str(work / "gate-out")),
-        runs,
-        cwd=work,
-        ok=(0, 1),
-    )[0]
+    # Interleaved, one run of each at a time: drift in the machine's speed hits both sides alike.
+    plain_runs, gated_runs = [], []
+    for _ in range(runs):
+        plain_runs.append(measure(["sh", str(script)], 1, cwd=work)[0])
+        gated_runs.append(
+            measure(
+                tfgate_cmd("plan", str(work), "--terraform", "embedded", "--out", str(work / "gate-out")),
+                1,
+                cwd=work,
+                ok=(0, 1),
+            )[0]
+        )
+    plain, gated = statistics.median(plain_runs), statistics.median(gated_runs)
     shutil.rmtree(work, ignore_errors=True)
     return {"plain": plain, "gated": gated}
 
@@ -234,7 +240,7 @@ def main() -> None:
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     rows, facts = gate_vs_baselines(sizes, args.runs, args.rego_max)
     start = startup(args.runs)
-    over = None if args.skip_plan else plan_overhead(max(3, args.runs // 2))
+    over = None if args.skip_plan else plan_overhead(max(7, args.runs))
 
     lines = [
         "# Benchmark results",
