@@ -149,7 +149,7 @@ class PlanInfo:
     """Facts about the plan document itself."""
 
     source: str  # path or "-"
-    input_format: str  # "binary" | "show-json" | "stream"
+    input_format: str  # "binary" | "show-json" | "stream" | "none" (tfgate state check: no plan)
     format_version: str | None
     terraform_version: str | None
     digest: str

@@ -100,7 +100,7 @@ def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str
     ws = resolve_workspace(workdir, workspace)
     info = PlanInfo(
         source=f"{workdir} (no plan)",
-        input_format="show-json",
+        input_format="none",
         format_version=None,
         terraform_version=None,
         digest="sha256:" + hashlib.sha256(b"").hexdigest(),

@@ -27,7 +27,11 @@ def render(result: Result, *, color: bool = False) -> str:
     head = "BLOCKED" if blocked else "ALLOWED"
     out.append(
         c(_BOLD + (_RED if blocked else _GREEN), f"tfgate: {head}")
-        + f" (workspace {result.workspace}, plan {result.plan.digest[:19]}, {result.plan.input_format})"
+        + (
+            f" (workspace {result.workspace}, state checks only)"
+            if result.plan.input_format == "none"
+            else f" (workspace {result.workspace}, plan {result.plan.digest[:19]}, {result.plan.input_format})"
+        )
     )
     unapproved = [v for v in result.violations if not v.approved]
     if unapproved:
