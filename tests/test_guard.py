@@ -289,6 +289,18 @@ def test_cli_print_config() -> None:
 
 # Routes around the guard found in review, each with the shell feature it uses. All must block.
 EVASIONS: list[str] = [
+    # found in a second review
+    'TF_CLI_ARGS+="destroy -auto-approve" terraform',
+    'read TF_CLI_ARGS <<< "destroy -auto-approve"; export TF_CLI_ARGS; terraform',
+    'printf -v TF_CLI_ARGS "%s" destroy; export TF_CLI_ARGS; terraform',
+    "echo terraform apply | bash",
+    'printf "%s %s" terraform apply | bash',
+    "bash <(echo terraform apply)",
+    "echo 'terraform apply' | bash -s prod",
+    "echo 'terraform apply' | ssh host",
+    "echo 'import os; os.system(\"terraform apply\")' | python3",
+    "terraform apply --destroy -auto-approve",
+    "terraform init --migrate-state",
     # environment that changes what runs (TF_CLI_ARGS can even supply the subcommand)
     'TF_CLI_ARGS="destroy -auto-approve" terraform',
     'export TF_CLI_ARGS_state="rm aws_db_instance.main"; terraform state',
@@ -379,6 +391,15 @@ EVASIONS: list[str] = [
 
 # Harmless command lines that mention Terraform words: all must pass.
 HARMLESS: list[str] = [
+    "cd terraform && kubectl apply -f k8s/",
+    "cd infra/terraform && $EDITOR main.tf",
+    '"$PYTHON" -m pytest tests/test_terraform.py',
+    "python3 -c \"import json; d=json.load(open('terraform.tfstate'))\"",
+    "grep -rn TF_CLI_ARGS= tfgate/",
+    'TF_CLI_ARGS="" terraform plan',
+    "unset TF_CLI_ARGS",
+    "make test && npm test && git push",
+    "echo print(1) | python3",
     "tfgate plan --terraform tofu",
     "tfgate apply --terraform=embedded plan.bin",
     "TF_LOG=debug terraform plan",

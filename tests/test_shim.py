@@ -219,6 +219,14 @@ def test_tf_cli_args_are_judged_with_the_command(shimdir: Path, prod) -> None:
     assert sorted(r["name"] for r in after["resources"]) == sorted(r["name"] for r in before["resources"])
 
 
+def test_double_dash_destroy_and_migrate_are_judged_like_single_dash(shimdir: Path, prod) -> None:
+    before = prod.state()
+    proc = run(shimdir, "apply", "--destroy", "-auto-approve", cwd=prod.dir)
+    assert proc.returncode == 1 and "nothing applied" in proc.stderr, proc.stderr  # a destroy, gated
+    assert run(shimdir, "init", "--migrate-state", cwd=prod.dir).returncode == 1
+    assert prod.state()["serial"] == before["serial"]
+
+
 def test_double_dash_flags_cannot_hide_a_value_flag(shimdir: Path, prod) -> None:
     benign = prod.plan()
     before = prod.state()

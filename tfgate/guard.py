@@ -71,7 +71,12 @@ _VERSION = frozenset({"-v", "-version", "--version"})
 #: Words that, after a program tfgate cannot identify, mean "this may be Terraform mutating something".
 _MUTATING_WORDS = _TF_APPLY | _TF_STATE_MUTATING | {"apply-all", "destroy-all"}
 
-_TF_NAME = re.compile(r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d[\w.]*)?$")
+# Versioned names (terraform1.9.5, terraform_1.9), renamed real binaries behind wrappers (terraform.real) and
+# container images (hashicorp/terraform:1.9, ...@sha256:...).
+_TF_NAME = re.compile(
+    r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d[\w.]*)?(\.(real|bin|orig|old|wrapped))?"
+    r"(:[\w.-]+)?(@sha256:[0-9a-f]+)?$"
+)
 _TG_NAME = re.compile(r"^terragrunt([-_]?v?\d[\w.]*)?$")
 _SHELLS = frozenset(
     {"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "fish", "rbash", "busybox", "csh", "tcsh"}
@@ -119,14 +124,26 @@ _WRAPPERS = frozenset(
 )  # fmt: skip
 #: Environment variables that change what runs: TF_CLI_ARGS* adds arguments (even the subcommand) to
 #: every Terraform call; TFGATE_TERRAFORM picks the binary tfgate trusts.
-_STEERING = re.compile(r"^(?:export\s+)?(TF_CLI_ARGS\w*|TFGATE_TERRAFORM)=")
+_STEERING_NAME = re.compile(r"^(TF_CLI_ARGS\w*|TFGATE_TERRAFORM)(\+?=(.*))?$", re.DOTALL)
+#: Builtins that set or export variables by name (`export X`, `read X`, `printf -v X`, `declare X=...`).
+_SETTERS = frozenset({"export", "declare", "typeset", "local", "readonly", "read", "printf", "mapfile",
+                      "readarray", "env", "set"})  # fmt: skip
 MAX_STEPS = 20_000  # simple commands analysed per command line (nested eval/sh -c included)
 MAX_VALUE = 65_536  # characters a shell variable may hold in the analysis
 
 
+#: A Terraform-family program followed closely by a mutating subcommand (`os.system("terraform apply")`,
+#: `["terraform", "-chdir=x", "apply"]`), in text tfgate cannot parse as shell.
+_MUTATION_NEAR = re.compile(
+    r"(terraform|tofu|terragrunt)\b.{0,60}?\b(apply|destroy|refresh|import|taint|untaint|force-unlock"
+    r"|apply-all|destroy-all|state\W+(rm|mv|push|replace-provider)|workspace\W+delete)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
 def mentions_mutation(text: str) -> bool:
-    """The text names a Terraform-family program and a mutating subcommand."""
-    return bool(_TF_WORD.search(text) and _MUTATION_TEXT.search(text))
+    """The text names a Terraform-family program and, close after it, a mutating subcommand."""
+    return bool(_MUTATION_NEAR.search(text))
 
 
 def _dequote(text: str) -> str:
@@ -517,7 +534,9 @@ class TerraformCommand:
 
 
 def classify_terraform(args: Sequence[str]) -> TerraformCommand:
-    """Classify Terraform/OpenTofu arguments (everything after the program name)."""
+    """Classify Terraform/OpenTofu arguments (everything after the program name). Terraform's flag parser
+    reads `--name` as `-name`, so both spellings are judged alike."""
+    args = [a[1:] if a.startswith("--") and len(a) > 2 else a for a in args]
     i = 0
     while i < len(args) and args[i].startswith("-"):
         if args[i] in _HELP or args[i] in _VERSION:
@@ -533,7 +552,7 @@ def classify_terraform(args: Sequence[str]) -> TerraformCommand:
         return TerraformCommand("test", sub, i)  # runs apply (and destroy) on real infrastructure
     if any(a in _HELP for a in flags) or sub in _TF_READ_ONLY:
         return TerraformCommand("read-only", sub, i)
-    if sub == "destroy" or (sub == "apply" and "-destroy" in rest):
+    if sub == "destroy" or (sub == "apply" and any(a in ("-destroy", "-destroy=true") for a in flags)):
         return TerraformCommand("destroy", sub, i)
     if sub in _TF_APPLY:
         return TerraformCommand("apply", sub, i)
@@ -694,6 +713,10 @@ def _ssh_remote(args: Sequence[str]) -> str | None:
     return _join(rest) if rest else None
 
 
+class _InterpreterCode(Exception):
+    """An interpreter reads code from stdin on a line that mentions a Terraform mutation."""
+
+
 class _Analyzer:
     def __init__(self, command: str) -> None:
         self.vars: dict[str, str] = {}
@@ -702,6 +725,13 @@ class _Analyzer:
         #: The line names a Terraform-family program somewhere (quotes removed): unknown programs given
         #: a mutating word on such a line are blocked (`ln -s $(command -v terraform) tf && ./tf apply`).
         self.tf_line = bool(_TF_WORD.search(_dequote(command)))
+        self.command = command
+        #: How often each word occurs on the line: a program named elsewhere on it was made here (a link,
+        #: an alias, a function), so an unknown program given `apply` on a Terraform line then blocks.
+        self.word_counts: dict[str, int] = {}
+        for word in re.split(r"[\s;&|()<>\"'`=]+", command):
+            if word:
+                self.word_counts[word] = self.word_counts.get(word, 0) + 1
 
     def analyze(self, command: str, depth: int) -> Decision:
         if depth > MAX_DEPTH:
@@ -715,11 +745,25 @@ class _Analyzer:
             d = self.simple(simple.words, depth, direct=True, stdin=simple.stdin_texts)
             if not d.allowed:
                 return d
-        if any(self._runs_stdin_or_generated_code(s.words) for s in simples):
+        try:
+            feeds_code = any(self._runs_stdin_or_generated_code(s.words) for s in simples)
+        except _InterpreterCode as exc:
+            return _block(
+                UNRESOLVED,
+                f"`{command.strip()[:200]}` feeds {exc.args[0]} code that mentions a Terraform mutation; tfgate "
+                "cannot follow code, so it is blocked (fail closed). Use `tfgate plan` / `tfgate apply`.",
+                command.strip()[:200],
+            )
+        if feeds_code:
             # Something on this line runs code it reads (`... | bash`, `source /dev/stdin`, `source <(...)`):
             # every word, heredoc and substitution on the line may be that code.
             d = self._as_code(
-                [*(w for s in simples for w in s.words), *(t for s in simples for t in s.stdin_texts), *subs],
+                [
+                    *(w for s in simples for w in s.words),
+                    *(_join(s.words[1:]) for s in simples),  # what `echo terraform apply` prints
+                    *(t for s in simples for t in s.stdin_texts),
+                    *subs,
+                ],
                 depth,
             )
             if not d.allowed:
@@ -733,7 +777,10 @@ class _Analyzer:
                 if not d.allowed:
                     return d
                 inner, subs = _Lexer(text).run()
-                d = self._as_code([w for s in inner for w in s.words[1:]] + subs, depth + 1)
+                d = self._as_code(
+                    [w for s in inner for w in s.words[1:]] + [_join(s.words[1:]) for s in inner] + subs,
+                    depth + 1,
+                )
                 if not d.allowed:
                     return d
         return ALLOW
@@ -751,7 +798,23 @@ class _Analyzer:
                     or name == "eval"
                 )
             if _family(word) == "shell":
-                return _shell_string(args) is None and all(a.startswith("-") for a in args)
+                if _shell_string(args) is not None:
+                    return False
+                flags = [a for a in args if a.startswith("-")]
+                script = next((a for a in args if not a.startswith("-")), None)
+                return (
+                    script is None
+                    or any("s" in f[1:] for f in flags if not f.startswith("--"))
+                    or script in ("/dev/stdin", "-")
+                    or script.startswith(("<(", "$("))
+                )
+            if name == "ssh":
+                return _ssh_remote(args) is None  # no remote command: the remote shell reads stdin
+            if _INTERPRETER.match(name):
+                reads_stdin = not any(not a.startswith("-") for a in args) or "-" in args
+                if reads_stdin and mentions_mutation(_dequote(self.command)):
+                    raise _InterpreterCode(name)
+                return False
             if name in _NON_EXECUTING:
                 return False
         return False
@@ -765,6 +828,21 @@ class _Analyzer:
         while k < len(words) and _ASSIGNMENT.match(words[k]):
             k += 1
         return words[k:]
+
+    @staticmethod
+    def _steering(assignments: Sequence[str], command: Sequence[str]) -> str | None:
+        """A TF_CLI_ARGS* / TFGATE_TERRAFORM variable given a value: as a prefix or bare assignment, or by a
+        builtin that sets or exports variables by name. Clearing one (`TF_CLI_ARGS=`) is harmless."""
+        for word in assignments:
+            m = _STEERING_NAME.match(word)
+            if m and m.group(3):
+                return m.group(1)
+        if command and program_name(command[0]) in _SETTERS:
+            for word in command[1:]:
+                m = _STEERING_NAME.match(word)
+                if m and (m.group(2) is None or m.group(3)):
+                    return m.group(1)
+        return None
 
     def _assign(self, name: str, value: str) -> None:
         """Record a value; a variable given different values on one line (in a subshell, a child shell,
@@ -801,12 +879,13 @@ class _Analyzer:
         while k < len(words) and _ASSIGNMENT.match(words[k]):
             assignments.append(words[k])
             k += 1
-        steering = next((w for w in words if _STEERING.match(w)), None)
-        if steering and (self.tf_line or "tfgate" in _dequote(" ".join(words))):
+        steering = self._steering(assignments, words[k:])
+        if steering:
             return _block(
                 UNRESOLVED,
-                f"`{_join(words)}` sets `{steering.partition('=')[0]}`, which changes what Terraform or tfgate "
-                "runs without showing it on the command line; blocked (fail closed).",
+                f"`{_join(words)}` sets `{steering}`, which changes what Terraform or tfgate runs (even the "
+                "subcommand) without showing it on the command line; blocked (fail closed). Pass Terraform "
+                "arguments on the command line, through `tfgate plan` / `tfgate apply`.",
                 words,
             )
         words = words[k:]
@@ -852,7 +931,9 @@ class _Analyzer:
                 "follow code, so it is blocked (fail closed). Use `tfgate plan` / `tfgate apply`.",
                 words,
             )
-        if "$" in prog and (self.tf_line or any(a in _MUTATING_WORDS for a in args)):
+        if "$" in prog and (
+            any(_MUTATION_TEXT.search(a) for a in args) or mentions_mutation(_dequote(self.command))
+        ):
             return _block(
                 UNRESOLVED,
                 f"`{_join(words)}`: tfgate cannot tell which program `{prog}` is, on a line that mentions "
@@ -941,7 +1022,11 @@ class _Analyzer:
                             words,
                         )
                 return ALLOW
-        if self.tf_line and any(a in _MUTATING_WORDS for a in args):
+        if (
+            self.tf_line
+            and any(a in _MUTATING_WORDS for a in args)
+            and ("/" in prog or self.word_counts.get(prog, 0) > 1)
+        ):
             return _block(
                 UNRESOLVED,
                 f"`{_join(words)}`: tfgate does not know the program `{prog}`, and it is given "

@@ -373,8 +373,9 @@ def _gated(
     tf_args, plan_file, auto = _gate_args(args, index)
     global_flags = [a for a in tf_args[:index] if a.startswith("-chdir=")]
     tf_args = [a for a in tf_args if a not in global_flags]
-    if "-destroy" in tf_args and args[index] == "apply":
-        tf_args.remove("-destroy")
+    for flag in ("-destroy", "-destroy=true"):
+        if flag in tf_args and args[index].lstrip("-") == "apply":
+            tf_args.remove(flag)
     approvals = tuple(Path(p) for p in os.environ.get("TFGATE_APPROVALS", "").split(os.pathsep) if p)
     opts = GateOptions(
         workdir=workdir,
