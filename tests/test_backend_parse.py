@@ -22,6 +22,9 @@ CASES = [
     "    timeout_seconds = 30\n  }\n}\n",
     'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n'
     'resource "terraform_data" "backend" {}\n',
+    # braces and quotes inside template sequences do not throw the block depth off
+    'locals {\n  a = "${"{"}"\n  b = "${replace(x, "{", "")}"\n}\n'
+    'terraform {\n  backend "s3" {\n    bucket = "b"\n  }\n}\n',
     # shapes the quick reader leaves to python-hcl2
     'terraform {\n  backend "s3" {\n    bucket = "b"\n    assume_role {\n      role_arn = "r"\n    }\n  }\n}\n',
     'terraform {\n  backend "s3" {\n    key = "${var.env}/state"\n  }\n}\n',
@@ -51,6 +54,12 @@ def test_quick_reader_agrees_with_hcl2(tmp_path: Path, name: str, text: str) -> 
         if block.get("cloud") and expected is None:
             expected = ("cloud", b._unquote(block["cloud"][0]))
     assert (None if quick is None else (quick.type, quick.config)) == expected
+
+
+def test_templates_with_braces_do_not_hide_the_backend(tmp_path: Path) -> None:
+    (tmp_path / "main.tf").write_text(CASES[6])
+    found = b.configured_backend(tmp_path)
+    assert found is not None and (found.type, found.config) == ("s3", {"bucket": "b"})
 
 
 def test_configured_backend_falls_back_to_hcl2(tmp_path: Path) -> None:

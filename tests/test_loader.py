@@ -414,3 +414,32 @@ def test_digest_does_not_depend_on_the_order_of_changes(tmp_path: Path) -> None:
     assert load_plan(write(tmp_path, plan_doc(*changes[::-1]), "c.json")).info.digest == in_order
     changed = [*changes[:-1], rc("aws_s3_bucket.b29", ["update"])]
     assert load_plan(write(tmp_path, plan_doc(*changed), "d.json")).info.digest != in_order
+
+
+@pytest.mark.parametrize(
+    ("address", "rtype", "name"),
+    [
+        ("aws_s3_bucket.-x", "aws_s3_bucket", "-x"),
+        ("aws_x.prod\ufe0f", "aws_x", "prod\ufe0f"),
+        ("aws_x.prod\u034f", "aws_x", "prod\u034f"),
+        ("aws_x.pro\u00b7d", "aws_x", "pro\u00b7d"),
+        ("\u2118.x", "\u2118", "x"),
+        ("aws_x.b[\u00b2]", "aws_x", "b"),
+        ("aws_x.b[0]", "aws_x", "b"),
+        ('module.m["k"].aws_x.b["q\\"x"]', "aws_x", "b"),
+    ],
+)
+def test_fast_address_check_agrees_with_the_parser(address: str, rtype: str, name: str) -> None:
+    """The fast path (type and name given beside the address) accepts exactly what the full parse accepts."""
+    from tfgate.address import parse_address, resolve_address
+
+    def outcome(fn) -> bool:
+        try:
+            fn()
+        except PlanError:
+            return False
+        return True
+
+    module = address.rsplit(f".{rtype}.", 1)[0] if address.startswith("module.") else None
+    fast = outcome(lambda: resolve_address(address, type=rtype, name=name, module=module))
+    assert fast == outcome(lambda: parse_address(address))

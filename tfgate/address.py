@@ -108,8 +108,11 @@ def is_data_address(address: str) -> bool:
     return len(rest) >= 3 and rest[0] == "data"
 
 
+_IDENT_RE = re.compile(_IDENT)
+
+
 def _ident(text: str) -> bool:
-    return text.isidentifier() or text.replace("-", "_").isidentifier()
+    return _IDENT_RE.fullmatch(text) is not None  # the same rule as the full parse
 
 
 @lru_cache(maxsize=65536)
@@ -129,7 +132,7 @@ def _key_ok(rest: str) -> bool:
     inner = rest[1:-1]
     if rest[0] != "[" or rest[-1] != "]":
         return False
-    if inner.isdigit() or (
+    if (inner.isascii() and inner.isdigit()) or (
         len(inner) >= 2
         and inner[0] == '"'
         and inner[-1] == '"'

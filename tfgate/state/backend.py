@@ -36,7 +36,7 @@ class _Unsure(Exception):
 
 _TOKEN = re.compile(
     r"""(?P<space>[ \t\r]+)|(?P<nl>\n)|(?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)"""
-    r"""|(?P<string>"(?:[^"\\\n]|\\.)*")|(?P<heredoc><<-?\s*"?(?P<tag>[A-Za-z_][\w-]*)"?[ \t]*\n)"""
+    r"""|(?P<string>")|(?P<heredoc><<-?\s*"?(?P<tag>[A-Za-z_][\w-]*)"?[ \t]*\n)"""
     r"""|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<ident>[A-Za-z_][\w-]*)|(?P<punct>.)""",
     re.DOTALL,
 )
@@ -51,6 +51,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         if m is None:
             raise _Unsure
         kind = m.lastgroup if m.lastgroup != "tag" else "heredoc"
+        if kind == "string":  # scanned by hand: templates nest strings and braces ("${x == "}" ? 1 : 2}")
+            end = _string_end(text, i)
+            out.append(("string", text[i:end]))
+            i = end
+            continue
         i = m.end()
         if kind == "heredoc":
             end = re.compile(rf"(?m)^[ \t]*{re.escape(m.group('tag'))}[ \t]*$").search(text, i)
@@ -61,6 +66,42 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         elif kind not in ("space", "comment"):
             out.append((kind, m.group(kind) if kind != "nl" else "\n"))
     return out
+
+
+def _string_end(text: str, i: int) -> int:
+    """Index just past the string literal opening at text[i] (a quote), template sequences included."""
+    j, n = i + 1, len(text)
+    while j < n:
+        c = text[j]
+        if c == "\\":
+            j += 2
+        elif c == '"':
+            return j + 1
+        elif c == "\n":
+            raise _Unsure
+        elif text.startswith(("${", "%{"), j) and not text.startswith(("$${", "%%{"), j - 1):
+            j = _template_end(text, j + 2)
+        else:
+            j += 1
+    raise _Unsure
+
+
+def _template_end(text: str, j: int) -> int:
+    """Index just past the `}` closing a template sequence whose content starts at text[j]."""
+    depth, n = 1, len(text)
+    while j < n:
+        c = text[j]
+        if c == '"':
+            j = _string_end(text, j)
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    raise _Unsure
 
 
 def _quick_backend(text: str, source: str) -> Backend | None:
