@@ -177,6 +177,13 @@ def test_no_false_positive_from_values_or_unknowns(catalog: Catalog) -> None:
             {"point_in_time_recovery": [{}]},
             ["point_in_time_recovery.enabled"],
         ),
+        # A nested attribute Terraform leaves out of `after` (known only after apply).
+        (
+            "aws_s3_bucket_versioning",
+            {"versioning_configuration": [{"status": "Enabled"}]},
+            {"versioning_configuration": [{"mfa_delete": ""}]},
+            ["versioning_configuration.status"],
+        ),
         # A number set to null.
         (
             "aws_db_instance",

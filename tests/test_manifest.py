@@ -199,3 +199,13 @@ def test_rule_actions_filter(tmp_path: Path) -> None:
     )
     assert manifest.protecting(change("x.y", ChangeClass.FORGET))
     assert not manifest.protecting(change("x.y", ChangeClass.DELETE))
+
+
+def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\nprotect:\n  - &db\n    name: a\n    match: {type: aws_db_instance}\n    approvals: 2\n"
+        "    approvers: [x@y, z@y]\n  - <<: *db\n    name: b\n    match: {type: aws_rds_cluster}\n",
+    )
+    rules = load_manifest(path).rules
+    assert [(r.name, r.approvals) for r in rules] == [("a", 2), ("b", 2)]

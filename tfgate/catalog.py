@@ -118,16 +118,17 @@ _OFF: dict[str, Any] = {
 }
 
 
-def _values(obj: Any, path: tuple[str, ...]) -> list[Any]:
-    """Values at `path`, descending into lists of nested blocks element by element."""
+def _values(obj: Any, path: tuple[str, ...], absent: Any = _MISSING) -> list[Any]:
+    """Values at `path`, descending into lists of nested blocks element by element; `absent` stands for a
+    key a block does not have (in `after`, Terraform leaves out attributes known only after apply)."""
     current = [obj]
     for key in path:
         nxt: list[Any] = []
         for item in current:
             if isinstance(item, list):
-                nxt.extend(x.get(key, _MISSING) if isinstance(x, dict) else _MISSING for x in item)
+                nxt.extend(x.get(key, absent) if isinstance(x, dict) else _MISSING for x in item)
             elif isinstance(item, dict):
-                nxt.append(item.get(key, _MISSING))
+                nxt.append(item.get(key, absent))
             else:
                 nxt.append(_MISSING)
         current = nxt
@@ -210,7 +211,7 @@ class Catalog:
                 if a_val is _UNKNOWN:
                     a_vals = [_UNKNOWN] * len(b_vals)
                 else:
-                    a_vals = _values(a_val, rest) if rest else [a_val]
+                    a_vals = _values(a_val, rest, absent=_UNKNOWN) if rest else [a_val]
                     # Blocks removed by the update take their nets with them.
                     a_vals += [_MISSING] * (len(b_vals) - len(a_vals))
                 for b_item, a_item in zip(b_vals, a_vals, strict=False):
