@@ -442,3 +442,21 @@ def test_html_shows_what_an_approved_destroy_removes(w: World, tmp_path: Path) -
     assert res.exit_code == 0, res.output
     approved = res.stdout.split("<h2>Approved protected changes</h2>", 1)[1].split("</table>", 1)[0]
     assert "terraform_data.db" in approved and '<dl class="prior"><dt>id</dt>' in approved
+
+
+def test_a_signer_counts_only_under_the_rules_they_approve_for(w: World, tmp_path: Path) -> None:
+    """Two rules protect the same address; alice may approve only the first. The second stays blocked
+    and no report says alice counted toward it."""
+    (w.dir / "tworules.yaml").write_text(
+        "version: 1\nprotect:\n"
+        "  - name: owners\n    match: {address: ['terraform_data.db']}\n    approvers: ['alice@example.com']\n"
+        "  - name: platform\n    match: {address: ['terraform_data.db']}\n"
+        "    approvers: ['*@platform.example.com']\n"
+        "approvals: {allowed_signers: allowed_signers}\n"
+    )
+    statement = approve(w, "alice", tmp_path / "a.json", "-m", "tworules.yaml")
+    res = cli("check", "plan.json", "--format", "markdown", "--no-state-checks", "-m", "tworules.yaml",
+              "-a", str(statement))  # fmt: skip
+    assert res.exit_code == 1, res.output
+    row = next(line for line in res.stdout.splitlines() if "| platform |" in line)
+    assert "1 needed, none valid" in row and "alice" not in row

@@ -337,7 +337,12 @@ def judge(
                 tally.counted_for.append(v.address)
         approved = len(principals) >= v.approvals_required
         judged.append(
-            dataclasses.replace(v, approved=approved, approved_by=tuple(principals) if approved else ())
+            dataclasses.replace(
+                v,
+                approved=approved,
+                approved_by=tuple(principals) if approved else (),
+                counted_by=tuple(principals),
+            )
         )
 
     for s in valid:
@@ -868,7 +873,7 @@ def run_verify(
         if v.approved:
             state = f"approved by {', '.join(v.approved_by)}"
         else:
-            have = sorted({o.signer or o.source for o in outcomes if o.counted and v.address in o.addresses})
+            have = sorted(v.counted_by)
             state = f"BLOCKED ({len(have)} of {v.approvals_required}" + (
                 f": {', '.join(have)})" if have else ")"
             )

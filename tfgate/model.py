@@ -193,6 +193,8 @@ class Violation:
     approved: bool = False
     approved_by: tuple[str, ...] = ()
     deposed: str | None = None
+    #: Signers whose valid statements counted toward this violation, approved or not yet (1 of 2).
+    counted_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tfgate.model import ApprovalOutcome, Change, ChangeClass, Result, Risk, Violation
+from tfgate.model import Change, ChangeClass, Result, Risk, Violation
 
 _RISK_ORDER = {Risk.HIGH: 0, Risk.MEDIUM: 1, Risk.LOW: 2, Risk.NONE: 3}
 
@@ -58,12 +58,12 @@ def why(change: Change) -> str:
     return ", ".join(parts)
 
 
-def approval_state(violation: Violation, approvals: tuple[ApprovalOutcome, ...]) -> str:
+def approval_state(violation: Violation) -> str:
     """How far a protected change is from approved: "approved by a, b", "1 of 2 (alice)", "2 needed, none
-    valid". Counted statements name the addresses they counted for."""
+    valid" (the signers counted for this violation, under its own rule)."""
     if violation.approved:
         return "approved by " + ", ".join(violation.approved_by)
-    have = sorted({a.signer or a.source for a in approvals if a.counted and violation.address in a.addresses})
+    have = sorted(violation.counted_by)
     if have:
         return f"{len(have)} of {violation.approvals_required} ({', '.join(have)})"
     return f"{violation.approvals_required} needed, none valid"

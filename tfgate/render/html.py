@@ -45,7 +45,6 @@ def render(result: Result) -> str:
         total=max(1, sum(n for _, n in counts)),
         reasons=result.reasons,
         blocked_rows=blocked,
-        all_approvals=result.approvals,
         approved_rows=[(v, by_key.get((v.address, v.deposed))) for v in result.violations if v.approved],
         other_rows=destructive_unprotected(result),
         findings=result.findings,

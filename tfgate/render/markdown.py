@@ -91,7 +91,6 @@ def render(result: Result, *, limit: int = LIMIT) -> str:
             summary=summary_line(result),
             plan_note=plan_note,
             blocked_rows=blocked,
-            all_approvals=result.approvals,
             compact_blocked=step.get("compact", False),
             approved_rows=approved if step.get("approved", True) else [],
             other_rows=other_rows,
