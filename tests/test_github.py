@@ -31,7 +31,6 @@ class FakeGitHub:
         self.calls: list[str] = []
         self.page_size = page_size
         self.next_id = 1000
-        self.head_sha = "feedface0123"
         server.expect_request(re.compile(".*")).respond_with_handler(self.handle)
 
     def add(self, body: str) -> int:
@@ -65,10 +64,6 @@ class FakeGitHub:
             cid = int(m.group(1))
             self.comments[cid]["body"] = request.get_json()["body"]
             return Response(json.dumps(self.comments[cid]), 200, content_type="application/json")
-        m = re.fullmatch(rf"/repos/{REPO}/pulls/(\d+)", request.path)
-        if m and request.method == "GET":
-            return Response(json.dumps({"number": int(m.group(1)), "head": {"sha": self.head_sha}}), 200,
-                            content_type="application/json")  # fmt: skip
         m = re.fullmatch(rf"/repos/{REPO}/statuses/([0-9a-f]+)", request.path)
         if m and request.method == "POST":
             self.statuses.append({"sha": m.group(1), **request.get_json()})
@@ -151,7 +146,7 @@ def test_marker_found_on_a_later_page(blocked_plan: Path, github: FakeGitHub, ht
         github.add(f"chatter {i}")
     ours = github.add("<!-- tfgate:report workspace=default -->\nold report")
     github.add("more chatter")  # 5 comments, 2 per page: ours is on page 2 of 3
-    assert comment(blocked_plan, httpserver, "--repo", REPO, "--pr", "7").returncode == 1
+    assert comment(blocked_plan, httpserver, "--repo", REPO, "--pr", "7", "--sha", "abc123").returncode == 1
     assert len(github.comments) == 5
     assert "old report" not in github.comments[ours]["body"]
     assert github.calls.count(f"GET /repos/{REPO}/issues/7/comments") >= 2
@@ -232,18 +227,18 @@ def test_missing_context_is_a_usage_error(blocked_plan: Path, httpserver, monkey
     assert proc.returncode == 2 and "--repo" in proc.stderr
 
 
-def test_status_goes_on_the_pull_request_head_when_no_commit_is_given(
+def test_no_commit_for_the_status_is_a_reported_failure(
     blocked_plan: Path, github: FakeGitHub, httpserver, monkeypatch
 ) -> None:
-    """--repo/--pr without --sha, GITHUB_SHA or an event: the status still lands, on the PR's head commit."""
+    """--repo/--pr without --sha, GITHUB_SHA or an event: the comment is posted, but the status is not
+    guessed onto the pull request's current head (a later push the plan never saw); that is a failure."""
     monkeypatch.delenv("GITHUB_SHA", raising=False)
     monkeypatch.delenv("GITHUB_EVENT_PATH", raising=False)
     proc = comment(blocked_plan, httpserver, "--repo", REPO, "--pr", "7")
-    assert proc.returncode == 1, proc.stderr
-    assert f"GET /repos/{REPO}/pulls/7" in github.calls
-    assert [(s["sha"], s["state"], s["context"]) for s in github.statuses] == [
-        ("feedface0123", "failure", "tfgate/default")
-    ]
+    assert proc.returncode == 2 and "give --sha" in proc.stderr, proc.stderr
+    assert len(github.comments) == 1 and github.statuses == []
+    proc = comment(blocked_plan, httpserver, "--repo", REPO, "--pr", "7", "--allow-comment-failure")
+    assert proc.returncode == 1 and "give --sha" in proc.stderr  # the gate's verdict still decides
 
 
 def test_comment_records_its_check_in_the_audit_log(

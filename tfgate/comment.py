@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.errors import TfgateError
-from tfgate.github import DEFAULT_API, GitHub
+from tfgate.github import DEFAULT_API, GitHub, GitHubError
 from tfgate.model import Result, Verdict
 
 
@@ -69,15 +69,20 @@ def post(result: Result, target: Target, token: str) -> str:
     gh = GitHub(repo=target.repo, token=token, api_url=target.api_url)
     action, comment_id = upsert_comment(gh, target.pr, render(result), marker(result.workspace))
     line = f"{action} comment {comment_id} on {target.repo}#{target.pr}"
-    # The status goes on the commit given (--sha, the event, GITHUB_SHA), else on the pull request's head.
-    sha = target.sha or gh.pull_head_sha(target.pr)
-    if sha:
-        gh.set_status(
-            sha,
-            state="success" if result.verdict is Verdict.ALLOW else "failure",
-            context=f"tfgate/{result.workspace}",
-            description=status_description(result),
-            target_url=target.run_url,
+    # The status goes on the commit that was planned (--sha, the event's head, GITHUB_SHA). The pull
+    # request's head now may be a later push this plan never saw: no guessing.
+    sha = target.sha
+    if not sha:
+        raise GitHubError(
+            f"{line}, but no commit to set the status tfgate/{result.workspace} on: give --sha (the commit "
+            "that was planned); in GitHub Actions it comes from the event"
         )
-        line += f"; status tfgate/{result.workspace} on {sha[:12]}"
+    gh.set_status(
+        sha,
+        state="success" if result.verdict is Verdict.ALLOW else "failure",
+        context=f"tfgate/{result.workspace}",
+        description=status_description(result),
+        target_url=target.run_url,
+    )
+    line += f"; status tfgate/{result.workspace} on {sha[:12]}"
     return line

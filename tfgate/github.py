@@ -129,14 +129,6 @@ class GitHub:
     def update_comment(self, comment_id: int, body: str) -> dict[str, Any]:
         return self.request("PATCH", f"/repos/{self.repo}/issues/comments/{comment_id}", {"body": body})[0]
 
-    def pull_head_sha(self, number: int) -> str:
-        """The head commit of a pull request (GET /repos/{owner}/{repo}/pulls/{number})."""
-        pull = self.request("GET", f"/repos/{self.repo}/pulls/{number}")[0] or {}
-        sha = (pull.get("head") or {}).get("sha")
-        if not isinstance(sha, str) or not sha:
-            raise GitHubError(f"pull request {self.repo}#{number} has no head commit in the API answer")
-        return sha
-
     def set_status(
         self, sha: str, *, state: str, context: str, description: str, target_url: str | None
     ) -> None:
