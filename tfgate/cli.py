@@ -529,7 +529,10 @@ def comment(
         int | None, typer.Option("--pr", help="Pull request number (default: from the event).")
     ] = None,
     sha: Annotated[
-        str | None, typer.Option("--sha", help="Commit for the status (default: PR head).")
+        str | None,
+        typer.Option(
+            "--sha", help="The planned commit, for the status (default: the event's head, GITHUB_SHA)."
+        ),
     ] = None,
     api_url: Annotated[
         str | None,
