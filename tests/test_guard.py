@@ -486,6 +486,9 @@ def test_terraform_env_args_are_merged_like_terraform() -> None:
     # Each is inserted right after the subcommand, the per-command one last (so it comes first).
     assert merged_cli_args(["state", "rm", "a.b"], env) == ["state", "rm", "-lock=false", "-no-color", "a.b"]
     assert merged_cli_args(["state"], {"TF_CLI_ARGS_state": "rm a.b"}) == ["state", "rm", "a.b"]
+    # -chdir is set aside before the merge, as Terraform does; with no subcommand TF_CLI_ARGS_ applies.
+    assert merged_cli_args(["-chdir=x"], {"TF_CLI_ARGS": "destroy"}) == ["-chdir=x", "destroy"]
+    assert merged_cli_args([], {"TF_CLI_ARGS_": "apply"}) == ["apply"]
     assert merged_cli_args(["-chdir=x", "apply"], {"TF_CLI_ARGS_apply": "-auto-approve"}) == [
         "-chdir=x",
         "apply",

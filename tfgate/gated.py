@@ -353,7 +353,12 @@ def run_apply(
         else:
             from tfgate.pipeline import record_applied
 
-            record_applied(opts.workdir, opts.manifest, result)
+            try:
+                record_applied(opts.workdir, opts.manifest, result)
+            except (
+                Exception
+            ) as exc:  # the apply is done: say the ledger missed it, do not turn it into a failure
+                _say(f"warning: applied, but the ledger could not record the new state: {exc}")
         return code
     finally:
         shutil.rmtree(private, ignore_errors=True)

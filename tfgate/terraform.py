@@ -63,18 +63,21 @@ CLI_ARGS = "TF_CLI_ARGS"
 
 
 def merged_cli_args(args: Sequence[str], environ: dict[str, str] | os._Environ[str]) -> list[str]:
-    """The arguments Terraform really runs: TF_CLI_ARGS, then TF_CLI_ARGS_<subcommand>, inserted right
-    after the subcommand the command line names (at the front when it names none), as Terraform's
-    main.go mergeEnvArgs does. `TF_CLI_ARGS="destroy -auto-approve" terraform` runs a destroy."""
+    """The arguments Terraform really runs: a leading -chdir is set aside first, then TF_CLI_ARGS and
+    TF_CLI_ARGS_<subcommand> are inserted right after the subcommand the command line names (at the front
+    when it names none), as Terraform's main.go (extractChdirOption, mergeEnvArgs) does.
+    `TF_CLI_ARGS="destroy -auto-approve" terraform` runs a destroy."""
     import shlex
 
-    words = [a for a in args if not a.startswith("-")]
+    chdir = [a for a in args[:1] if a.startswith(("-chdir=", "--chdir="))]
+    rest = list(args[len(chdir) :])
+    words = [a for a in rest if not a.startswith("-")]
     sub = (
         " ".join(words[:2]) if words[:1] in (["state"], ["workspace"], ["providers"]) else " ".join(words[:1])
     )
-    out = list(args)
-    for name in (CLI_ARGS, f"{CLI_ARGS}_{sub.replace('-', '_').replace(' ', '_')}" if sub else None):
-        value = environ.get(name) if name else None
+    out = rest
+    for name in (CLI_ARGS, f"{CLI_ARGS}_{sub.replace('-', '_').replace(' ', '_')}"):
+        value = environ.get(name)
         if not value:
             continue
         try:
@@ -84,7 +87,7 @@ def merged_cli_args(args: Sequence[str], environ: dict[str, str] | os._Environ[s
         search = sub.rsplit(" ", 1)[-1]
         at = out.index(search) + 1 if search and search in out else 0
         out[at:at] = extra
-    return out
+    return chdir + out
 
 
 def clean_env(environ: dict[str, str] | os._Environ[str] | None = None) -> dict[str, str]:
