@@ -1,7 +1,8 @@
 """State integrity: notice a missing, stale or swapped Terraform state before it turns into a destroy.
 
 Finding codes (stable): missing_state, lineage_mismatch, serial_regression, stale_plan, backend_changed
-(block); state_not_versioned, state_not_locked (warn); state_not_checked (info). Each carries its evidence.
+(block); state_not_versioned, state_not_locked, new_workspace (warn); state_not_checked (info). Each carries its
+evidence.
 """
 
 from __future__ import annotations
