@@ -248,3 +248,15 @@ def test_comment_records_its_check_in_the_audit_log(
     assert proc.returncode == 1, proc.stderr
     events = [json.loads(line) for line in _audit_log_env.read_text().splitlines()]
     assert [(e["event"], e["verdict"]) for e in events] == [("check", "block")]
+
+
+def test_issue_comment_events_do_not_take_the_default_branch_head(monkeypatch, tmp_path: Path) -> None:
+    from tfgate.comment import resolve_target
+
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"issue": {"number": 7, "pull_request": {"url": "x"}}}))
+    monkeypatch.setenv("GITHUB_EVENT_PATH", str(event))
+    monkeypatch.setenv("GITHUB_SHA", "mainheadsha000")
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    assert resolve_target(None, None, None, None).sha is None  # -> the status is a reported failure
+    assert resolve_target(None, None, "abc123", None).sha == "abc123"

@@ -34,7 +34,9 @@ def resolve_target(repo: str | None, pr: int | None, sha: str | None, api_url: s
     pull = event.get("pull_request") or {}
     repo = repo or os.environ.get("GITHUB_REPOSITORY")
     number = pr or pull.get("number") or (event.get("issue") or {}).get("number")
-    sha = sha or (pull.get("head") or {}).get("sha") or os.environ.get("GITHUB_SHA")
+    # On an issue_comment event GITHUB_SHA is the default branch's head, not the planned commit.
+    fallback = None if "issue" in event else os.environ.get("GITHUB_SHA")
+    sha = sha or (pull.get("head") or {}).get("sha") or fallback
     if not repo:
         raise TfgateError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
     if not number:

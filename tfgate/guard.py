@@ -56,7 +56,7 @@ ALLOW = Decision(True)
 _TF_READ_ONLY = frozenset(
     {
         "init", "validate", "plan", "show", "output", "fmt", "version", "providers", "graph", "console",
-        "get", "login", "logout", "test", "metadata", "modules", "query", "stacks",
+        "get", "login", "logout", "test", "metadata", "modules", "query",
     }
 )  # fmt: skip
 _TF_APPLY = frozenset({"apply", "destroy", "refresh"})
@@ -141,9 +141,16 @@ _MUTATION_NEAR = re.compile(
 )
 
 
+#: Mutating words that are not also everyday words of code (`import` is: it counts only close after the name).
+_MUTATION_FAR = re.compile(
+    r"\b(apply|destroy|refresh|taint|untaint|force-unlock|apply-all|destroy-all)\b"
+    r"|\bstate\W+(rm|mv|push|replace-provider)\b|\bworkspace\W+delete\b"
+)
+
+
 def mentions_mutation(text: str) -> bool:
-    """The text names a Terraform-family program and, close after it, a mutating subcommand."""
-    return bool(_MUTATION_NEAR.search(text))
+    """The text names a Terraform-family program and a mutating subcommand (`import` only close after it)."""
+    return bool(_MUTATION_NEAR.search(text) or (_TF_WORD.search(text) and _MUTATION_FAR.search(text)))
 
 
 def _dequote(text: str) -> str:
@@ -694,6 +701,27 @@ def _shell_string(args: Sequence[str]) -> str | None:
     return None
 
 
+_STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
+
+
+def _shell_script(args: Sequence[str]) -> tuple[str | None, bool]:
+    """(script operand, -s given) of a shell's arguments without -c; option values are skipped."""
+    k, reads = 0, False
+    while k < len(args):
+        arg = args[k]
+        if arg in ("-o", "-O", "+o", "+O", "--rcfile", "--init-file"):
+            k += 2
+            continue
+        if arg == "--":
+            return (args[k + 1] if k + 1 < len(args) else None), reads
+        if arg.startswith("-") and len(arg) > 1:
+            reads = reads or (not arg.startswith("--") and "s" in arg[1:])
+            k += 1
+            continue
+        return arg, reads
+    return None, reads
+
+
 def _ssh_remote(args: Sequence[str]) -> str | None:
     with_value = set("BbcDEeFIiJLlmOoPpQRSWw")
     k = 0
@@ -726,12 +754,17 @@ class _Analyzer:
         #: a mutating word on such a line are blocked (`ln -s $(command -v terraform) tf && ./tf apply`).
         self.tf_line = bool(_TF_WORD.search(_dequote(command)))
         self.command = command
-        #: How often each word occurs on the line: a program named elsewhere on it was made here (a link,
-        #: an alias, a function), so an unknown program given `apply` on a Terraform line then blocks.
-        self.word_counts: dict[str, int] = {}
-        for word in re.split(r"[\s;&|()<>\"'`=]+", command):
-            if word:
-                self.word_counts[word] = self.word_counts.get(word, 0) + 1
+        #: Names that appear as arguments on the line (`cp ... ~/bin/tf`, `ln -s ... ./tf`, `alias tf=...`): a
+        #: program so named was made here, so given `apply` on a Terraform line it blocks.
+        self.arg_names: set[str] = set()
+        try:
+            simples, _ = _Lexer(command).run()
+        except ParseError:
+            simples = []
+        for simple in simples:
+            for word in simple.words[1:]:
+                self.arg_names.add(program_name(word.partition("=")[0]))
+                self.arg_names.add(program_name(word))
 
     def analyze(self, command: str, depth: int) -> Decision:
         if depth > MAX_DEPTH:
@@ -785,34 +818,50 @@ class _Analyzer:
                     return d
         return ALLOW
 
-    def _runs_stdin_or_generated_code(self, words: Sequence[str]) -> bool:
-        """A shell reading commands from stdin (no -c, no script), or `source`/`.` of stdin or of a
-        process substitution, after any prefixes and wrappers."""
+    def _runs_stdin_or_generated_code(self, words: Sequence[str], depth: int = 0) -> bool:
+        """Something that runs code it reads from stdin or generates: a shell with no command string or
+        script (or `-s`, /dev/stdin, a process substitution), `source`/`.` of stdin, `eval`, `xargs`
+        (its input becomes command lines), `ssh` to a remote shell reading stdin; after any prefixes and
+        wrappers. An interpreter reading code on a line that mentions a Terraform mutation raises."""
+        if depth > MAX_DEPTH:
+            raise ParseError("command nested too deeply")
         words = self._strip_prefixes(list(words))
         for j, word in enumerate(words):
             name = program_name(word)
             args = words[j + 1 :]
             if name in ("source", ".", "eval"):
-                return (
-                    any(a in ("/dev/stdin", "-") or a.startswith(("<(", "$(")) for a in args)
-                    or name == "eval"
-                )
+                return name == "eval" or any(a in _STDIN_NAMES or a.startswith(("<(", "$(")) for a in args)
+            if name in ("xargs", "parallel"):
+                return True
             if _family(word) == "shell":
-                if _shell_string(args) is not None:
-                    return False
-                flags = [a for a in args if a.startswith("-")]
-                script = next((a for a in args if not a.startswith("-")), None)
+                text = _shell_string(args)
+                if text is not None:  # `sh -c sh`: the inner command may read stdin itself
+                    try:
+                        inner, _ = _Lexer(text).run()
+                    except ParseError:
+                        return True
+                    return any(self._runs_stdin_or_generated_code(i.words, depth + 1) for i in inner)
+                script, reads_flag = _shell_script(args)
                 return (
-                    script is None
-                    or any("s" in f[1:] for f in flags if not f.startswith("--"))
-                    or script in ("/dev/stdin", "-")
-                    or script.startswith(("<(", "$("))
+                    script is None or reads_flag or script in _STDIN_NAMES or script.startswith(("<(", "$("))
                 )
             if name == "ssh":
-                return _ssh_remote(args) is None  # no remote command: the remote shell reads stdin
+                remote = _ssh_remote(args)
+                if remote is None:
+                    return True  # no remote command: the remote login shell reads stdin
+                try:
+                    inner, _ = _Lexer(remote).run()
+                except ParseError:
+                    return True
+                return any(self._runs_stdin_or_generated_code(i.words, depth + 1) for i in inner)
             if _INTERPRETER.match(name):
-                reads_stdin = not any(not a.startswith("-") for a in args) or "-" in args
-                if reads_stdin and mentions_mutation(_dequote(self.command)):
+                code_args = [a for a in args if not a.startswith("-")]
+                reads_code = (
+                    not code_args
+                    or code_args[0] in _STDIN_NAMES
+                    or any(a in ("-c", "-e", "-E") for a in args)
+                )
+                if reads_code and mentions_mutation(_dequote(self.command)):
                     raise _InterpreterCode(name)
                 return False
             if name in _NON_EXECUTING:
@@ -830,15 +879,32 @@ class _Analyzer:
         return words[k:]
 
     @staticmethod
+    @staticmethod
     def _steering(assignments: Sequence[str], command: Sequence[str]) -> str | None:
-        """A TF_CLI_ARGS* / TFGATE_TERRAFORM variable given a value: as a prefix or bare assignment, or by a
-        builtin that sets or exports variables by name. Clearing one (`TF_CLI_ARGS=`) is harmless."""
-        for word in assignments:
+        """A TF_CLI_ARGS* / TFGATE_TERRAFORM variable given a value anywhere in the command (a prefix or bare
+        assignment, `env X=...` or `docker run -e X=...` behind any wrapper), or by a builtin that sets or
+        exports it by name (`export`, `read`, `declare`, `printf -v`, also behind `builtin`/`command`).
+        Clearing (`X=`), unsetting, printing or `declare -p` are harmless."""
+        for word in [*assignments, *command]:
             m = _STEERING_NAME.match(word)
             if m and m.group(3):
                 return m.group(1)
-        if command and program_name(command[0]) in _SETTERS:
-            for word in command[1:]:
+        names = [program_name(w) for w in command]
+        for k, name in enumerate(names):
+            if name not in _SETTERS:
+                continue
+            rest = command[k + 1 :]
+            if name == "printf":
+                named = [rest[j + 1] for j, a in enumerate(rest[:-1]) if a == "-v"]
+            elif name in ("declare", "typeset", "local", "readonly") and any(
+                a.startswith("-") and "p" in a for a in rest
+            ):
+                named = []
+            elif name in ("env", "set"):
+                named = []  # env sets only NAME=value words (above); `set` sets no named variable
+            else:
+                named = [a for a in rest if not a.startswith("-")]
+            for word in named:
                 m = _STEERING_NAME.match(word)
                 if m and (m.group(2) is None or m.group(3)):
                     return m.group(1)
@@ -932,7 +998,9 @@ class _Analyzer:
                 words,
             )
         if "$" in prog and (
-            any(_MUTATION_TEXT.search(a) for a in args) or mentions_mutation(_dequote(self.command))
+            any(a in _MUTATING_WORDS for a in args)
+            or mentions_mutation(_dequote(self.command))
+            or (self.tf_line and (not args or any("$" in a or "`" in a for a in args)))
         ):
             return _block(
                 UNRESOLVED,
@@ -1025,7 +1093,7 @@ class _Analyzer:
         if (
             self.tf_line
             and any(a in _MUTATING_WORDS for a in args)
-            and ("/" in prog or self.word_counts.get(prog, 0) > 1)
+            and ("/" in prog or program_name(prog) in self.arg_names)
         ):
             return _block(
                 UNRESOLVED,
