@@ -289,6 +289,14 @@ def test_cli_print_config() -> None:
 
 # Routes around the guard found in review, each with the shell feature it uses. All must block.
 EVASIONS: list[str] = [
+    # found in a fourth review
+    'X="terraform apply -auto-approve"; sh -c "$X"',
+    "printf 'terraform apply -auto-approve\\n' > x.sh && sh x.sh",
+    "echo 'terraform apply -auto-approve' > x.sh && chmod +x x.sh && ./x.sh",
+    "cat > run.sh <<'EOF'\nterraform apply -auto-approve\nEOF\nbash run.sh",
+    "printf 'apply:\\n\\tterraform apply -auto-approve\\n' > Makefile && make apply",
+    "docker run --rm --entrypoint=terraform myimg apply -auto-approve",
+    "~/.terraform.versions/terraform_1.9* apply",
     # found in a third review
     'nohup env TF_CLI_ARGS="destroy -auto-approve" terraform',
     'timeout 600 env TF_CLI_ARGS="destroy -auto-approve" terraform',
@@ -420,6 +428,24 @@ EVASIONS: list[str] = [
 
 # Harmless command lines that mention Terraform words: all must pass.
 HARMLESS: list[str] = [
+    "git commit -m \"$(cat <<'EOF'\nFix the gate. Don't run terraform apply (ever).\n\nCo-Authored-By: x\nEOF\n)\"",
+    "gh pr create --title t --body \"$(cat <<'EOF'\n## Summary\n- can't apply (yet)\nEOF\n)\"",
+    "cat > docs/runbook.md <<'EOF'\nRun `terraform plan`, then `terraform apply` after review.\nEOF",
+    "python -m pytest tests/test_terraform.py -k apply",
+    "awk '/apply/ {print}' terraform/main.tf",
+    "terraform show -json plan.bin | python3 -c \"import json,sys; d=json.load(sys.stdin); print(len(d), 'to destroy')\"",
+    ".venv/bin/pytest tests/test_terraform.py -k apply",
+    "sudo mv terraform /usr/local/bin/",
+    "sudo unzip -o terraform_1.9.5_linux_amd64.zip -d /usr/local/bin/",
+    "sudo chown -R terraform:terraform /srv/tf",
+    "asdf install terraform 1.9.5",
+    "find terraform -name '*.tf' -exec grep -l aws_instance {} +",
+    "docker build -t myorg/terraform:1.9 .",
+    "docker exec -it terraform sh",
+    "kubectl -n terraform delete pod x",
+    "terraform test -help",
+    "terraform init -migrate-state=false",
+    "echo 'terraform apply later' > notes.txt && cat notes.txt",
     '"$PYTHON" -c "import sys; print(sys.version)"',
     '$VIRTUAL_ENV/bin/python -c "import tfgate"',
     '${PYTHON:-python3} -c "import json"',

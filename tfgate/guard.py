@@ -74,8 +74,8 @@ _MUTATING_WORDS = _TF_APPLY | _TF_STATE_MUTATING | {"apply-all", "destroy-all"}
 # Versioned names (terraform1.9.5, terraform_1.9), renamed real binaries behind wrappers (terraform.real) and
 # container images (hashicorp/terraform:1.9, ...@sha256:...).
 _TF_NAME = re.compile(
-    r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d[\w.]*)?(\.(real|bin|orig|old|wrapped))?"
-    r"(:[\w.-]+)?(@sha256:[0-9a-f]+)?$"
+    r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d+(\.\d+)*)?(\.(real|bin|orig|old|wrapped))?"
+    r"(:(\d[\w.-]*|latest|light|full|beta[\w.-]*|alpha[\w.-]*|rc[\w.-]*))?(@sha256:[0-9a-f]+)?$"
 )
 _TG_NAME = re.compile(r"^terragrunt([-_]?v?\d[\w.]*)?$")
 _SHELLS = frozenset(
@@ -120,8 +120,76 @@ _WRAPPERS = frozenset(
      "setsid", "chrt", "taskset", "xargs", "parallel", "flock", "unbuffer", "caffeinate", "strace", "ltrace",
      "time", "retry", "chronic", "direnv", "uv", "uvx", "poetry", "pipenv", "pdm", "hatch", "aws-vault", "op",
      "doppler", "dotenv", "mise", "asdf", "devbox", "nix", "npx", "entr", "find", "firejail", "bwrap",
-     "systemd-run", "docker", "podman", "kubectl"}
+     "systemd-run"}
 )  # fmt: skip
+#: Wrappers whose options tfgate knows: name -> (options that take a value, operands before the command).
+_WRAPPER_SYNTAX: dict[str, tuple[frozenset[str], int]] = {
+    "sudo": (frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-T", "--user", "--group"}), 0),
+    "doas": (frozenset({"-u", "-C"}), 0),
+    "nohup": (frozenset(), 0),
+    "time": (frozenset({"-f", "-o", "--format", "--output"}), 0),
+    "timeout": (frozenset({"-k", "-s", "--kill-after", "--signal"}), 1),
+    "nice": (frozenset({"-n", "--adjustment"}), 0),
+    "ionice": (frozenset({"-c", "-n", "-p", "-P", "-u", "--class", "--classdata"}), 0),
+    "env": (frozenset({"-u", "-C", "--unset", "--chdir"}), 0),
+    "exec": (frozenset({"-a"}), 0),
+    "command": (frozenset(), 0),
+    "builtin": (frozenset(), 0),
+    "setsid": (frozenset(), 0),
+    "unbuffer": (frozenset(), 0),
+    "caffeinate": (frozenset({"-t", "-w"}), 0),
+    "chronic": (frozenset(), 0),
+    "stdbuf": (frozenset({"-i", "-o", "-e"}), 0),
+    "chrt": (frozenset(), 1),
+    "taskset": (frozenset(), 1),
+    "flock": (frozenset({"-w", "-E", "--timeout", "--conflict-exit-code"}), 1),
+    "strace": (frozenset({"-o", "-e", "-p", "-s", "-u", "-E"}), 0),
+    "ltrace": (frozenset({"-o", "-e", "-p", "-s", "-u"}), 0),
+    "xargs": (frozenset({"-I", "-n", "-P", "-L", "-d", "-E", "-s", "-a", "-i", "-l"}), 0),
+    "parallel": (frozenset({"-j", "-S", "--jobs", "--sshlogin"}), 0),
+}
+
+
+#: Tools that run a command only through one of their subcommands (`uv run`, `asdf exec`, `aws-vault exec`).
+_SUBCOMMAND_WRAPPERS: dict[str, frozenset[str]] = {
+    "asdf": frozenset({"exec"}), "mise": frozenset({"exec", "x"}), "uv": frozenset({"run"}),
+    "poetry": frozenset({"run"}), "pipenv": frozenset({"run"}), "pdm": frozenset({"run"}),
+    "hatch": frozenset({"run"}), "aws-vault": frozenset({"exec"}), "op": frozenset({"run"}),
+    "doppler": frozenset({"run"}), "direnv": frozenset({"exec"}), "devbox": frozenset({"run"}),
+    "nix": frozenset({"run", "develop", "shell"}),
+}  # fmt: skip
+
+
+def _wraps(name: str, args: Sequence[str]) -> bool:
+    """`name args` runs another command (so a Terraform subcommand tfgate cannot read behind it blocks)."""
+    if name in _SUBCOMMAND_WRAPPERS:
+        first = next((a for a in args if not a.startswith("-")), None)
+        return first in _SUBCOMMAND_WRAPPERS[name]
+    return name in _WRAPPERS
+
+
+def _wrapped_start(name: str, args: Sequence[str]) -> int | None:
+    """Where the command a known wrapper runs starts in its arguments (None: not a known wrapper)."""
+    syntax = _WRAPPER_SYNTAX.get(name)
+    if syntax is None:
+        return None
+    valued, operands = syntax
+    k = 0
+    while k < len(args):
+        arg = args[k]
+        if arg == "--":
+            k += 1
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            k += 2 if arg in valued else 1
+            continue
+        if name == "env" and _ASSIGNMENT.match(arg):
+            k += 1
+            continue
+        break
+    return min(k + operands, len(args))
+
+
 #: Environment variables that change what runs: TF_CLI_ARGS* adds arguments (even the subcommand) to
 #: every Terraform call; TFGATE_TERRAFORM picks the binary tfgate trusts.
 _STEERING_NAME = re.compile(r"^(TF_CLI_ARGS\w*|TFGATE_TERRAFORM)(\+?=(.*))?$", re.DOTALL)
@@ -167,6 +235,9 @@ _KEYWORDS = frozenset(
 # --- lexing ------------------------------------------------------------------------------------------
 
 
+_HEREDOC_START = re.compile(r"<<-?[ \t]*['\"]?([A-Za-z_][\w-]*)['\"]?")
+
+
 class ParseError(Exception):
     """The command line is not valid shell (e.g. an unbalanced quote)."""
 
@@ -178,6 +249,10 @@ class _Simple:
     end: int = 0
     #: Bodies of heredocs and here-strings fed to this command's stdin.
     stdin_texts: list[str] = field(default_factory=list)
+    #: Whether each word had quotes (a quoted "$X" is one word after expansion, not split).
+    quoted: list[bool] = field(default_factory=list)
+    #: Files this command writes through `>`, `>>`, `>|`, `&>`.
+    writes: list[str] = field(default_factory=list)
 
 
 class _Lexer:
@@ -193,7 +268,7 @@ class _Lexer:
         self.word: list[str] | None = None
         self.word_quoted = False
         self.redirect: str | None = None
-        self.heredocs: list[tuple[str, bool, _Simple]] = []
+        self.heredocs: list[tuple[str, bool, _Simple, bool]] = []
 
     # word and command boundaries
     def _end_word(self) -> None:
@@ -201,15 +276,19 @@ class _Lexer:
             return
         word = "".join(self.word)
         self.word = None
+        quoted, self.word_quoted = self.word_quoted, False
         redirect, self.redirect = self.redirect, None
         if redirect in ("<<", "<<-"):
-            self.heredocs.append((word, redirect == "<<-", self.cur))
+            self.heredocs.append((word, redirect == "<<-", self.cur, quoted))
+        elif redirect == "write":
+            self.cur.writes.append(word)
         elif redirect == "<<<":
             self.cur.stdin_texts.append(word)
         elif redirect is None:
             if not self.cur.words:
                 self.cur.start = self._word_start
             self.cur.words.append(word)
+            self.cur.quoted.append(quoted)
             self.cur.end = self.i
 
     def _end_command(self) -> None:
@@ -250,9 +329,11 @@ class _Lexer:
                 if end < 0:
                     raise ParseError("unbalanced single quote")
                 self._add(s[self.i + 1 : end])
+                self.word_quoted = True
                 self.i = end + 1
             elif c == '"':
                 self._add("")
+                self.word_quoted = True
                 self._double_quoted()
             elif c == "$":
                 self._dollar()
@@ -268,13 +349,19 @@ class _Lexer:
                 for op in ("<<<", "<<-", "<<", "<>", "<&", "<", ">>", ">|", ">&", ">"):
                     if s.startswith(op, self.i):
                         self.i += len(op)
-                        self.redirect = op if op in ("<<<", "<<-", "<<") else "file"
+                        self.redirect = (
+                            op
+                            if op in ("<<<", "<<-", "<<")
+                            else "write"
+                            if op in (">", ">>", ">|")
+                            else "file"
+                        )
                         break
             elif c == "&":
                 if s.startswith("&>", self.i):
                     self._end_word()
                     self.i += 3 if s.startswith("&>>", self.i) else 2
-                    self.redirect = "file"
+                    self.redirect = "write"
                 else:
                     self._end_command()
                     self.i += 2 if s.startswith("&&", self.i) else 1
@@ -293,7 +380,7 @@ class _Lexer:
 
     def _read_heredocs(self) -> None:
         s = self.s
-        for delim, strip, owner in self.heredocs:
+        for delim, strip, owner, quoted in self.heredocs:
             body: list[str] = []
             while self.i < self.n:
                 end = s.find("\n", self.i)
@@ -305,7 +392,8 @@ class _Lexer:
                 body.append(line)
             text = "\n".join(body)
             owner.stdin_texts.append(text)
-            self.subs.extend(substitutions(text))  # an unquoted heredoc runs its $(...) and `...`
+            if not quoted:  # an unquoted heredoc runs its $(...) and `...`; a quoted one is plain text
+                self.subs.extend(substitutions(text))
         self.heredocs = []
 
     def _double_quoted(self) -> None:
@@ -372,6 +460,16 @@ class _Lexer:
             c = s[j]
             if c == "\\":
                 j += 2
+                continue
+            if c == "<" and opener == "(" and (m := _HEREDOC_START.match(s, j)):
+                # a heredoc inside $( ... ): its body is text, apostrophes and parentheses included
+                eol = s.find("\n", m.end())
+                end = (
+                    re.compile(rf"(?m)^\t*{re.escape(m.group(1))}$").search(s, eol + 1) if eol >= 0 else None
+                )
+                if end is None:
+                    raise ParseError(f"unterminated heredoc in {what}")
+                j = end.end()
                 continue
             if c in "'\"`":
                 k = j + 1
@@ -478,9 +576,10 @@ def program_name(word: str) -> str:
 def _family(word: str) -> str | None:
     name = program_name(word)
     if any(ch in name for ch in "*?["):
-        for real, fam in (("terraform", "terraform"), ("tofu", "terraform"), ("terragrunt", "terragrunt")):
-            if fnmatch.fnmatchcase(real, name):
-                return fam
+        literal = re.split(r"[*?\[]", name, maxsplit=1)[0]
+        for real, fam in (("terragrunt", "terragrunt"), ("terraform", "terraform"), ("tofu", "terraform")):
+            if fnmatch.fnmatchcase(real, name) or (len(literal) >= 4 and literal.startswith(real)):
+                return fam  # terr*form, terraform_1.9*
         return None
     if _TF_NAME.match(name):
         return "terraform"
@@ -553,11 +652,17 @@ def classify_terraform(args: Sequence[str]) -> TerraformCommand:
         return TerraformCommand("read-only")
     sub, rest = args[i], args[i + 1 :]
     flags = rest[: rest.index("--")] if "--" in rest else rest  # Terraform reads no flags after --
-    if sub == "init" and any(a.split("=")[0] in ("-migrate-state", "-force-copy") for a in flags):
+    if any(a in _HELP for a in flags):
+        return TerraformCommand("read-only", sub, i)  # help for any subcommand
+    if sub == "init" and any(
+        a.split("=")[0] in ("-migrate-state", "-force-copy")
+        and a.split("=", 1)[-1].lower() not in ("false", "0")
+        for a in flags
+    ):
         return TerraformCommand("state", "init -migrate-state", i)  # copies state over the new backend's
     if sub == "test":
         return TerraformCommand("test", sub, i)  # runs apply (and destroy) on real infrastructure
-    if any(a in _HELP for a in flags) or sub in _TF_READ_ONLY:
+    if sub in _TF_READ_ONLY:
         return TerraformCommand("read-only", sub, i)
     if sub == "destroy" or (sub == "apply" and any(a in ("-destroy", "-destroy=true") for a in flags)):
         return TerraformCommand("destroy", sub, i)
@@ -701,6 +806,25 @@ def _shell_string(args: Sequence[str]) -> str | None:
     return None
 
 
+def _interpreter_code(name: str, args: Sequence[str]) -> list[str]:
+    """The program text an interpreter is given on its command line: -c/-e/-E/--eval/-r values, or awk's
+    first operand. Script paths, module names and their arguments (`pytest -k apply`) are not code."""
+    code = []
+    for k, arg in enumerate(args[:-1]):
+        if arg in ("-c", "-e", "-E", "--eval", "-r", "-Command", "-command", "/c", "//c"):
+            code.append(args[k + 1])
+    if re.fullmatch(r"[gmn]?awk", name) and "-f" not in args:
+        operands = [a for a in args if not a.startswith("-")]
+        code.extend(operands[:1])
+    return code
+
+
+#: Code that runs what it reads from stdin (`exec(input())`, `eval(STDIN.read)`), not code that reads data.
+_RUNS_STDIN = re.compile(
+    r"\b(exec|eval|system|popen|spawn|execSync)\s*\(\s*(input|sys\.stdin|STDIN|<STDIN>|readline|process\.stdin)"
+)
+
+
 _STDIN_NAMES = frozenset({"-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"})
 
 
@@ -775,11 +899,17 @@ class _Analyzer:
             if not d.allowed:
                 return d
         for simple in simples:
-            d = self.simple(simple.words, depth, direct=True, stdin=simple.stdin_texts)
+            d = self.simple(simple.words, depth, direct=True, stdin=simple.stdin_texts, quoted=simple.quoted)
             if not d.allowed:
                 return d
+        d = self._written_then_run(simples, depth)
+        if not d.allowed:
+            return d
+        # Code can come down stdin only when the line feeds it (a pipe, a heredoc or here-string, a `<`
+        # redirect, a process substitution): `docker exec -it c sh` reads the terminal, not this line.
+        fed = "|" in command or "<" in command or any(s.stdin_texts for s in simples)
         try:
-            feeds_code = any(self._runs_stdin_or_generated_code(s.words) for s in simples)
+            feeds_code = fed and any(self._runs_stdin_or_generated_code(s.words) for s in simples)
         except _InterpreterCode as exc:
             return _block(
                 UNRESOLVED,
@@ -801,6 +931,46 @@ class _Analyzer:
             )
             if not d.allowed:
                 return d
+        return ALLOW
+
+    def _written_then_run(self, simples: Sequence[_Simple], depth: int) -> Decision:
+        """A file written on this line (`> run.sh`, a heredoc to `cat > x.py`) and run later on it (`sh run.sh`,
+        `./run.sh`, `source`, `python3 x.py`, `make` of a written Makefile): its content is judged as code."""
+        written: dict[str, list[str]] = {}
+        for simple in simples:
+            for target in simple.writes:
+                content = [*simple.stdin_texts, _join(simple.words[1:])]
+                written.setdefault(program_name(target), []).extend(content)
+        if not written:
+            return ALLOW
+        for simple in simples:
+            words = self._strip_prefixes(list(simple.words))
+            if not words:
+                continue
+            name = program_name(words[0])
+            runs = {name}
+            if (
+                _family(words[0]) in ("shell", "python", "eval")
+                or _INTERPRETER.match(name)
+                or name in ("source", ".", "make", "gmake", "just", "task", "bash", "sh")
+            ):
+                runs.update(program_name(a) for a in words[1:])
+                if name in ("make", "gmake"):
+                    runs.update({"makefile", "gnumakefile"})
+            for target, content in written.items():
+                if target.lower() in {r.lower() for r in runs} and simple.writes == []:
+                    text = "\n".join(content)
+                    if mentions_mutation(_dequote(text)):
+                        return _block(
+                            UNRESOLVED,
+                            f"`{_join(words)[:200]}` runs {target}, written on this line with content that "
+                            "mentions a Terraform mutation; blocked (fail closed). Use `tfgate plan` / "
+                            "`tfgate apply`.",
+                            words,
+                        )
+                    d = self._as_code([text], depth)
+                    if not d.allowed:
+                        return d
         return ALLOW
 
     def _as_code(self, texts: Sequence[str], depth: int) -> Decision:
@@ -855,13 +1025,14 @@ class _Analyzer:
                     return True
                 return any(self._runs_stdin_or_generated_code(i.words, depth + 1) for i in inner)
             if _INTERPRETER.match(name):
+                # Code from stdin (no script, or /dev/stdin) comes down the pipe: the whole line is judged.
+                # Code given with -c/-e is judged where it stands (in simple()).
                 code_args = [a for a in args if not a.startswith("-")]
-                reads_code = (
-                    not code_args
-                    or code_args[0] in _STDIN_NAMES
-                    or any(a in ("-c", "-e", "-E") for a in args)
+                code = _interpreter_code(name, args)
+                from_stdin = (not code and (not code_args or code_args[0] in _STDIN_NAMES)) or any(
+                    _RUNS_STDIN.search(c) for c in code
                 )
-                if reads_code and mentions_mutation(_dequote(self.command)):
+                if from_stdin and mentions_mutation(_dequote(self.command)):
                     raise _InterpreterCode(name)
                 return False
             if name in _NON_EXECUTING:
@@ -917,11 +1088,14 @@ class _Analyzer:
             self.ambiguous.add(name)
         self.vars[name] = value
 
-    def _expand(self, word: str) -> list[str]:
-        """Variables this line set, then word splitting and brace expansion, as the shell would."""
+    def _expand(self, word: str, quoted: bool = False) -> list[str]:
+        """Variables this line set, then word splitting (unquoted words only) and brace expansion, as the
+        shell would."""
         out = word
         if "$" in word and self.vars:
             out = _VAR_REF.sub(self._lookup, word)
+        if quoted:
+            return [out]
         words = out.split() if out != word and any(c.isspace() for c in out) else [out]
         return [b for w in words for b in _braces(w)]
 
@@ -930,12 +1104,19 @@ class _Analyzer:
         return m.group(0) if name in self.ambiguous else self.vars.get(name, m.group(0))
 
     def simple(
-        self, words: Sequence[str], depth: int, *, direct: bool, stdin: Sequence[str] = ()
+        self,
+        words: Sequence[str],
+        depth: int,
+        *,
+        direct: bool,
+        stdin: Sequence[str] = (),
+        quoted: Sequence[bool] = (),
     ) -> Decision:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise ParseError("command line too complex to analyse")
-        words = [e for w in words for e in self._expand(w)]
+        flags = list(quoted) + [False] * (len(words) - len(quoted))
+        words = [e for w, q in zip(words, flags, strict=True) for e in self._expand(w, q)]
         k = 0
         while k < len(words) and (words[k] in _KEYWORDS or words[k] == "time"):
             k += 1
@@ -990,7 +1171,9 @@ class _Analyzer:
                 return self.analyze(text, depth + 1)
         if fam == "eval":
             return self.analyze(_join(args), depth + 1)
-        if _INTERPRETER.match(name) and mentions_mutation(_dequote(" ".join([*args, *stdin]))):
+        if _INTERPRETER.match(name) and mentions_mutation(
+            _dequote(" ".join([*_interpreter_code(name, args), *stdin]))
+        ):
             return _block(
                 UNRESOLVED,
                 f"`{_join(words)[:200]}` runs {name} code that mentions a Terraform mutation; tfgate cannot "
@@ -1061,11 +1244,35 @@ class _Analyzer:
                 return d
         if not direct or name in _NON_EXECUTING:
             return ALLOW
-        # Wrappers (sudo, nohup, xargs, timeout, uv run, aws-vault exec, docker run ...) and programs
-        # tfgate does not know: the first Terraform-family (or shell, tfgate, ssh-keygen) word further on
-        # starts the command they run; judge it, and stop there (the rest are its arguments).
-        for j in range(1, len(words)):
+        # Wrappers whose syntax tfgate knows (sudo, nohup, timeout, env, nice, xargs ...): the command they
+        # run is judged as a command of its own (`sudo mv terraform /usr/local/bin` is an mv).
+        start = _wrapped_start(name, args)
+        if start is not None and name not in ("xargs", "parallel"):
+            return self.simple(args[start:], depth, direct=True, stdin=stdin) if start < len(args) else ALLOW
+        scan_from = 1
+        if name == "find":  # find runs commands only after -exec/-execdir/-ok/-okdir
+            marks = [k for k, w in enumerate(words) if w in ("-exec", "-execdir", "-ok", "-okdir")]
+            if not marks:
+                return ALLOW
+            scan_from = marks[0] + 1
+        # Other wrappers (xargs, uv run, aws-vault exec, docker run ...) and programs tfgate does not know:
+        # the first Terraform-family (or shell, tfgate, ssh-keygen) word further on starts the command they
+        # run; judge it, and stop there (the rest are its arguments).
+        for j in range(scan_from, len(words)):
             word = words[j]
+            flag, eq, value = word.partition("=")
+            # docker run --entrypoint=terraform IMAGE apply: the program comes in a flag's value
+            if (
+                eq
+                and flag.startswith("-")
+                and _family(value) in ("terraform", "terragrunt")
+                and any(w in _MUTATING_WORDS for w in words[j + 1 :])
+            ):
+                return _block(
+                    UNRESOLVED,
+                    f"`{_join(words)}` runs Terraform (`{word}`) with a mutating command; blocked.",
+                    words,
+                )
             fam_j = _family(word)
             if fam_j == "tfgate":
                 if j + 1 < len(words) and words[j + 1] not in _TFGATE_COMMANDS:
@@ -1077,7 +1284,7 @@ class _Analyzer:
             ):
                 d = self.simple(words[j:], depth, direct=False, stdin=stdin)
                 if not d.allowed and (
-                    d.code != UNKNOWN or name in _WRAPPERS or any("$" in w or "{" in w for w in words[j:])
+                    d.code != UNKNOWN or _wraps(name, args) or any("$" in w or "{" in w for w in words[j:])
                 ):
                     return d
                 if fam_j == "terraform" and name in ("xargs", "parallel"):
@@ -1093,7 +1300,7 @@ class _Analyzer:
         if (
             self.tf_line
             and any(a in _MUTATING_WORDS for a in args)
-            and ("/" in prog or program_name(prog) in self.arg_names)
+            and (prog.startswith(("./", "../")) or program_name(prog) in self.arg_names)
         ):
             return _block(
                 UNRESOLVED,
