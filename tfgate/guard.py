@@ -20,7 +20,7 @@ import codecs
 import fnmatch
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,19 +174,9 @@ def _wrapped_start(name: str, args: Sequence[str]) -> int | None:
     if syntax is None:
         return None
     valued, operands = syntax
-    k = 0
-    while k < len(args):
-        arg = args[k]
-        if arg == "--":
-            k += 1
-            break
-        if arg.startswith("-") and len(arg) > 1:
-            k += 2 if arg in valued else 1
-            continue
-        if name == "env" and _ASSIGNMENT.match(arg):
-            k += 1
-            continue
-        break
+    k = _first_operand(args, valued.__contains__)
+    while name == "env" and k < len(args) and _ASSIGNMENT.match(args[k]):
+        k += 1  # env NAME=value ... COMMAND
     return min(k + operands, len(args))
 
 
@@ -846,21 +836,23 @@ def _shell_script(args: Sequence[str]) -> tuple[str | None, bool]:
     return None, reads
 
 
-def _ssh_remote(args: Sequence[str]) -> str | None:
-    with_value = set("BbcDEeFIiJLlmOoPpQRSWw")
+def _first_operand(args: Sequence[str], takes_value: Callable[[str], bool]) -> int:
+    """Index of the first argument that is not an option (or an option's value); after `--` if given."""
     k = 0
     while k < len(args):
         arg = args[k]
         if arg == "--":
-            k += 1
-            break
+            return k + 1
         if arg.startswith("-") and len(arg) > 1:
-            if arg[-1] in with_value and len(arg) == 2:
-                k += 2
-            else:
-                k += 1
+            k += 2 if takes_value(arg) else 1
             continue
-        break
+        return k
+    return k
+
+
+def _ssh_remote(args: Sequence[str]) -> str | None:
+    with_value = set("BbcDEeFIiJLlmOoPpQRSWw")
+    k = _first_operand(args, lambda a: len(a) == 2 and a[-1] in with_value)
     rest = args[k + 1 :]  # after the destination
     return _join(rest) if rest else None
 
