@@ -195,16 +195,29 @@ def _say(message: str) -> None:
 Emit = Callable[[object], None]
 
 
-def _warm_up() -> None:
-    """Import and compile what the check and the reports need (catalog, templates) while Terraform plans:
-    the interpreter is otherwise idle in waitpid, so this hides most of tfgate's own cost."""
+def _warm_up(opts: GateOptions | None = None) -> None:
+    """Import and compile what the check and the reports need (modules, catalog, manifest, templates) while
+    Terraform plans: the interpreter is otherwise idle in waitpid, so this hides most of tfgate's own cost.
+    Errors are left for the check itself to raise, with its messages."""
+    import contextlib
+
+    from tfgate import audit, evaluate, loader, pipeline, state  # noqa: F401 - imported to warm up
     from tfgate.catalog import load_catalog
+    from tfgate.render import json as json_render  # noqa: F401
     from tfgate.render.html import _template as html_template
     from tfgate.render.markdown import _template as md_template
 
     load_catalog()
     md_template()
     html_template()
+    if opts is not None:
+        from tfgate.manifest import load_manifest
+        from tfgate.state.backend import configured_backend
+
+        with contextlib.suppress(Exception):
+            load_manifest(opts.manifest, cwd=opts.workdir)  # parsed once per process: the check reuses it
+        with contextlib.suppress(Exception):
+            configured_backend(opts.workdir)  # loads python-hcl2 if the backend block needs it
 
 
 def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
@@ -213,7 +226,7 @@ def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
 
     from tfgate.audit import record_check
 
-    warm = threading.Thread(target=_warm_up, daemon=True)
+    warm = threading.Thread(target=_warm_up, args=(opts,), daemon=True)
     warm.start()
     run = terraform_plan(opts, destroy=destroy)
     warm.join()
