@@ -240,7 +240,7 @@ def main() -> None:
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     rows, facts = gate_vs_baselines(sizes, args.runs, args.rego_max)
     start = startup(args.runs)
-    over = None if args.skip_plan else plan_overhead(max(7, args.runs))
+    over = None if args.skip_plan else plan_overhead(max(11, args.runs))
 
     lines = [
         "# Benchmark results",
