@@ -16,15 +16,15 @@ from .conftest import REPO
 
 
 def change(address: str, cls: ChangeClass = ChangeClass.DELETE, **kw) -> Change:
-    from tfgate.address import module_of, resource_part
+    from tfgate.address import parse_address
 
-    rest = resource_part(address)
+    parsed = parse_address(address)
     return Change(
         address=address,
         mode="managed",
-        type=kw.pop("type", rest[0]),
-        name=rest[1].split("[")[0],
-        module_address=module_of(address),
+        type=kw.pop("type", parsed.type),
+        name=parsed.name,
+        module_address=parsed.module,
         index=None,
         provider=kw.pop("provider", None),
         actions=("delete",),

@@ -114,7 +114,6 @@ _OFF: dict[str, Any] = {
     "false_to_true": True,
     "to_zero": 0,
     "lowered": 0,
-    "removed": None,
 }
 
 

@@ -366,11 +366,10 @@ def run_apply(
         else:
             from tfgate.pipeline import record_applied
 
+            # The apply is done: a ledger that cannot record it is a warning, not a failure.
             try:
                 record_applied(opts.workdir, opts.manifest, result)
-            except (
-                Exception
-            ) as exc:  # the apply is done: say the ledger missed it, do not turn it into a failure
+            except Exception as exc:
                 _say(f"warning: applied, but the ledger could not record the new state: {exc}")
         return code
     finally:

@@ -99,11 +99,6 @@ _NON_EXECUTING = frozenset(
     }
 )  # fmt: skip
 _TF_WORD = re.compile(r"terraform|tofu|terragrunt", re.IGNORECASE)
-#: Text that asks Terraform to change something, for code tfgate cannot parse (python -c, perl -e ...).
-_MUTATION_TEXT = re.compile(
-    r"\b(apply|destroy|refresh|import|taint|untaint|force-unlock|apply-all|destroy-all)\b"
-    r"|\bstate\W+(rm|mv|push|replace-provider)\b|\bworkspace\W+delete\b"
-)
 _TFGATE_COMMANDS = frozenset(
     {"check", "demo", "plan", "apply", "destroy", "guard", "approve", "approvals", "shim", "shim-exec",
      "audit", "state", "comment", "--version", "--help"}

@@ -216,8 +216,8 @@ def read_source(source: str | Path) -> bytes | mmap.mmap:
     path = Path(source)
     try:
         with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size >= _MAP_AT and stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            info = os.fstat(f.fileno())
+            if info.st_size >= _MAP_AT and stat.S_ISREG(info.st_mode):
                 flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)
                 return mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
             return f.read()
@@ -441,10 +441,7 @@ def _classify_show(
     # The address is the identity; the fields that repeat parts of it must agree with it.
     if rc.mode is not None and rc.mode not in ("managed", "data"):
         raise PlanError(f"{label}: {address}: unknown resource mode {rc.mode!r}")
-    try:
-        parsed = resolve_address(address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
-    except PlanError as exc:
-        raise PlanError(f"{label}: {exc}") from None
+    parsed = _resolve(label, address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
     mode = parsed.mode
     if rc.previous_address is not None:
         _resolve(label, rc.previous_address)

@@ -39,8 +39,7 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append(c(_BOLD, f"Blocked changes ({len(unapproved)}):"))
         for v in unapproved:
             out.append(f"  {c(_RED, v.change_class.value.upper()):<8} {v.address}")
-            state = approval_state(v)
-            counted = "" if "none valid" in state else f", {state}"
+            counted = f", {approval_state(v)}" if v.counted_by else ""
             out.append(f"      {v.reason}; needs {v.approvals_required} signed approval(s){counted}")
     approved = [v for v in result.violations if v.approved]
     if approved:

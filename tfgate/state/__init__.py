@@ -166,7 +166,7 @@ def check_state(
     # Local backup without its state: the state file was removed (or never copied to this machine) while
     # Terraform's own backup of it, with resources, is still there.
     if current is None and evidence is None and not any(f.code == "missing_state" for f in findings):
-        backend = initialised_backend(workdir) or configured_backend(workdir)
+        backend = initialised or configured
         if backend is None or backend.type == "local":
             path = local_state_path(workdir, workspace, backend.config if backend else None)
             backup = _read(Path(str(path) + ".backup"))

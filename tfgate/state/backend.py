@@ -35,7 +35,7 @@ class _Unsure(Exception):
 
 
 _TOKEN = re.compile(
-    r"""(?P<space>[ \t\r]+)|(?P<nl>\n)|(?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)"""
+    r"""(?P<space>\s+)|(?P<comment>\#[^\n]*|//[^\n]*|/\*.*?\*/)"""
     r"""|(?P<string>")|(?P<heredoc><<-?\s*"?(?P<tag>[A-Za-z_][\w-]*)"?[ \t]*\n)"""
     r"""|(?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|(?P<ident>[A-Za-z_][\w-]*)|(?P<punct>.)""",
     re.DOTALL,
@@ -64,7 +64,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
             i = end.end()
             out.append(("heredoc", ""))
         elif kind not in ("space", "comment"):
-            out.append((kind, m.group(kind) if kind != "nl" else "\n"))
+            out.append((kind, m.group(kind)))
     return out
 
 
@@ -108,7 +108,7 @@ def _quick_backend(text: str, source: str) -> Backend | None:
     """The backend block of one file without python-hcl2 (which costs about 0.1 s to load and build its
     grammar), for the common shape: `terraform { backend "TYPE" { key = literal ... } }`. Anything else
     (nested blocks, expressions, interpolation) raises _Unsure."""
-    toks = [t for t in _tokens(text) if t[0] != "nl"]
+    toks = _tokens(text)
     depth = 0
     i = 0
     while i < len(toks):
