@@ -123,8 +123,20 @@ def test_unicode_identifiers_and_odd_keys_are_addresses(tmp_path: Path) -> None:
 
 def test_invalid_utf8_in_a_destroyed_objects_values(tmp_path: Path) -> None:
     data = json.dumps(plan_doc(rc("a.b", ["delete"]))).encode().replace(b'"i-1"', b'"\xff"')
-    with pytest.raises(PlanError, match="unreadable values"):
+    with pytest.raises(PlanError, match="not valid UTF-8"):
         load_plan(write(tmp_path, data))
+
+
+def test_invalid_utf8_anywhere_is_refused_whatever_msgspec_skips(tmp_path: Path) -> None:
+    """msgspec 0.23 stopped checking the UTF-8 of values it skips: tfgate checks the whole document."""
+    doc = plan_doc(rc("a.b", ["no-op"]), configuration={"root_module": {"x": "CONFIG"}})
+    for marker in (b'"CONFIG"', b'"i-1"'):
+        data = json.dumps(doc).encode().replace(marker, b'"\xc3("')
+        with pytest.raises(PlanError, match="not valid UTF-8"):
+            load_plan(write(tmp_path, data))
+    stream = _stream(_planned("a.b", "delete"), _summary(0, 0, 1)).replace(b"Plan to", b"Plan \xff to")
+    with pytest.raises(PlanError, match="not valid UTF-8"):
+        load_plan(write(tmp_path, stream))
 
 
 def test_missing_actions(tmp_path: Path) -> None:

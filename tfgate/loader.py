@@ -9,6 +9,7 @@ a decision needs them (key attributes of destroyed objects, safety-net attribute
 
 from __future__ import annotations
 
+import codecs
 import gc
 import hashlib
 import mmap
@@ -241,6 +242,27 @@ def to_utf8(data: bytes | mmap.mmap) -> bytes | mmap.mmap:
     return data
 
 
+_UTF8_CHUNK = 1 << 23
+
+
+def require_utf8(data: bytes | mmap.mmap, label: str) -> None:
+    """Refuse a document that is not valid UTF-8 (JSON's encoding), wherever the bad bytes are.
+
+    msgspec skips the values the gate does not decode without checking them (from 0.23 on), so the
+    whole document is checked here, in chunks, so as not to copy a large plan."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), _UTF8_CHUNK):
+            decoder.decode(view[start : start + _UTF8_CHUNK], final=start + _UTF8_CHUNK >= len(view))
+    except UnicodeDecodeError as exc:
+        raise PlanError(
+            f"{label}: not valid UTF-8 (byte {start + exc.start}): not a plan tfgate can read"
+        ) from None
+    finally:
+        view.release()
+
+
 def detect_format(head: bytes) -> str:
     """Tell the plan's form from its first bytes."""
     if head.startswith(_ZIP_MAGIC):
@@ -283,6 +305,7 @@ def load_plan(
         parse_fmt = "show-json"
     else:
         fmt_out = parse_fmt = fmt
+    require_utf8(data, label)
     with _no_gc():
         if parse_fmt == "show-json":
             return _load_show_json(data, label, fmt_out, path, file_sha, catalog)
