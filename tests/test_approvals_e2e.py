@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tfgate.approvals import ApprovedChange, Statement
+from tfgate.approvals.statement import ApprovedChange, Statement
 from tfgate.cli import app
 
 from .conftest import TF, build_scenario
@@ -305,7 +305,8 @@ def test_signing_through_ssh_agent_with_a_public_key(
 
 
 def test_interactive_confirmation_can_decline(w: World, tmp_path: Path) -> None:
-    from tfgate.approvals import ApproveOptions, PlanOptions, run_approve
+    from tfgate.approvals.commands import ApproveOptions, run_approve
+    from tfgate.approvals.target import PlanOptions
 
     shown: list[str] = []
     opts = ApproveOptions(

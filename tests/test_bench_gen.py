@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tfgate.catalog import load_catalog
-from tfgate.loader import load_plan
-from tfgate.manifest import load_manifest
+from tfgate.plan.loader import load_plan
+from tfgate.policy.catalog import load_catalog
+from tfgate.policy.manifest import load_manifest
 
 from .conftest import REPO
 

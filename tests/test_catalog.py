@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tfgate.catalog import Catalog, load_catalog
 from tfgate.errors import TfgateError
+from tfgate.policy.catalog import Catalog, load_catalog
 
 
 @pytest.fixture(scope="module")

@@ -205,7 +205,7 @@ def test_demo_blocks_the_silent_database_destroy() -> None:
 
 def test_terraform_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--terraform, then TFGATE_TERRAFORM, then terraform on PATH, then tofu on PATH, then the embedded one."""
-    from tfgate.terraform import embedded_command, find_terraform
+    from tfgate.plan.terraform import embedded_command, find_terraform
 
     bins = {}
     for name in ("terraform", "tofu", "explicit-tf", "env-tf"):

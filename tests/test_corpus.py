@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tfgate.errors import PlanError
-from tfgate.loader import load_plan
 from tfgate.model import ChangeClass
+from tfgate.plan.loader import load_plan
 
 from .conftest import CORPUS
 

@@ -13,7 +13,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tfgate.github import GitHub, GitHubError, Retry
+from tfgate.forge.github import GitHub, GitHubError, Retry
 
 TOKEN = "ghp_TESTTOKEN_must_never_be_printed_0123456789"
 REPO = "acme/infra"
@@ -251,7 +251,7 @@ def test_comment_records_its_check_in_the_audit_log(
 
 
 def test_issue_comment_events_do_not_take_the_default_branch_head(monkeypatch, tmp_path: Path) -> None:
-    from tfgate.comment import resolve_target
+    from tfgate.forge.comment import resolve_target
 
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"issue": {"number": 7, "pull_request": {"url": "x"}}}))

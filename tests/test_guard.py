@@ -8,16 +8,10 @@ import sys
 
 import pytest
 
-from tfgate.guard import (
-    MUTATING,
-    SELF_APPROVAL,
-    UNKNOWN,
-    UNPARSEABLE,
-    UNRESOLVED,
-    check_command,
-    hook,
-    split_commands,
-)
+from tfgate.agents.analyzer import check_command
+from tfgate.agents.hook import hook
+from tfgate.agents.lexer import split_commands
+from tfgate.agents.words import MUTATING, SELF_APPROVAL, UNKNOWN, UNPARSEABLE, UNRESOLVED
 
 BLOCK = False
 ALLOW = True
@@ -40,7 +34,7 @@ TABLE: list[tuple[str, bool, str | None]] = [
     ("terraform -chdir=infra -no-color destroy", BLOCK, MUTATING),
     ("terraform1.9.5 apply", BLOCK, MUTATING),
     ("tfgate-terraform apply -auto-approve", BLOCK, MUTATING),
-    ("python -m tfgate.embedded destroy", BLOCK, MUTATING),
+    ("python -m tfgate.plan.embedded destroy", BLOCK, MUTATING),
     # state mutations
     ("terraform state rm aws_db_instance.main", BLOCK, MUTATING),
     ("terraform state mv aws_s3_bucket.a aws_s3_bucket.b", BLOCK, MUTATING),
@@ -376,7 +370,7 @@ EVASIONS: list[str] = [
     'script -qc "terraform apply -auto-approve" /dev/null',
     "su -lc 'terraform apply'",
     "python3 -mtfgate.embedded apply -auto-approve",
-    "python3 -Bm tfgate.embedded apply",
+    "python3 -Bm tfgate.plan.embedded apply",
     "command bash -v -c 'terraform apply -auto-approve'",
     "command env -v terraform apply -auto-approve",
     "terragrunt graph apply",
@@ -517,7 +511,9 @@ def test_harmless_lines_pass(command: str) -> None:
 def test_pathological_lines_are_judged_with_bounded_work() -> None:
     import contextlib
 
-    from tfgate.guard import MAX_VALUE, ParseError, _Analyzer
+    from tfgate.agents.analyzer import _Analyzer
+    from tfgate.agents.lexer import ParseError
+    from tfgate.agents.words import MAX_VALUE
 
     # A hook that times out lets the command run: work must stay linear in the line.
     wrappers = ": " + ("bash " * 2000 + "eval ") * 8 + "; terraform apply"
@@ -549,7 +545,7 @@ def test_print_config_with_a_command_judges_the_command() -> None:
 
 
 def test_terraform_env_args_are_merged_like_terraform() -> None:
-    from tfgate.terraform import merged_cli_args
+    from tfgate.plan.terraform import merged_cli_args
 
     env = {"TF_CLI_ARGS": "destroy -auto-approve"}
     assert merged_cli_args([], env) == ["destroy", "-auto-approve"]

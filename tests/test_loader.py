@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tfgate.errors import PlanError, TfgateError
-from tfgate.loader import detect_format, load_plan
 from tfgate.model import ChangeClass
+from tfgate.plan.loader import detect_format, load_plan
 
 
 def rc(address: str, actions: list, **extra) -> dict:
@@ -384,8 +384,8 @@ TAG_RULE = "version: 1\nprotect:\n  - name: prod\n    match: {tags: {Environment
 def test_tags_the_plan_hides_are_assumed_to_match(
     tmp_path: Path, change: dict, protected: bool, assumed: bool
 ) -> None:
-    from tfgate.evaluate import evaluate
-    from tfgate.manifest import load_manifest
+    from tfgate.policy.evaluate import evaluate
+    from tfgate.policy.manifest import load_manifest
 
     entry = rc("aws_s3_bucket.logs", ["delete"])
     entry["change"] = {"actions": ["delete"], "after": None, **change}
@@ -399,7 +399,7 @@ def test_tags_the_plan_hides_are_assumed_to_match(
 
 def test_large_files_are_mapped_and_read_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Plans from 1 MiB on are memory-mapped instead of copied: same changes, same digest."""
-    import tfgate.loader as loader
+    import tfgate.plan.loader as loader
 
     changes = [rc(f"aws_s3_bucket.b{i}", ["delete"] if i % 7 == 0 else ["no-op"]) for i in range(6000)]
     big = write(tmp_path, plan_doc(*changes), "big.json")
@@ -443,7 +443,7 @@ def test_digest_does_not_depend_on_the_order_of_changes(tmp_path: Path) -> None:
 )
 def test_fast_address_check_agrees_with_the_parser(address: str, rtype: str, name: str) -> None:
     """The fast path (type and name given beside the address) accepts exactly what the full parse accepts."""
-    from tfgate.address import parse_address, resolve_address
+    from tfgate.plan.address import parse_address, resolve_address
 
     def outcome(fn) -> bool:
         try:

@@ -9,14 +9,14 @@ import jsonschema
 import pytest
 
 from tfgate.errors import ManifestError
-from tfgate.manifest import glob_to_regex, json_schema, load_manifest
 from tfgate.model import Change, ChangeClass
+from tfgate.policy.manifest import glob_to_regex, json_schema, load_manifest
 
 from .conftest import REPO
 
 
 def change(address: str, cls: ChangeClass = ChangeClass.DELETE, **kw) -> Change:
-    from tfgate.address import parse_address
+    from tfgate.plan.address import parse_address
 
     parsed = parse_address(address)
     return Change(
@@ -42,7 +42,7 @@ def write(tmp_path: Path, text: str, name: str = "tfgate.yaml") -> Path:
 def test_schema_file_is_generated_from_the_structs() -> None:
     shipped = json.loads((REPO / "rules" / "manifest.schema.json").read_text())
     assert shipped == json_schema(), (
-        "regenerate rules/manifest.schema.json from tfgate.manifest.json_schema()"
+        "regenerate rules/manifest.schema.json from tfgate.policy.manifest.json_schema()"
     )
 
 

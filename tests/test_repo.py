@@ -39,8 +39,8 @@ def test_wheel_ships_rules_and_demo() -> None:
 
 
 def test_readme_manifest_example_loads_and_protects_what_it_says(tmp_path: Path) -> None:
-    from tfgate.manifest import load_manifest
     from tfgate.model import Change, ChangeClass
+    from tfgate.policy.manifest import load_manifest
 
     readme = (REPO / "README.md").read_text()
     block = (

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tfgate.loader import load_plan
 from tfgate.model import ChangeClass
+from tfgate.plan.loader import load_plan
 
 from .conftest import TF
 

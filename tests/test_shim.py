@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tfgate.shim import MARKER, is_shim
+from tfgate.enforce.shim import MARKER, is_shim
 
 pytestmark = pytest.mark.slow
 

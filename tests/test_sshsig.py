@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tfgate import allowed_signers, sshsig
+from tfgate.approvals import allowed_signers, sshsig
 from tfgate.errors import TfgateError
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH ssh-keygen")
@@ -403,7 +403,7 @@ def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
 
 def test_cryptography_not_imported_by_parsing() -> None:
     code = (
-        "import sys; from tfgate import sshsig, allowed_signers, approvals, pipeline; "
+        "import sys; from tfgate.approvals import sshsig, allowed_signers, commands, judge; from tfgate import pipeline; "
         "print('cryptography' in sys.modules)"
     )
     out = subprocess.run(

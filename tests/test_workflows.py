@@ -92,7 +92,7 @@ def test_example_applies_only_through_tfgate() -> None:
     runs = [s.get("run", "") for job in wf["jobs"].values() for s in job["steps"]]
     assert not any(re.search(r"\bterraform\b[^|;&]*\bapply\b", r) for r in runs)
     # tfgate's own guard finds nothing that applies around the gate, and one step applies through it.
-    from tfgate.guard import check_command
+    from tfgate.agents.analyzer import check_command
 
     assert all(check_command(r).allowed for r in runs), [r for r in runs if not check_command(r).allowed]
     lines = [line.strip() for r in runs for line in r.splitlines()]

@@ -268,7 +268,7 @@ def record_event(
 def _manifest_log(result: Any, cwd: Path | None) -> Path | None:
     if os.environ.get(ENV_LOG) or not getattr(result, "manifest", None):
         return None
-    from tfgate.manifest import load_manifest
+    from tfgate.policy.manifest import load_manifest
 
     try:
         return load_manifest(Path(result.manifest), cwd=cwd or Path.cwd()).audit_log
@@ -398,7 +398,7 @@ def main_verify(log: Path | None, *, head: str | None = None, manifest: Path | N
 
     manifest_log = None
     if log is None and not os.environ.get(ENV_LOG):
-        from tfgate.manifest import load_manifest
+        from tfgate.policy.manifest import load_manifest
 
         manifest_log = load_manifest(manifest, cwd=Path.cwd()).audit_log
     path = resolve_log(log, manifest_log=manifest_log)

@@ -15,6 +15,7 @@ import typer
 
 from tfgate import __version__
 from tfgate.errors import TfgateError
+from tfgate.render import emit
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -88,26 +89,6 @@ def guarded(fn: Callable[[], T]) -> T:
         raise
     except Exception as exc:  # fail closed: an internal error is never a pass
         fail(f"internal error ({type(exc).__name__}): {exc}")
-
-
-def use_color(stream: object = None) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    stream = stream or sys.stdout
-    return bool(getattr(stream, "isatty", lambda: False)())
-
-
-def emit(result: object, fmt: str | None, reports: dict[str, Path | None]) -> None:
-    """Print the result in the chosen format and write any extra report files."""
-    from tfgate.render import render, write_report
-
-    for kind, path in reports.items():
-        if path is not None:
-            write_report(path, render(result, kind))  # type: ignore[arg-type]
-    chosen = fmt or "text"
-    sys.stdout.write(render(result, chosen, color=chosen == "text" and use_color()))  # type: ignore[arg-type]
-    sys.stdout.flush()
 
 
 def _version(value: bool) -> None:
@@ -201,7 +182,7 @@ OutDirOpt = Annotated[
 
 def _gate_options(positional: list[str] | None, *, allowed: int, **kw: object) -> tuple[list[str], object]:
     """Split `[POSITIONAL] [-- TERRAFORM_ARGS]` (click drops the `--`; sys.argv still has it)."""
-    from tfgate.gated import GateOptions
+    from tfgate.enforce.gated import GateOptions
 
     args = list(positional or [])
     tf_args: list[str] = []
@@ -233,7 +214,7 @@ def plan(
 ) -> None:
     """`terraform plan -out -input=false` in DIR, then the check; writes plan.bin and report.json/md/html to
     the output folder. Exit: the gate's code (0 allowed, 1 blocked), or Terraform's when it fails."""
-    from tfgate.gated import run_plan
+    from tfgate.enforce.gated import run_plan
 
     def body() -> int:
         rest, _ = _gate_options(args, allowed=1)
@@ -249,7 +230,7 @@ def plan(
 
 
 def _apply_command(args: list[str] | None, *, destroy: bool, chdir: Path, **kw: object) -> int:
-    from tfgate.gated import run_apply
+    from tfgate.enforce.gated import run_apply
 
     fmt = kw.pop("fmt")
     rest, opts = _gate_options(
@@ -317,7 +298,7 @@ def guard(
     """AI-agent guard. As a Claude Code PreToolUse hook it reads the hook JSON on stdin; `tfgate guard --
     COMMAND...` judges a command line. Exit 0: allowed; 2: blocked (Terraform apply, destroy or
     state-mutating commands that bypass tfgate, or input it cannot understand)."""
-    from tfgate.guard import main as guard_main
+    from tfgate.agents.hook import main as guard_main
 
     raise typer.Exit(guard_main(command or [], print_config=print_config, audit_log=audit_log))
 
@@ -348,7 +329,7 @@ def shim_install(
 ) -> None:
     """Write `terraform` and `tofu` executables into DIR: read-only commands run the real binary, apply and
     destroy go through the gate, state-mutating commands are refused unless approved (TFGATE_APPROVALS)."""
-    from tfgate.shim import install
+    from tfgate.enforce.shim import install
 
     def body() -> int:
         for path, real in install(directory, terraform, manifest):
@@ -366,8 +347,8 @@ def shim_exec(
     name: Annotated[str, typer.Option("--name")] = "terraform",
     manifest: Annotated[str, typer.Option("--manifest")] = "",
 ) -> None:
-    """What an installed shim runs (`python -m tfgate.shim` is the same without the CLI start-up)."""
-    from tfgate.shim import main as shim_main
+    """What an installed shim runs (`python -m tfgate.enforce.shim` is the same without the CLI start-up)."""
+    from tfgate.enforce.shim import main as shim_main
 
     pinned = ["--manifest", manifest] if manifest else []
     raise typer.Exit(shim_main(["--real", real, "--name", name, *pinned, "--", *(args or [])]))
@@ -441,7 +422,8 @@ def approve(
     """Sign an approval of a plan's destructive changes: writes FILE (the statement) and FILE.sig (an SSH
     signature, namespace tfgate, made by `ssh-keygen -Y sign`). Shows what is approved and asks first
     unless --yes. Exit 0 written, 1 declined, 2 error."""
-    from tfgate.approvals import ApproveOptions, PlanOptions, run_approve
+    from tfgate.approvals.commands import ApproveOptions, run_approve
+    from tfgate.approvals.target import PlanOptions
 
     interactive = sys.stdin.isatty()
     opts = ApproveOptions(
@@ -482,7 +464,8 @@ def approvals_verify(
     """Explain, approval by approval, what counts and why not. Exit 0 when the approvals make the plan's
     protected changes pass (and nothing else in the plan blocks), 1 otherwise, 2 on an input error.
     State-integrity checks are not run here: `tfgate check` remains the gate."""
-    from tfgate.approvals import PlanOptions, run_verify
+    from tfgate.approvals.commands import run_verify
+    from tfgate.approvals.target import PlanOptions
 
     def body() -> int:
         if fmt not in ("text", "json"):
@@ -553,8 +536,8 @@ def comment(
     """Check PLAN, post the Markdown report as the pull request's comment for this workspace (updated in
     place on later runs) and set the commit status tfgate/<workspace>. Token: GITHUB_TOKEN. Exit 1 when
     blocked; 2 when commenting fails (unless --allow-comment-failure) or on any input error."""
-    from tfgate.comment import post, resolve_target
-    from tfgate.github import GitHubError
+    from tfgate.forge.comment import post, resolve_target
+    from tfgate.forge.github import GitHubError
     from tfgate.pipeline import CheckOptions, run_check
 
     def body() -> int:

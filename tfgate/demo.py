@@ -19,7 +19,7 @@ def _say(text: str) -> None:
 
 
 def _tf(tf: Sequence[str], cwd: Path, *args: str) -> None:
-    from tfgate.terraform import clean_env
+    from tfgate.plan.terraform import clean_env
 
     proc = subprocess.run(
         [*tf, *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=clean_env()
@@ -30,9 +30,9 @@ def _tf(tf: Sequence[str], cwd: Path, *args: str) -> None:
 
 def run_demo(*, keep: Path | None = None, terraform: str | None = None, fmt: str | None = None) -> int:
     """Build production state, plan a change that silently destroys the database, check it."""
-    from tfgate.cli import emit
     from tfgate.pipeline import CheckOptions, run_check
-    from tfgate.terraform import embedded_command, find_terraform
+    from tfgate.plan.terraform import embedded_command, find_terraform
+    from tfgate.render import emit
 
     # The embedded Terraform (tfgate[embedded]) by default: the demo is the same everywhere and offline.
     terraform = terraform or ("embedded" if embedded_command() else None)

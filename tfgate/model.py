@@ -6,6 +6,7 @@ render / exit. Nothing here decides anything; it only records what was decided a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -196,6 +197,11 @@ class Violation:
     #: Signers whose valid statements counted toward this violation, approved or not yet (1 of 2).
     counted_by: tuple[str, ...] = ()
 
+    @property
+    def key(self) -> tuple[str, str, str, str | None]:
+        """What identifies this violation to the approvals judge: address, rule, class, deposed key."""
+        return (self.address, self.rule, self.change_class.value, self.deposed)
+
 
 @dataclass(frozen=True)
 class ApprovalOutcome:
@@ -206,6 +212,15 @@ class ApprovalOutcome:
     counted: bool
     reason: str
     addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Counted:
+    """What the approvals judge counted: for each violation (by ``Violation.key``), the distinct principals
+    whose valid statements count toward it; and how every statement was judged. Evaluation decides."""
+
+    principals: Mapping[tuple[str, str, str, str | None], tuple[str, ...]] = field(default_factory=dict)
+    outcomes: tuple[ApprovalOutcome, ...] = ()
 
 
 @dataclass(frozen=True)

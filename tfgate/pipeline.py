@@ -1,4 +1,4 @@
-"""The check pipeline shared by every gating command: load -> state evidence -> evaluate."""
+"""The check pipeline shared by every gating command: load -> state evidence -> approvals judge -> evaluate."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tfgate.manifest import load_manifest
 from tfgate.model import Result, Verdict
+from tfgate.policy.manifest import load_manifest
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ def resolve_workspace(workdir: Path, explicit: str | None) -> str:
 
 def run_check(opts: CheckOptions) -> Result:
     """Load the manifest and plan, gather state evidence, evaluate. Raises TfgateError (exit 2)."""
-    from tfgate.catalog import load_catalog
-    from tfgate.evaluate import evaluate
-    from tfgate.loader import load_plan
+    from tfgate.plan.loader import load_plan
+    from tfgate.policy.catalog import load_catalog
+    from tfgate.policy.evaluate import assess, evaluate
 
     now = opts.now or datetime.now(timezone.utc)
     workdir = opts.workdir
@@ -65,8 +65,16 @@ def run_check(opts: CheckOptions) -> Result:
             workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now,
             new_workspace=opts.new_workspace,
         )  # fmt: skip
+    assessed = assess(plan, manifest)
+    counted = None
+    if opts.approvals:
+        from tfgate.approvals.judge import judge
+
+        counted = judge(
+            opts.approvals, assessed[1], manifest, digest=plan.info.digest, workspace=workspace, now=now
+        )
     result = evaluate(
-        plan, manifest, findings=findings, approvals=opts.approvals, workspace=workspace, now=now
+        plan, manifest, findings=findings, counted=counted, assessed=assessed, workspace=workspace
     )
     if opts.state_checks and result.verdict is Verdict.ALLOW:
         from tfgate import state
@@ -91,9 +99,9 @@ def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str
     import hashlib
 
     from tfgate import state
-    from tfgate.evaluate import evaluate
-    from tfgate.loader import LoadedPlan
     from tfgate.model import PlanInfo
+    from tfgate.plan.loader import LoadedPlan
+    from tfgate.policy.evaluate import evaluate
 
     now = datetime.now(timezone.utc)
     manifest = load_manifest(manifest_path, cwd=workdir)
@@ -107,4 +115,4 @@ def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str
     )
     empty = LoadedPlan(info=info, changes=(), prior_state_empty=None, path=None)
     findings = state.check_state(workdir=workdir, plan=empty, manifest=manifest, workspace=ws, now=now)
-    return evaluate(empty, manifest, findings=findings, workspace=ws, now=now)
+    return evaluate(empty, manifest, findings=findings, workspace=ws)

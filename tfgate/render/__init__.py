@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib import import_module
 from pathlib import Path
 
@@ -38,3 +40,21 @@ def write_report(path: Path, text: str) -> Path:
     except OSError as exc:
         raise TfgateError(f"cannot write the report {path}: {exc.strerror or exc}") from None
     return path
+
+
+def use_color(stream: object = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    stream = stream or sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def emit(result: object, fmt: str | None, reports: dict[str, Path | None]) -> None:
+    """Print the result in the chosen format and write any extra report files."""
+    for kind, path in reports.items():
+        if path is not None:
+            write_report(path, render(result, kind))  # type: ignore[arg-type]
+    chosen = fmt or "text"
+    sys.stdout.write(render(result, chosen, color=chosen == "text" and use_color()))  # type: ignore[arg-type]
+    sys.stdout.flush()

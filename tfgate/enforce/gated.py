@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tfgate.errors import TfgateError
-from tfgate.terraform import clean_env
+from tfgate.plan.terraform import clean_env
 
 PLANS_DIR = Path(".tfgate") / "plans"
 REPORT_FORMATS = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
@@ -111,7 +111,7 @@ def run_streamed(
 
 
 def _terraform(opts: GateOptions) -> list[str]:
-    from tfgate.terraform import find_terraform
+    from tfgate.plan.terraform import find_terraform
 
     return find_terraform(opts.terraform)
 
@@ -201,8 +201,10 @@ def _warm_up(opts: GateOptions | None = None) -> None:
     Errors are left for the check itself to raise, with its messages."""
     import contextlib
 
-    from tfgate import audit, evaluate, loader, pipeline, state  # noqa: F401 - imported to warm up
-    from tfgate.catalog import load_catalog
+    from tfgate import audit, pipeline, state  # noqa: F401 - imported to warm up
+    from tfgate.plan import loader  # noqa: F401
+    from tfgate.policy import evaluate  # noqa: F401
+    from tfgate.policy.catalog import load_catalog
     from tfgate.render import json as json_render  # noqa: F401
     from tfgate.render.html import _template as html_template
     from tfgate.render.markdown import _template as md_template
@@ -211,7 +213,7 @@ def _warm_up(opts: GateOptions | None = None) -> None:
     md_template()
     html_template()
     if opts is not None:
-        from tfgate.manifest import load_manifest
+        from tfgate.policy.manifest import load_manifest
         from tfgate.state.backend import configured_backend
 
         with contextlib.suppress(Exception):
@@ -387,6 +389,6 @@ def _approvals_used(result: object) -> list[dict[str, object]]:
 def _manifest_log(opts: GateOptions) -> Path | None:
     if opts.audit_log or os.environ.get("TFGATE_AUDIT_LOG"):
         return None
-    from tfgate.manifest import load_manifest
+    from tfgate.policy.manifest import load_manifest
 
     return load_manifest(opts.manifest, cwd=opts.workdir).audit_log

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from pathlib import Path
 
 from tfgate import __version__
-from tfgate.loader import LoadedPlan
-from tfgate.manifest import Manifest, Rule
 from tfgate.model import (
     Change,
     ChangeClass,
+    Counted,
     Finding,
     Result,
     Risk,
@@ -25,6 +22,8 @@ from tfgate.model import (
     Verdict,
     Violation,
 )
+from tfgate.plan.loader import LoadedPlan
+from tfgate.policy.manifest import Manifest, Rule
 
 _VERB = {
     ChangeClass.DELETE: "destroys",
@@ -114,17 +113,9 @@ def summarize(changes: Sequence[Change]) -> Summary:
     return Summary(**{cls.value: n for cls, n in counts.items()}, move=moves, import_=imports)
 
 
-def evaluate(
-    plan: LoadedPlan,
-    manifest: Manifest,
-    *,
-    findings: Sequence[Finding] = (),
-    approvals: Sequence[Path] = (),
-    workspace: str = "default",
-    now: datetime | None = None,
-) -> Result:
-    """Apply the manifest to the plan and decide."""
-    now = now or datetime.now(timezone.utc)
+def assess(plan: LoadedPlan, manifest: Manifest) -> tuple[tuple[Change, ...], tuple[Violation, ...]]:
+    """The plan's changes marked with the rules protecting them, and one Violation per protected change and
+    rule (none approved yet)."""
     tags_known = plan.info.has_values
     changes: list[Change] = []
     violations: list[Violation] = []
@@ -152,15 +143,38 @@ def evaluate(
                     for r in rules
                 )
         changes.append(change)
+    return tuple(changes), tuple(violations)
 
-    outcomes: tuple = ()
-    if approvals:
-        from tfgate.approvals import judge
 
-        judged, outcomes = judge(
-            approvals, tuple(violations), manifest, digest=plan.info.digest, workspace=workspace, now=now
+def apply_counts(violations: Sequence[Violation], counted: Counted) -> tuple[Violation, ...]:
+    """Each violation with what the judge counted toward it: approved once enough distinct principals count."""
+    out = []
+    for v in violations:
+        principals = tuple(counted.principals.get(v.key, ()))
+        approved = len(principals) >= v.approvals_required
+        out.append(
+            dataclasses.replace(
+                v, approved=approved, approved_by=principals if approved else (), counted_by=principals
+            )
         )
-        violations = list(judged)
+    return tuple(out)
+
+
+def evaluate(
+    plan: LoadedPlan,
+    manifest: Manifest,
+    *,
+    findings: Sequence[Finding] = (),
+    counted: Counted | None = None,
+    assessed: tuple[tuple[Change, ...], tuple[Violation, ...]] | None = None,
+    workspace: str = "default",
+) -> Result:
+    """Apply the manifest to the plan and decide, given the state findings and what the approvals judge
+    counted (``assessed`` is ``assess(plan, manifest)`` when the caller already has it)."""
+    changes, violations = assessed if assessed is not None else assess(plan, manifest)
+    counted = counted or Counted()
+    violations = apply_counts(violations, counted)
+    outcomes = counted.outcomes
 
     all_findings = (*plan_findings(plan, manifest), *findings)
     reasons: list[str] = [

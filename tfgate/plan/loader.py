@@ -10,25 +10,31 @@ a decision needs them (key attributes of destroyed objects, safety-net attribute
 from __future__ import annotations
 
 import codecs
-import gc
 import hashlib
 import mmap
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 
-from tfgate.address import Address, resolve_address
 from tfgate.errors import PlanError
 from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval
-from tfgate.risk import rank
+from tfgate.plan.common import (
+    DESTRUCTIVE,
+    CatalogLike,
+    LoadedPlan,
+    change_record,
+    import_id,
+    no_gc,
+    resolve,
+    shared,
+)
+from tfgate.plan.stream import load_stream
+from tfgate.policy.risk import rank
 
 FORMATS = ("binary", "show-json", "stream")
 SUPPORTED_MAJOR = ("0", "1")
@@ -50,29 +56,6 @@ _SHOW_ACTIONS: dict[tuple[str, ...], tuple[ChangeClass, str | None, bool, tuple[
         (("forget",), ChangeClass.FORGET, None, False),
         (("create", "forget"), ChangeClass.FORGET, None, True),
     )
-}
-_DESTRUCTIVE = frozenset({ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET})
-
-# The stream's single action word -> (class, actions in plan-representation vocabulary).
-_STREAM_ACTIONS: dict[str, tuple[ChangeClass, tuple[str, ...]]] = {
-    "noop": (ChangeClass.NO_OP, ("no-op",)),
-    "no-op": (ChangeClass.NO_OP, ("no-op",)),
-    "move": (ChangeClass.NO_OP, ("no-op",)),
-    "import": (ChangeClass.NO_OP, ("no-op",)),
-    "create": (ChangeClass.CREATE, ("create",)),
-    "read": (ChangeClass.READ, ("read",)),
-    "update": (ChangeClass.UPDATE, ("update",)),
-    "delete": (ChangeClass.DELETE, ("delete",)),
-    "replace": (ChangeClass.REPLACE, ("delete", "create")),
-    "remove": (ChangeClass.FORGET, ("forget",)),
-}
-
-# The stream renames some reasons; report them in the plan representation's vocabulary.
-_STREAM_REASONS = {
-    "tainted": "replace_because_tainted",
-    "requested": "replace_by_request",
-    "cannot_update": "replace_because_cannot_update",
-    "replace_triggered_by": "replace_by_triggers",
 }
 
 
@@ -129,38 +112,6 @@ class _Plan(msgspec.Struct, gc=False):
     deferred_changes: list[msgspec.Raw] = []
 
 
-class _StreamResource(msgspec.Struct, gc=False):
-    addr: str
-    module: str | None = None
-    resource: str | None = None
-    resource_type: str | None = None
-    resource_name: str | None = None
-    resource_key: Any = None
-    implied_provider: str | None = None
-
-
-class _StreamChange(msgspec.Struct, gc=False):
-    resource: _StreamResource
-    action: str
-    reason: str | None = None
-    previous_resource: _StreamResource | None = None
-    importing: dict[str, Any] | None = None
-    deposed: Any = None
-
-
-class _Diagnostic(msgspec.Struct, gc=False):
-    severity: str = ""
-    summary: str = ""
-
-
-class _Message(msgspec.Struct, gc=False):
-    type: str | None = None
-    change: _StreamChange | None = None
-    changes: dict[str, Any] | None = None
-    diagnostic: _Diagnostic | None = None
-    terraform: str | None = None
-
-
 class _KeyAttrs(msgspec.Struct, gc=False):
     """Prior attributes worth showing next to a destroyed object; everything else is skipped."""
 
@@ -177,30 +128,11 @@ class _KeyAttrs(msgspec.Struct, gc=False):
 _KEY_ATTRS = _KeyAttrs.__struct_fields__
 _plan_decoder = msgspec.json.Decoder(_Plan)
 _rc_decoder = msgspec.json.Decoder(_ResourceChange)
-_msg_decoder = msgspec.json.Decoder(_Message)
 _key_decoder = msgspec.json.Decoder(_KeyAttrs)
 _any_decoder = msgspec.json.Decoder()
 
 
 # --- result ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LoadedPlan:
-    """A plan, read and classified. ``protected_by``/``risk`` are filled in by evaluate."""
-
-    info: PlanInfo
-    changes: tuple[Change, ...]
-    #: True when the plan's prior state holds no resources; None when unknown (stream form).
-    prior_state_empty: bool | None
-    path: Path | None = None
-
-
-class CatalogLike(Protocol):
-    def lookup(self, type: str) -> Any: ...
-    def safety_nets(
-        self, type: str, before: bytes | None, after: bytes | None
-    ) -> tuple[SafetyNetRemoval, ...]: ...
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -306,26 +238,14 @@ def load_plan(
     else:
         fmt_out = parse_fmt = fmt
     require_utf8(data, label)
-    with _no_gc():
+    with no_gc():
         if parse_fmt == "show-json":
             return _load_show_json(data, label, fmt_out, path, file_sha, catalog)
-        return _load_stream(bytes(data), label, path, catalog)
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while hundreds of thousands of acyclic objects are built (about 10% faster)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
+        return load_stream(bytes(data), label, path, catalog)
 
 
 def _show_binary(data: bytes, path: Path | None, terraform: str | None, cwd: Path | None) -> bytes:
-    from tfgate import terraform as tfmod
+    from tfgate.plan import terraform as tfmod
 
     tf = tfmod.find_terraform(terraform)
     if path is None:
@@ -464,10 +384,10 @@ def _classify_show(
     # The address is the identity; the fields that repeat parts of it must agree with it.
     if rc.mode is not None and rc.mode not in ("managed", "data"):
         raise PlanError(f"{label}: {address}: unknown resource mode {rc.mode!r}")
-    parsed = _resolve(label, address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
+    parsed = resolve(label, address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
     mode = parsed.mode
     if rc.previous_address is not None:
-        _resolve(label, rc.previous_address)
+        resolve(label, rc.previous_address)
     managed = mode == "managed"
     if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
         # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
@@ -486,7 +406,7 @@ def _classify_show(
     # Key attributes are decoded only where a decision or the report needs them: destroyed and
     # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
     # (a protected resource planned for create is the signature of a missing state).
-    if cls in _DESTRUCTIVE or nets:
+    if cls in DESTRUCTIVE or nets:
         prior, hidden_tags = key_attributes(rc.change.before, rc.change.before_sensitive)
     elif cls is ChangeClass.CREATE and creates_need_prior:
         prior, hidden_tags = key_attributes(rc.change.after, rc.change.after_sensitive)
@@ -494,11 +414,11 @@ def _classify_show(
     return Change(
         address=address,
         mode=mode,
-        type=_shared(rtype),
+        type=shared(rtype),
         name=name,
-        module_address=_shared(parsed.module),
+        module_address=shared(parsed.module),
         index=rc.index,
-        provider=_shared(rc.provider_name),
+        provider=shared(rc.provider_name),
         actions=actions,
         change_class=cls,
         action_reason=rc.action_reason,
@@ -507,7 +427,7 @@ def _classify_show(
         deposed=deposed,
         previous_address=rc.previous_address,
         importing=importing is not None,
-        import_id=_import_id(importing) if importing is not None else None,
+        import_id=import_id(importing) if importing is not None else None,
         prior=prior,
         hidden_tags=hidden_tags,
         safety_nets=nets,
@@ -515,38 +435,6 @@ def _classify_show(
         catalog_kind=entry.kind if entry else None,
         risk=rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False),
     )
-
-
-_SHARED: dict[str, str] = {}
-
-
-def _shared(text: str | None) -> str | None:
-    """One string object for values that repeat across a plan's changes (types, modules, providers):
-    a 100,000-change plan keeps a handful of distinct ones instead of 100,000 copies."""
-    if text is None:
-        return None
-    if len(_SHARED) > 100_000:
-        _SHARED.clear()
-    return _SHARED.setdefault(text, text)
-
-
-def _resolve(label: str, address: str, **fields: str | None) -> Address:
-    try:
-        return resolve_address(address, **fields)
-    except PlanError as exc:
-        raise PlanError(f"{label}: {exc}") from None
-
-
-def _data_bearing(entry: Any) -> bool:
-    return entry is not None and "data-bearing" in entry.classes
-
-
-def _import_id(importing: dict[str, Any] | None) -> str | None:
-    if not importing:
-        return None
-    if isinstance(importing.get("id"), str):
-        return importing["id"]
-    return msgspec.json.encode(importing).decode()
 
 
 _TAG_KEYS = frozenset({"tags", "tags_all", "labels"})
@@ -594,15 +482,11 @@ def key_attributes(
     return tuple(out), (_ALL_TAGS if "*" in unreadable else tuple(sorted(unreadable)))
 
 
-def _sort_key(change: Change) -> tuple[str, str]:
-    return (change.address, change.deposed or "")
-
-
 def _digest_part(change: Change, values: _Change, compact: bool) -> bytes:
     """One change's share of the plan digest: its record, then its before/after/after_unknown values."""
     return b"".join(
         (
-            _change_record(change),
+            change_record(change),
             _normalised(values.before, compact),
             b"\x1e",
             _normalised(values.after, compact),
@@ -613,151 +497,4 @@ def _digest_part(change: Change, values: _Change, compact: bool) -> bytes:
     )
 
 
-def _change_record(change: Change) -> bytes:
-    """What the digest covers of a change besides its values, with its separator."""
-    record = (
-        change.address,
-        change.deposed,
-        change.actions,
-        change.action_reason,
-        change.previous_address,
-        change.import_id,
-    )
-    return msgspec.json.encode(record) + b"\x1e"
-
-
 # --- plan -json stream --------------------------------------------------------------------------------
-
-
-def _iter_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
-    for number, line in enumerate(data.splitlines(), 1):
-        line = line.strip()
-        if line:
-            yield number, line
-
-
-def _load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike | None) -> LoadedPlan:
-    changes: list[Change] = []
-    seen: set[tuple[str, str | None]] = set()
-    summaries: list[dict[str, Any]] = []
-    errors: list[str] = []
-    version: str | None = None
-    saw_version = False
-    for number, line in _iter_lines(data):
-        try:
-            msg = _msg_decoder.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise PlanError(f"{label}:{number}: malformed stream line: {exc}") from None
-        except RecursionError:
-            raise PlanError(f"{label}:{number}: malformed stream line: nested too deeply") from None
-        if msg.type == "version":
-            saw_version = True
-            version = msg.terraform
-        elif msg.type == "planned_change":
-            if msg.change is None:
-                raise PlanError(f"{label}:{number}: planned_change without a change")
-            change = _classify_stream(msg.change, label, number, catalog)
-            if change.key in seen:
-                raise PlanError(f"{label}:{number}: duplicate planned change for address {change.address}")
-            seen.add(change.key)
-            changes.append(change)
-        elif msg.type == "change_summary":
-            if not isinstance(msg.changes, dict):
-                raise PlanError(f"{label}:{number}: change_summary without its `changes` counts")
-            summaries.append(msg.changes)
-        elif msg.type == "diagnostic" and msg.diagnostic and msg.diagnostic.severity == "error":
-            errors.append(msg.diagnostic.summary)
-    if not saw_version and not changes and not summaries:
-        raise PlanError(f"{label}: not a Terraform plan -json stream (no version, planned_change or summary)")
-    operations = {s.get("operation", "plan") for s in summaries}
-    if operations - {"plan"}:
-        raise PlanError(
-            f"{label}: this is a Terraform {'/'.join(sorted(operations - {'plan'}))} log, not a plan"
-        )
-    if not summaries and not errors:
-        raise PlanError(f"{label}: stream has no change_summary: truncated or the plan did not finish")
-    if len(summaries) > 1:
-        raise PlanError(f"{label}: {len(summaries)} change_summary messages: not the stream of one plan")
-    if summaries:
-        _check_summary(summaries[0], changes, label)
-    digest = hashlib.sha256(b"tfgate-plan-digest-v1-stream\n")
-    for change in sorted(changes, key=_sort_key):
-        digest.update(_change_record(change))
-    info = PlanInfo(
-        source=label,
-        input_format="stream",
-        format_version=None,
-        terraform_version=version,
-        digest="sha256:" + digest.hexdigest(),
-        errored=bool(errors),
-        complete=not errors,
-        applyable=None,
-        has_values=False,
-    )
-    return LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=None, path=path)
-
-
-def _classify_stream(sc: _StreamChange, label: str, number: int, catalog: CatalogLike | None) -> Change:
-    known = _STREAM_ACTIONS.get(sc.action)
-    res = sc.resource
-    if known is None:
-        raise PlanError(f"{label}:{number}: {res.addr}: unknown action {sc.action!r}")
-    cls, actions = known
-    prev = sc.previous_resource.addr if sc.previous_resource else None
-    where = f"{label}:{number}"
-    local = res.resource
-    parsed = _resolve(
-        where,
-        res.addr,
-        mode=None if local is None else "data" if local.startswith("data.") else "managed",
-        type=res.resource_type,
-        name=res.resource_name,
-        module=res.module,
-    )
-    if local is not None and local != parsed.local:
-        raise PlanError(f"{where}: {res.addr}: resource {local!r} contradicts the address")
-    if prev is not None:
-        _resolve(where, prev)
-    mode, rtype, name = parsed.mode, parsed.type, parsed.name
-    deposed = sc.deposed if sc.deposed is None or isinstance(sc.deposed, str) else str(sc.deposed)
-    entry = catalog.lookup(rtype) if catalog is not None and mode == "managed" else None
-    return Change(
-        address=res.addr,
-        mode=mode,
-        type=_shared(rtype),
-        name=name,
-        module_address=_shared(parsed.module),
-        index=res.resource_key,
-        provider=_shared(res.implied_provider),
-        actions=actions,
-        change_class=cls,
-        action_reason=_STREAM_REASONS.get(sc.reason, sc.reason) if sc.reason else None,
-        creates=cls in (ChangeClass.CREATE, ChangeClass.REPLACE),
-        deposed=deposed,
-        previous_address=prev,
-        importing=sc.importing is not None or sc.action == "import",
-        import_id=_import_id(sc.importing),
-        catalog_classes=entry.classes if entry else (),
-        catalog_kind=entry.kind if entry else None,
-        risk=rank(cls, data_bearing=_data_bearing(entry), safety_net_removed=False, protected=False),
-    )
-
-
-def _check_summary(summary: dict[str, Any], changes: list[Change], label: str) -> None:
-    """The stream's own totals must match its planned changes, or lines are missing."""
-    managed = [c for c in changes if c.mode == "managed"]
-    count = {cls: sum(1 for c in managed if c.change_class is cls) for cls in ChangeClass}
-    expected = {
-        "add": count[ChangeClass.CREATE] + count[ChangeClass.REPLACE],
-        "change": count[ChangeClass.UPDATE],
-        "remove": count[ChangeClass.DELETE] + count[ChangeClass.REPLACE],
-    }
-    for key, value in expected.items():
-        given = summary.get(key)
-        if type(given) is not int:
-            raise PlanError(f"{label}: change_summary.{key} is {given!r}, not a count")
-        if given != value:
-            raise PlanError(
-                f"{label}: change_summary says {key}={summary[key]} but the stream lists {value}: "
-                "incomplete stream"
-            )

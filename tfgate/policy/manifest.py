@@ -338,7 +338,7 @@ def _rel(base: Path, value: str | None) -> Path | None:
 def _check_catalog_names(names: tuple[str, ...], where: str) -> None:
     if not names:
         return
-    from tfgate.catalog import load_catalog
+    from tfgate.policy.catalog import load_catalog
 
     known = set(load_catalog().class_names)
     unknown = [n for n in names if n not in known]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.errors import TfgateError
-from tfgate.github import DEFAULT_API, GitHub, GitHubError
+from tfgate.forge.github import DEFAULT_API, GitHub, GitHubError
 from tfgate.model import Result, Verdict
 
 

@@ -1,0 +1,1 @@
+"""Signed approvals: statements, OpenSSH signatures, allowed signers, the judge that counts them, the commands."""

@@ -1,0 +1,280 @@
+"""`tfgate approve` (show, confirm, write and sign a statement) and `tfgate approvals verify`."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from tfgate.approvals.judge import judge
+from tfgate.approvals.statement import NAMESPACE, Statement, _rfc3339, signature_path, violation_class
+from tfgate.approvals.target import PlanOptions, Target, load_target
+from tfgate.errors import TfgateError
+from tfgate.policy.evaluate import apply_counts
+
+
+def make_statement(
+    target: Target,
+    *,
+    signer: str,
+    ttl: timedelta,
+    reason: str,
+    now: datetime,
+    only: Sequence[str] = (),
+) -> Statement:
+    """The statement approving the target's destructive changes (optionally only addresses matching ONLY)."""
+    from tfgate.approvals.allowed_signers import match_pattern
+
+    if not signer.strip() or any(ch.isspace() for ch in signer):
+        raise TfgateError("--signer must be a principal such as alice@example.com (no spaces)")
+    if not reason.strip():
+        raise TfgateError("a --reason is required (it goes into the statement and the audit log)")
+    if ttl <= timedelta(0):
+        raise TfgateError("--ttl must be positive")
+    changes = target.changes
+    if only:
+        changes = tuple(c for c in changes if any(match_pattern(c.address, g) for g in only))
+        if not changes:
+            raise TfgateError(f"--only {', '.join(only)} matches none of the plan's destructive changes")
+    if not changes:
+        raise TfgateError(f"{target.source}: nothing to approve, the plan destroys or forgets nothing")
+    now = now.astimezone(timezone.utc).replace(microsecond=0)
+    return Statement(
+        plan_digest=target.digest,
+        workspace=target.workspace,
+        changes=changes,
+        signer=signer,
+        issued_at=now,
+        expires_at=now + ttl,
+        reason=reason.strip(),
+    )
+
+
+def describe(target: Target, statement: Statement) -> str:
+    """What is being approved, for the confirmation prompt."""
+    rules: dict[tuple[str, str, str | None], list[str]] = {}
+    for v in target.violations:
+        rules.setdefault((v.address, violation_class(v), v.deposed), []).append(
+            f"{v.rule}, needs {v.approvals_required}"
+        )
+    lines = [
+        f"Approve plan {statement.plan_digest}",
+        f"  workspace:  {statement.workspace}",
+        f"  signer:     {statement.signer}",
+        f"  valid:      {_rfc3339(statement.issued_at)} to {_rfc3339(statement.expires_at)}",
+        f"  reason:     {statement.reason}",
+        f"  changes ({len(statement.changes)}):",
+    ]
+    for c in statement.changes:
+        extra = f" (deposed {c.deposed})" if c.deposed else ""
+        prot = rules.get((c.address, c.change_class, c.deposed))
+        tag = f"  [protected: {'; '.join(prot)}]" if prot else ""
+        lines.append(f"    {c.change_class:<10} {c.address}{extra}{tag}")
+    if target.blocking_findings:
+        lines.append(
+            f"  note: the plan is also blocked by {', '.join(target.blocking_findings)}; "
+            "approvals do not lift that"
+        )
+    return "\n".join(lines)
+
+
+def sign_file(path: Path, key: Path, *, ssh_keygen: str = "ssh-keygen") -> Path:
+    """``ssh-keygen -Y sign -n tfgate -f KEY FILE`` (a public KEY signs through ssh-agent); returns FILE.sig.
+
+    ssh-keygen talks to the terminal itself (passphrase, security-key touch); its output never contains
+    key material, and tfgate never reads the private key."""
+    sig = signature_path(path)
+    sig.unlink(missing_ok=True)
+    try:
+        proc = subprocess.run(
+            [ssh_keygen, "-Y", "sign", "-n", NAMESPACE, "-f", str(key), str(path)],
+            stdout=subprocess.DEVNULL,  # stderr stays the user's: passphrase and touch prompts
+        )
+    except OSError as exc:
+        raise TfgateError(f"cannot run ssh-keygen: {exc.strerror or exc}") from None
+    if proc.returncode != 0 or not sig.is_file():
+        raise TfgateError(f"ssh-keygen -Y sign failed (exit {proc.returncode}); see its message above")
+    return sig
+
+
+def parse_ttl(text: str) -> timedelta:
+    from tfgate.policy.manifest import parse_duration
+
+    return parse_duration(text, "--ttl")
+
+
+@dataclass(frozen=True)
+class ApproveOptions:
+    plan: PlanOptions
+    signer: str
+    key: Path | None
+    ttl: str = "4h"
+    reason: str | None = None
+    output: Path | None = None
+    statement_only: bool = False
+    yes: bool = False
+    force: bool = False
+    only: tuple[str, ...] = ()
+    audit_log: str | None = None
+    command: tuple[str, ...] = ()
+
+
+def run_approve(
+    opts: ApproveOptions,
+    *,
+    echo: Callable[[str], None],
+    confirm: Callable[[str], bool],
+    prompt_reason: Callable[[], str] | None,
+    interactive: bool,
+    now: datetime | None = None,
+) -> int:
+    """`tfgate approve`: show, confirm, write the statement, sign it. Returns the exit code."""
+    from tfgate.approvals import sshsig
+    from tfgate.policy.manifest import load_manifest
+
+    if not opts.statement_only and opts.key is None:
+        raise TfgateError("--key is required (or --statement-only to sign by hand)")
+    if opts.key is not None and not opts.key.is_file():
+        raise TfgateError(f"key file not found: {opts.key}")
+    ttl = parse_ttl(opts.ttl)
+    reason = opts.reason
+    if not reason:
+        if not interactive or prompt_reason is None:
+            raise TfgateError("a --reason is required (it goes into the statement and the audit log)")
+        reason = prompt_reason()
+    manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
+    target, _ = load_target(opts.plan, manifest)
+    statement = make_statement(
+        target, signer=opts.signer, ttl=ttl, reason=reason or "", now=now or datetime.now(timezone.utc),
+        only=opts.only,
+    )  # fmt: skip
+    output = (
+        opts.output or opts.plan.workdir / f"approval-{statement.plan_digest[7:19]}-{_slug(opts.signer)}.json"
+    )
+    if output.exists() and not opts.force:
+        raise TfgateError(f"{output} exists (use --force to overwrite, or --output)")
+    echo(describe(target, statement))
+    if not opts.yes:
+        if not interactive:
+            raise TfgateError("no terminal to confirm on: review the changes above and pass --yes")
+        if not confirm("Sign this approval?"):
+            echo("not approved")
+            return 1
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(statement.to_json())
+    fields: dict[str, Any] = {
+        "plan_digest": statement.plan_digest,
+        "workspace": statement.workspace,
+        "signer": statement.signer,
+        "addresses": [c.address for c in statement.changes],
+        "reason": statement.reason,
+        "issued_at": _rfc3339(statement.issued_at),
+        "expires_at": _rfc3339(statement.expires_at),
+        "statement": str(output),
+    }
+    if opts.statement_only:
+        signature_path(output).unlink(missing_ok=True)
+        echo(f"wrote {output} (unsigned); sign it with: ssh-keygen -Y sign -n {NAMESPACE} -f KEY {output}")
+    else:
+        assert opts.key is not None
+        sig_path = sign_file(output, opts.key)
+        key = sshsig.verify(sshsig.parse(sig_path.read_bytes()), output.read_bytes(), NAMESPACE)
+        fields["key"] = key.fingerprint
+        echo(f"wrote {output} and {sig_path.name} (signed by {key.type} key {key.fingerprint})")
+        if manifest.allowed_signers is not None and Path(manifest.allowed_signers).is_file():
+            from tfgate.approvals import allowed_signers
+
+            auth = allowed_signers.load(Path(manifest.allowed_signers)).authorize(
+                key, statement.signer, NAMESPACE, datetime.now(timezone.utc)
+            )
+            if auth.ok:
+                echo(f"verified: {statement.signer} may sign tfgate approvals with this key ({auth.reason})")
+            else:
+                echo(f"warning: this approval will not count: {auth.kind}: {auth.reason}")
+    from tfgate.audit import record_event
+
+    record_event(
+        "approve",
+        command=list(opts.command) or None,
+        log=opts.audit_log,
+        cwd=opts.plan.workdir,
+        manifest_log=manifest.audit_log,
+        signed=not opts.statement_only,
+        **fields,
+    )
+    return 0
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:64]
+
+
+# --- `tfgate approvals verify` -----------------------------------------------------------------------------
+
+
+def run_verify(
+    paths: Sequence[Path], opts: PlanOptions, *, fmt: str = "text", now: datetime | None = None
+) -> tuple[str, int]:
+    """Explain approval by approval what counts; exit 0 when the plan would then be allowed, else 1."""
+    from tfgate.policy.manifest import load_manifest
+
+    now = now or datetime.now(timezone.utc)
+    if not paths:
+        raise TfgateError("give at least one approval file or directory")
+    manifest = load_manifest(opts.manifest, cwd=opts.workdir)
+    target, _ = load_target(opts, manifest)
+    counted = judge(
+        paths, target.violations, manifest, digest=target.digest, workspace=target.workspace, now=now
+    )
+    violations, outcomes = apply_counts(target.violations, counted), counted.outcomes
+    blocked = [v for v in violations if not v.approved]
+    allowed = not blocked and not target.blocking_findings
+    if fmt == "json":
+        doc = {
+            "allowed": allowed,
+            "plan_digest": target.digest,
+            "workspace": target.workspace,
+            "approvals": [
+                {"source": o.source, "signer": o.signer, "counted": o.counted, "reason": o.reason,
+                 "addresses": list(o.addresses)}
+                for o in outcomes
+            ],
+            "violations": [
+                {"address": v.address, "rule": v.rule, "class": violation_class(v),
+                 "approvals_required": v.approvals_required, "approved": v.approved,
+                 "approved_by": list(v.approved_by), **({"deposed": v.deposed} if v.deposed else {})}
+                for v in violations
+            ],
+            "blocking_findings": list(target.blocking_findings),
+        }  # fmt: skip
+        return json.dumps(doc, indent=2) + "\n", 0 if allowed else 1
+    lines = [f"plan {target.digest}, workspace {target.workspace!r}", "approvals:"]
+    for o in outcomes:
+        mark = "COUNTS " if o.counted else "REFUSED"
+        lines.append(f"  {mark} {o.source}" + (f" ({o.signer})" if o.signer else ""))
+        lines.append(f"          {o.reason}")
+    if not outcomes:
+        lines.append("  (no statement files found)")
+    lines.append("protected changes:")
+    for v in violations:
+        if v.approved:
+            state = f"approved by {', '.join(v.approved_by)}"
+        else:
+            have = sorted(v.counted_by)
+            state = f"BLOCKED ({len(have)} of {v.approvals_required}" + (
+                f": {', '.join(have)})" if have else ")"
+            )
+        lines.append(
+            f"  {violation_class(v):<10} {v.address} [rule {v.rule}, needs {v.approvals_required}]: {state}"
+        )
+    if not violations:
+        lines.append("  (none)")
+    if target.blocking_findings:
+        lines.append(f"also blocked by: {', '.join(target.blocking_findings)}")
+    lines.append("verdict: " + ("allowed (exit 0)" if allowed else "blocked (exit 1)"))
+    return "\n".join(lines) + "\n", 0 if allowed else 1

@@ -1,0 +1,219 @@
+"""Approval statements: the JSON a human signs with an SSH key, its strict parser, and which changes it names.
+
+The statement (a JSON file; its signature is the armored SSHSIG ``FILE.sig``, namespace ``tfgate``, made by
+``ssh-keygen -Y sign -n tfgate -f KEY FILE`` over the file's exact bytes)::
+
+    {"tfgate_approval": 1,                      # format version
+     "plan_digest": "sha256:...",               # the plan's digest (tfgate check reports it)
+     "workspace": "prod",
+     "changes": [{"address": "aws_db_instance.main", "class": "delete"},
+                 {"address": "aws_instance.x", "class": "delete", "deposed": "0a1b2c3d"}],
+                                                # class: delete | replace | forget | safety_net
+     "signer": "alice@example.com",             # a principal the signing key is listed for
+     "issued_at": "2025-01-01T10:00:00Z", "expires_at": "2025-01-01T14:00:00Z",
+     "reason": "decommissioning the old database (TICKET-123)"}
+
+A protected change (a Violation) is approved when at least ``approvals`` statements count for it: each
+with a good signature in namespace ``tfgate`` by a key that the allowed-signers file lists for the
+statement's ``signer`` (namespaces and validity honoured), the current plan digest and workspace, unexpired
+and not issued in the future, naming the change's address, class and deposed key, from a signer matching
+the rule's ``approvers`` (any listed signer when the rule names none), each from a distinct principal and
+a distinct key. Every statement gets an ApprovalOutcome saying why it counts or why not. Nothing
+malformed ever counts: fail closed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from pathlib import Path
+
+from tfgate.errors import TfgateError
+from tfgate.model import Change, ChangeClass, Violation
+from tfgate.strict import json_loads
+
+FORMAT_VERSION = 1
+NAMESPACE = "tfgate"
+#: How far in the future an issued_at may lie (clock skew between machines).
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_STATEMENT_BYTES = 16 * 1024 * 1024
+CLASSES = ("delete", "replace", "forget", "safety_net")
+_KEYS = (
+    "tfgate_approval",
+    "plan_digest",
+    "workspace",
+    "changes",
+    "signer",
+    "issued_at",
+    "expires_at",
+    "reason",
+)
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class StatementError(ValueError):
+    """A statement file that is not a valid tfgate approval."""
+
+
+# --- the statement ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovedChange:
+    address: str
+    change_class: str  # delete | replace | forget | safety_net
+    deposed: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        out = {"address": self.address, "class": self.change_class}
+        if self.deposed:
+            out["deposed"] = self.deposed
+        return out
+
+
+@dataclass(frozen=True)
+class Statement:
+    plan_digest: str
+    workspace: str
+    changes: tuple[ApprovedChange, ...]
+    signer: str
+    issued_at: datetime
+    expires_at: datetime
+    reason: str
+
+    def to_json(self) -> bytes:
+        """The statement file's bytes (what gets signed)."""
+        doc = {
+            "tfgate_approval": FORMAT_VERSION,
+            "plan_digest": self.plan_digest,
+            "workspace": self.workspace,
+            "changes": [c.as_dict() for c in self.changes],
+            "signer": self.signer,
+            "issued_at": _rfc3339(self.issued_at),
+            "expires_at": _rfc3339(self.expires_at),
+            "reason": self.reason,
+        }
+        return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+    @cached_property
+    def _change_set(self) -> frozenset[ApprovedChange]:
+        return frozenset(self.changes)
+
+    def covers(self, v: Violation) -> bool:
+        return ApprovedChange(v.address, violation_class(v), v.deposed) in self._change_set
+
+    @classmethod
+    def parse(cls, data: bytes) -> Statement:
+        """Strictly parse a statement file; StatementError says what is wrong."""
+        try:
+            doc = json_loads(data)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise StatementError(f"not JSON ({exc})") from None
+        if not isinstance(doc, dict):
+            raise StatementError("not a JSON object")
+        if doc.get("tfgate_approval") != FORMAT_VERSION or isinstance(doc.get("tfgate_approval"), bool):
+            raise StatementError(f"not a tfgate approval (tfgate_approval: {FORMAT_VERSION} missing)")
+        unknown = sorted(set(doc) - set(_KEYS))
+        if unknown:
+            raise StatementError(f"unknown field(s) {', '.join(unknown)}")
+        missing = [k for k in _KEYS if k not in doc]
+        if missing:
+            raise StatementError(f"missing field(s) {', '.join(missing)}")
+        for k in ("plan_digest", "workspace", "signer", "reason", "issued_at", "expires_at"):
+            if not isinstance(doc[k], str) or not doc[k]:
+                raise StatementError(f"{k} must be a non-empty string")
+        if not _DIGEST.match(doc["plan_digest"]):
+            raise StatementError("plan_digest must be sha256:<64 hex digits>")
+        if not isinstance(doc["changes"], list) or not doc["changes"]:
+            raise StatementError("changes must be a non-empty list")
+        changes = []
+        for i, c in enumerate(doc["changes"]):
+            if not isinstance(c, dict) or set(c) - {"address", "class", "deposed"}:
+                raise StatementError(f"changes[{i}] must be {{address, class[, deposed]}}")
+            address, klass, deposed = c.get("address"), c.get("class"), c.get("deposed")
+            if not isinstance(address, str) or not address:
+                raise StatementError(f"changes[{i}].address must be a non-empty string")
+            if klass not in CLASSES:
+                raise StatementError(f"changes[{i}].class must be one of {', '.join(CLASSES)}")
+            if deposed is not None and (not isinstance(deposed, str) or not deposed):
+                raise StatementError(f"changes[{i}].deposed must be a non-empty string")
+            changes.append(ApprovedChange(address, klass, deposed))
+        issued, expires = _time(doc["issued_at"], "issued_at"), _time(doc["expires_at"], "expires_at")
+        if expires <= issued:
+            raise StatementError("expires_at is not after issued_at")
+        return cls(
+            plan_digest=doc["plan_digest"],
+            workspace=doc["workspace"],
+            changes=tuple(changes),
+            signer=doc["signer"],
+            issued_at=issued,
+            expires_at=expires,
+            reason=doc["reason"],
+        )
+
+
+def _time(text: str, name: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise StatementError(f"{name} is not an RFC 3339 time: {text!r}") from None
+    if when.tzinfo is None:
+        raise StatementError(f"{name} has no time zone: {text!r}")
+    return when.astimezone(timezone.utc)
+
+
+def _rfc3339(when: datetime) -> str:
+    return when.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def violation_class(v: Violation) -> str:
+    """The statement class of a violation: an update is a safety-net removal."""
+    return "safety_net" if v.change_class is ChangeClass.UPDATE else v.change_class.value
+
+
+# --- collecting statement files --------------------------------------------------------------------------
+
+
+def statement_files(paths: Sequence[Path]) -> list[Path]:
+    """Statement files named by --approvals: a file, or every *.json entry in a directory (sorted).
+
+    Directory entries are not filtered by kind: a dangling symlink or a directory named ``*.json`` is
+    judged (and reported as unreadable) like any other statement that cannot be read."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix == ".json"))
+        elif p.is_file():
+            if p.name.endswith(".sig") and p.with_name(p.name[:-4]).is_file():
+                p = p.with_name(p.name[:-4])
+            out.append(p)
+        else:
+            raise TfgateError(f"approvals path not found: {p}")
+    return list(dict.fromkeys(out))
+
+
+def signature_path(statement: Path) -> Path:
+    return statement.with_name(statement.name + ".sig")
+
+
+# --- judging ---------------------------------------------------------------------------------------------
+
+
+def statement_class(change: Change) -> str | None:
+    """The statement class of a managed delete, replace, forget or safety-net removal; None otherwise."""
+    if change.mode != "managed":
+        return None
+    cls = change.change_class
+    if cls in (ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET):
+        return cls.value
+    return "safety_net" if cls is ChangeClass.UPDATE and change.safety_nets else None
+
+
+def destructive(changes: Iterable[Change]) -> tuple[ApprovedChange, ...]:
+    """Deletes, replaces, forgets and safety-net removals of managed resources (model Change objects)."""
+    return tuple(ApprovedChange(c.address, k, c.deposed) for c in changes if (k := statement_class(c)))

@@ -1,0 +1,1 @@
+"""Enforce: the gate in the path (gated plan/apply/destroy, the terraform shim)."""

@@ -1,0 +1,1 @@
+"""Forges: pull/merge-request comments and commit statuses."""

@@ -1,0 +1,97 @@
+"""What every plan form shares: the loaded plan, and helpers for classifying its changes and digesting them."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import msgspec
+
+from tfgate.errors import PlanError
+from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval
+from tfgate.plan.address import Address, resolve_address
+
+DESTRUCTIVE = frozenset({ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET})
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A plan, read and classified. ``protected_by``/``risk`` are filled in by evaluate."""
+
+    info: PlanInfo
+    changes: tuple[Change, ...]
+    #: True when the plan's prior state holds no resources; None when unknown (stream form).
+    prior_state_empty: bool | None
+    path: Path | None = None
+
+
+class CatalogLike(Protocol):
+    def lookup(self, type: str) -> Any: ...
+    def safety_nets(
+        self, type: str, before: bytes | None, after: bytes | None
+    ) -> tuple[SafetyNetRemoval, ...]: ...
+
+
+_SHARED: dict[str, str] = {}
+
+
+def shared(text: str | None) -> str | None:
+    """One string object for values that repeat across a plan's changes (types, modules, providers):
+    a 100,000-change plan keeps a handful of distinct ones instead of 100,000 copies."""
+    if text is None:
+        return None
+    if len(_SHARED) > 100_000:
+        _SHARED.clear()
+    return _SHARED.setdefault(text, text)
+
+
+def resolve(label: str, address: str, **fields: str | None) -> Address:
+    try:
+        return resolve_address(address, **fields)
+    except PlanError as exc:
+        raise PlanError(f"{label}: {exc}") from None
+
+
+def data_bearing(entry: Any) -> bool:
+    return entry is not None and "data-bearing" in entry.classes
+
+
+def import_id(importing: dict[str, Any] | None) -> str | None:
+    if not importing:
+        return None
+    if isinstance(importing.get("id"), str):
+        return importing["id"]
+    return msgspec.json.encode(importing).decode()
+
+
+def sort_key(change: Change) -> tuple[str, str]:
+    return (change.address, change.deposed or "")
+
+
+def change_record(change: Change) -> bytes:
+    """What the digest covers of a change besides its values, with its separator."""
+    record = (
+        change.address,
+        change.deposed,
+        change.actions,
+        change.action_reason,
+        change.previous_address,
+        change.import_id,
+    )
+    return msgspec.json.encode(record) + b"\x1e"
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic GC while hundreds of thousands of acyclic objects are built (about 10% faster)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
