@@ -1,6 +1,7 @@
 """tfgate benchmark: gate time and memory against baselines, side by side, on the same files.
 
     python bench/run.py [--sizes 1000,10000,100000] [--runs 5] [--rego-max 10000] [--out bench/RESULTS.md]
+                        [--monorepo 10000,100000] [--only-monorepo] [--skip-plan]
 
 Measures (median of --runs, wall time and peak RSS of each child process via os.wait4):
   - `tfgate check PLAN --manifest bench/manifest-50.yaml --format json --no-state-checks`, show-json and stream forms
@@ -10,7 +11,10 @@ Measures (median of --runs, wall time and peak RSS of each child process via os.
   - start-up: `tfgate --version` and `tfgate check` on a 10-change plan
   - `tfgate plan` against plain `terraform plan -out` + `terraform show -json` on a real 1,000-resource
     terraform_data configuration, embedded Terraform
-and writes a Markdown table with the targets of issue 8 to --out.
+and, on plans shaped like a big monorepo (bench/gen_monorepo.py; --monorepo sizes, shape options as there),
+interleaved run by run so that the shared machine's drift hits every tool alike:
+  - `tfgate check` (as above), the jq filter, json.load and the msgspec floor (bench/floor.py)
+and writes Markdown tables with the targets of issues 8 and 16 to --out.
 """
 
 from __future__ import annotations
@@ -165,6 +169,100 @@ def gate_vs_baselines(sizes: list[int], runs: int, rego_max: int) -> tuple[list[
     return rows, facts
 
 
+JQ_FILTER = '[.resource_changes[] | select(.change.actions | index("delete"))] | length'
+
+
+def interleaved(
+    cmds: dict[str, tuple[list[str], tuple[int, ...]]], runs: int
+) -> dict[str, tuple[float, float]]:
+    """Median wall seconds and peak RSS (MB) of each command, one run of each in turn per round."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
+    for _ in range(runs):
+        for name, (cmd, ok) in cmds.items():
+            samples[name].append(measure(cmd, 1, ok=ok))
+    return {
+        name: (statistics.median(w for w, _ in s), statistics.median(r for _, r in s))
+        for name, s in samples.items()
+    }
+
+
+def monorepo(sizes: list[int], runs: int, shape: object) -> tuple[list[str], dict]:
+    """tfgate check, jq, json.load and the msgspec floor on monorepo-shaped plans, interleaved."""
+    from gen_monorepo import write
+
+    facts: dict = {}
+    rows = []
+    for n in sizes:
+        path = OUT / f"monorepo-{n}.json"
+        if not path.exists():
+            print(f"generating a {n}-change monorepo plan...", flush=True)
+            write(n, OUT, shape)  # type: ignore[arg-type]
+        f = str(path)
+        cmds = {
+            "tfgate": (
+                tfgate_cmd("check", f, "--manifest", str(MANIFEST), "--format", "json", "--no-state-checks"),
+                (0, 1),
+            ),
+            "jq": (["jq", JQ_FILTER, f], (0,)),
+            "json": ([sys.executable, "-c", f"import json; json.load(open({f!r}))"], (0,)),
+            "floor": ([sys.executable, str(HERE / "floor.py"), f], (0,)),
+        }
+        if shutil.which("jq") is None:
+            del cmds["jq"]
+        t = interleaved(cmds, runs)
+        mb = path.stat().st_size / 1e6
+        facts[n] = {**t, "mb": mb}
+        gate = t["tfgate"][0]
+        cells = [
+            f"{t[k][0]:.2f} s / {t[k][1]:.0f} MB" if k in t else "n/a"
+            for k in ("tfgate", "jq", "json", "floor")
+        ]
+        ratios = [f"{gate / t[k][0]:.2f}" if k in t else "n/a" for k in ("jq", "json", "floor")]
+        rows.append(
+            f"| {n:,} | {mb:.0f} MB | " + " | ".join(cells + ratios) + f" | {t['tfgate'][1] / mb:.2f} |"
+        )
+        print(rows[-1], flush=True)
+    return rows, facts
+
+
+def monorepo_targets(facts: dict, start: dict[str, float]) -> list[str]:
+    """The targets of issue 16 against what was measured."""
+
+    def verdict(ok: bool, value: float, limit: float) -> str:
+        return "pass" if ok else f"**FAIL** (by {value / limit - 1:.0%})"
+
+    out = ["| target | measured | result |", "| --- | --- | --- |"]
+    big = max(facts)
+    f = facts[big]
+    gate = f["tfgate"][0]
+    if "jq" in f:
+        r = gate / f["jq"][0]
+        out.append(f"| {big:,}: tfgate ≤ 0.5x jq | {r:.2f}x | {verdict(r <= 0.5, r, 0.5)} |")
+    r = gate / f["floor"][0]
+    out.append(f"| {big:,}: tfgate ≤ 2.5x the msgspec floor | {r:.2f}x | {verdict(r <= 2.5, r, 2.5)} |")
+    r = f["tfgate"][1] / f["mb"]
+    out.append(
+        f"| {big:,}: peak RSS ≤ 1.5x the file | {f['tfgate'][1]:.0f} MB for {f['mb']:.0f} MB ({r:.2f}x) "
+        f"| {verdict(r <= 1.5, r, 1.5)} |"
+    )
+    small = min(facts)
+    if small != big:
+        grow = gate / facts[small]["tfgate"][0]
+        limit = 1.2 * big / small
+        per = (gate - start["check10"]) / max(1e-9, facts[small]["tfgate"][0] - start["check10"])
+        out.append(
+            f"| linear: {big:,} ≤ {limit:.0f}x {small:,} | {grow:.1f}x ({per:.1f}x net of start-up) "
+            f"| {verdict(grow <= limit, grow, limit)} |"
+        )
+    s = start["check10"]
+    out.append(
+        f"| start-up: `tfgate check` on 10 changes ≤ 0.15 s | {s:.3f} s | {verdict(s <= 0.15, s, 0.15)} |"
+    )
+    v = start["version"]
+    out.append(f"| start-up: `tfgate --version` ≤ 0.08 s | {v:.3f} s | {verdict(v <= 0.08, v, 0.08)} |")
+    return out
+
+
 def startup(runs: int) -> dict[str, float]:
     """`tfgate --version`; `tfgate check` on a 10-change plan without state checks, and with them in a real
     Terraform working directory (a declared local backend with applied state: backend, state, backup and
@@ -182,11 +280,12 @@ def startup(runs: int) -> dict[str, float]:
     subprocess.run([*tf, "init", "-input=false"], cwd=work, check=True, capture_output=True, env=env_tf)
     subprocess.run([*tf, "apply", "-auto-approve"], cwd=work, check=True, capture_output=True, env=env_tf)
     check10 = ["check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST)]
-    out = {
-        "version": measure(tfgate_cmd("--version"), runs)[0],
-        "check10": measure(tfgate_cmd(*check10, "--no-state-checks"), runs, ok=(0, 1))[0],
-        "check10_state": measure(tfgate_cmd(*check10), runs, cwd=work, ok=(0, 1))[0],
-    }
+    samples: dict[str, list[float]] = {"version": [], "check10": [], "check10_state": []}
+    for _ in range(runs):  # interleaved, as the machine's speed drifts
+        samples["version"].append(measure(tfgate_cmd("--version"), 1)[0])
+        samples["check10"].append(measure(tfgate_cmd(*check10, "--no-state-checks"), 1, ok=(0, 1))[0])
+        samples["check10_state"].append(measure(tfgate_cmd(*check10), 1, cwd=work, ok=(0, 1))[0])
+    out = {k: statistics.median(v) for k, v in samples.items()}
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -227,34 +326,17 @@ def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
     return {"plain": plain, "gated": gated}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--rego-max", type=int, default=10000)
-    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
-    ap.add_argument("--skip-plan", action="store_true", help="skip the tfgate plan overhead measurement")
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    ensure_plans(sizes)
-    command = "python bench/run.py " + " ".join(sys.argv[1:])
-    rows, facts = gate_vs_baselines(sizes, args.runs, args.rego_max)
-    start = startup(args.runs)
-    over = None if args.skip_plan else plan_overhead(max(11, args.runs))
-
+def generated_section(
+    sizes: list[int], rows: list[list[str]], facts: dict, start: dict[str, float], over: dict | None
+) -> list[str]:
+    """The issue 8 table and targets, on bench/gen_plans.py plans."""
     lines = [
-        "# Benchmark results",
-        "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
-        f"Command: `{command}` (medians of {args.runs} runs; wall time / peak RSS of the child process).",
+        "## Generated plans (issue 8)",
         "",
         "| changes | show-json size | tfgate check (show-json) | tfgate check (stream) | json.load | jq filter | Rego (regopy) | tfgate/json.load | tfgate/jq | tfgate/Rego |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *("| " + " | ".join(r) + " |" for r in rows),
         "",
-        f"Start-up: `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} s "
-        f"without state checks, {start['check10_state']:.3f} s with them in a Terraform working directory "
-        "(declared local backend, applied state, ledger). The large-plan timings use `--no-state-checks`.",
     ]
     if over:
         pct = (over["gated"] / over["plain"] - 1) * 100
@@ -263,7 +345,7 @@ def main() -> None:
             f"updated): {over['gated']:.2f} s against {over['plain']:.2f} s for `terraform plan -out` + `show -json` "
             f"({pct:+.1f}%)."
         )
-    lines += ["", "## Targets (issue 8)", "", "| target | measured | result |", "| --- | --- | --- |"]
+    lines += ["", "### Targets (issue 8)", "", "| target | measured | result |", "| --- | --- | --- |"]
 
     def verdict(ok: bool) -> str:
         return "pass" if ok else "**FAIL**"
@@ -308,10 +390,79 @@ def main() -> None:
         "The generated show-json plans list their changes sorted by address, as `terraform show -json` does;",
         "tfgate hashes them for the plan digest as they come (a document in another order costs one more pass).",
     ]
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--rego-max", type=int, default=10000)
+    ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--skip-plan", action="store_true", help="skip the tfgate plan overhead measurement")
+    ap.add_argument(
+        "--monorepo", default="10000,100000", help="sizes of the monorepo-shaped plans ('' for none)"
+    )
+    ap.add_argument("--only-monorepo", action="store_true", help="only the monorepo plans and start-up")
+    from gen_monorepo import shape_args, shape_of
+
+    shape_args(ap)
+    args = ap.parse_args()
+    command = "python bench/run.py " + " ".join(sys.argv[1:])
+    mono_sizes = [int(s) for s in args.monorepo.split(",") if s]
+    mono_rows, mono = monorepo(mono_sizes, args.runs, shape_of(args)) if mono_sizes else ([], {})
+    sizes: list[int] = []
+    rows: list[list[str]] = []
+    facts: dict = {}
+    if not args.only_monorepo:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        ensure_plans(sizes)
+        rows, facts = gate_vs_baselines(sizes, args.runs, args.rego_max)
+    ensure_plans([])
+    start = startup(args.runs)
+    over = None if args.skip_plan or args.only_monorepo else plan_overhead(max(11, args.runs))
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
+        f"Command: `{command}` (medians of {args.runs} runs; wall time / peak RSS of the child process).",
+        "",
+        f"Start-up (interleaved): `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan "
+        f"{start['check10']:.3f} s without state checks, {start['check10_state']:.3f} s with them in a Terraform "
+        "working directory (declared local backend, applied state, ledger). The large-plan timings use "
+        "`--no-state-checks`.",
+        "",
+    ]
+    if mono:
+        shape = shape_of(args)
+        lines += [
+            "## Monorepo-shaped plans (issue 16)",
+            "",
+            f"bench/gen_monorepo.py: {shape.noop_share:.0%} no-ops with full before/after, "
+            f"{shape.nested_share:.0%} in nested module instances {shape.depth} deep, {shape.keys} for_each keys, "
+            f"tags everywhere, {shape.value_bytes} bytes per object value, unique addresses. Each round runs every "
+            "tool once, in turn (interleaved), so the shared machine's drift hits all alike.",
+            "",
+            "| changes | size | tfgate check | jq filter | json.load | msgspec floor | tfgate/jq | tfgate/json.load "
+            "| tfgate/floor | tfgate RSS/file |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *mono_rows,
+            "",
+            "### Targets (issue 16)",
+            "",
+            *monorepo_targets(mono, start),
+            "",
+        ]
+    if facts:
+        lines += generated_section(sizes, rows, facts, start, over)
     text = "\n".join(lines) + "\n"
     args.out.write_text(text)
     print(text)
-    (OUT / "results.json").write_text(json.dumps({str(k): v for k, v in facts.items()}, indent=1))
+    results = {
+        "generated": {str(k): v for k, v in facts.items()},
+        "monorepo": {str(k): v for k, v in mono.items()},
+    }
+    (OUT / "results.json").write_text(json.dumps({**results, "startup": start}, indent=1))
 
 
 if __name__ == "__main__":
