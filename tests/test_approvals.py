@@ -327,3 +327,80 @@ def test_signer_validity_window_is_checked(keys, tmp_path: Path) -> None:
     f = write(tmp_path / "a.json", statement(), keys["alice"])
     judged, outcomes = run([f], [violation()], signers)
     assert not judged[0].approved and outcomes[0].reason.startswith("outside the signer's validity:")
+
+
+def _pub(keys, who: str) -> str:
+    return " ".join(Path(f"{keys[who]}.pub").read_text().split()[:2])
+
+
+def _two_rule_manifest(signers: Path) -> Manifest:
+    rule = Rule(
+        name="prod-db", actions=("delete",), approvals=2, approvers=("*@example.com", "*@corp.example.com")
+    )
+    return Manifest(path=Path("tfgate.yaml"), rules=(rule,), allowed_signers=signers)
+
+
+def _judge_two(paths, signers: Path):
+    counted = judge(
+        [Path(p) for p in paths], (violation(n=2),), _two_rule_manifest(signers), digest=DIGEST,
+        workspace="prod", now=NOW,
+    )  # fmt: skip
+    return apply_counts((violation(n=2),), counted), counted.outcomes
+
+
+def test_one_human_with_two_keys_under_two_names_counts_once(keys, tmp_path: Path) -> None:
+    """The issue's attack: two keys listed under `alice@example.com,alice@corp.example.com`, a 2-approval
+    rule for both domains, alice signs once as each name with each key."""
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(
+        f"alice@example.com,alice@corp.example.com {_pub(keys, 'alice')}\n"
+        f"alice@example.com,alice@corp.example.com {_pub(keys, 'mallory')}\n"
+    )
+    a = write(tmp_path / "a.json", statement(), keys["alice"])
+    b = write(tmp_path / "b.json", statement(signer="alice@corp.example.com"), keys["mallory"])
+    judged, outcomes = _judge_two([a, b], signers)
+    assert not judged[0].approved and judged[0].counted_by == ("alice@example.com",)
+    assert outcomes[1].reason.startswith("same signer twice: alice@corp.example.com")
+    assert "same person as alice@example.com" in outcomes[1].reason and "line(s) 1, 2" in outcomes[1].reason
+
+
+@pytest.mark.parametrize(
+    ("lines", "second_name", "second_key"),
+    [
+        # one key, two names on one line
+        (["alice@example.com,alice@corp.example.com {alice}"], "alice@corp.example.com", "alice"),
+        # two keys, lines sharing one principal
+        (["alice@example.com {alice}", "alice@corp.example.com,alice@example.com {mallory}"],
+         "alice@corp.example.com", "mallory"),
+        # the same key on two lines with different names
+        (["alice@example.com {alice}", "alice@corp.example.com {alice}"], "alice@corp.example.com", "alice"),
+        # a wildcard line can sign as the other line's principal: one person (fail closed)
+        (["alice@example.com,alice@corp.example.com {alice}", "*@corp.example.com {mallory}"],
+         "x@corp.example.com", "mallory"),
+        # transitive: lines 1 and 3 share nothing directly, both share a principal with line 2
+        (["alice@example.com {alice}", "alice@example.com,a@corp.example.com {carol}",
+          "a@corp.example.com {mallory}"], "a@corp.example.com", "mallory"),
+    ],
+)  # fmt: skip
+def test_lines_sharing_a_principal_or_a_key_are_one_approver(
+    keys, tmp_path: Path, lines, second_name, second_key
+) -> None:
+    signers = tmp_path / "allowed_signers"
+    pubs = {w: _pub(keys, w) for w in PEOPLE}
+    signers.write_text("".join(line.format(**pubs) + "\n" for line in lines))
+    a = write(tmp_path / "a.json", statement(), keys["alice"])
+    b = write(tmp_path / "b.json", statement(signer=second_name), keys[second_key])
+    judged, outcomes = _judge_two([a, b], signers)
+    assert not judged[0].approved
+    assert [o.counted for o in outcomes] == [True, False] and "same person" in outcomes[1].reason
+
+
+def test_two_people_still_count_twice(keys, tmp_path: Path) -> None:
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(
+        f"alice@example.com {_pub(keys, 'alice')}\ncarol@corp.example.com {_pub(keys, 'carol')}\n"
+    )
+    a = write(tmp_path / "a.json", statement(), keys["alice"])
+    c = write(tmp_path / "c.json", statement(signer="carol@corp.example.com"), keys["carol"])
+    judged, _ = _judge_two([a, c], signers)
+    assert judged[0].approved and judged[0].approved_by == ("alice@example.com", "carol@corp.example.com")

@@ -216,7 +216,7 @@ def test_each_wrong_approval_keeps_the_destroy_blocked(w: World, tmp_path: Path,
     elif attack == "other workspace":
         f = approve(w, "alice", tmp_path / "a.json", "--workspace", "prod")
     elif attack == "not an approver":
-        f = approve(w, "bob", tmp_path / "a.json")
+        f = _signed(w, tmp_path / "a.json", "bob", signer="bob@example.com")  # approve refuses to write it
         expected = "signer not an approver"
     code, doc = check("--approvals", str(f), *args, plan=plan)
     assert code == 1 and doc["verdict"] == "block"
@@ -461,3 +461,52 @@ def test_a_signer_counts_only_under_the_rules_they_approve_for(w: World, tmp_pat
     assert res.exit_code == 1, res.output
     row = next(line for line in res.stdout.splitlines() if "| platform |" in line)
     assert "1 needed, none valid" in row and "alice" not in row
+
+
+def test_approve_refuses_when_the_approval_could_never_count(w: World, tmp_path: Path) -> None:
+    """Exit 2, nothing written, and the message says what to fix."""
+    out = tmp_path / "x.json"
+
+    def attempt(*args: str, who: str = "alice", signer: str = "alice@example.com"):
+        res = cli(
+            "approve", "plan.json", "--signer", signer, "--key", str(w.keys[who]), "--reason", "r", "--yes",
+            "--output", str(out), *args,
+        )  # fmt: skip
+        assert res.exit_code == 2, res.output
+        assert not out.exists() and not Path(f"{out}.sig").exists()
+        return res.stderr
+
+    bare = tmp_path / "bare.yaml"
+    bare.write_text(RULE.format(n=1).replace("approvals: {allowed_signers: allowed_signers}\n", ""))
+    err = attempt("-m", str(bare))
+    assert "no usable `approvals:` section" in err and "approvals: {allowed_signers: allowed_signers}" in err
+    gone = tmp_path / "gone.yaml"
+    gone.write_text(RULE.format(n=1).replace("allowed_signers}", f"{tmp_path / 'nope'}}}"))
+    assert "allowed signers file not found" in attempt("-m", str(gone))
+    # mallory's key is listed nowhere; alice's key is not listed for another principal
+    err = attempt(who="mallory")
+    assert (
+        "this approval could not count (unknown signer" in err
+        and 'alice@example.com namespaces="tfgate' in err
+    )
+    err = attempt(signer="nobody@example.com")
+    assert "nobody@example.com is not listed in" in err and "add a line nobody@example.com" in err
+    # bob is listed, but approves for no rule protecting terraform_data.db
+    err = attempt(who="bob", signer="bob@example.com")
+    assert "not an approver of any rule protecting these changes (prod-db: alice@example.com" in err
+
+
+def test_approve_checks_the_key_after_signing_when_its_public_half_is_unknown(
+    w: World, tmp_path: Path
+) -> None:
+    """No KEY.pub beside the private key: the signature is checked after signing and undone if it cannot count."""
+    lone = tmp_path / "lone"
+    shutil.copy(w.keys["mallory"], lone)
+    lone.chmod(0o600)
+    out = tmp_path / "x.json"
+    res = cli(
+        "approve", "plan.json", "--signer", "alice@example.com", "--key", str(lone), "--reason", "r", "--yes",
+        "--output", str(out),
+    )  # fmt: skip
+    assert res.exit_code == 2 and "could not count (unknown signer" in res.stderr
+    assert not out.exists() and not Path(f"{out}.sig").exists()

@@ -10,6 +10,13 @@ Differences from OpenSSH, all on the refusing side: certificates are not support
 ``cert-authority`` line never authorizes a signature; a malformed line makes the whole file an input
 error (exit 2) instead of ending the search at that line. Keys of types tfgate cannot verify
 (ssh-dss, certificates) are kept but never match.
+
+Identity: one human is one approver. Lines are the same person when they list the same key, or share a
+principal: the same pattern written on both, or a literal principal of one that the other's patterns
+match (``alice@example.com`` and ``*@example.com``). Sharing is transitive. So
+``alice@example.com,alice@corp.example.com KEY`` is one person under two names, two keys on lines that
+share a principal are one person with two keys, and a wildcard line merges with every line whose named
+principals it could sign as (list principals explicitly to keep people apart).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 from tfgate.approvals.sshsig import PublicKey, SignatureError
@@ -107,6 +115,48 @@ class AllowedSigners:
         assert refusal is not None
         return refusal
 
+    @cached_property
+    def _people(self) -> dict[int, int]:
+        """Line number -> the first line of the same person (union of lines sharing a key or principal)."""
+        parent = {e.line: e.line for e in self.entries}
+
+        def find(n: int) -> int:
+            while parent[n] != n:
+                parent[n] = parent[parent[n]]
+                n = parent[n]
+            return n
+
+        def union(a: int, b: int) -> None:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+
+        by_key: dict[object, int] = {}
+        for e in self.entries:
+            first = by_key.setdefault(e.key if e.key is not None else e.key_text, e.line)
+            union(first, e.line)
+        for i, a in enumerate(self.entries):
+            for b in self.entries[i + 1 :]:
+                if _share_principal(a.principals, b.principals):
+                    union(a.line, b.line)
+        return {n: find(n) for n in parent}
+
+    def person(self, line: int) -> int:
+        """Who the entry at ``line`` is: the first line of every line sharing its key or a principal."""
+        return self._people[line]
+
+    def lines_of(self, person: int) -> tuple[int, ...]:
+        """Every line of one person (for messages)."""
+        return tuple(n for n, p in self._people.items() if p == person)
+
+    def lines_for_principal(self, principal: str, namespace: str) -> tuple[int, ...]:
+        """Lines that let some key sign as ``principal`` in ``namespace`` (validity not considered)."""
+        return tuple(
+            e.line
+            for e in self.entries
+            if not e.cert_authority and e.allows_principal(principal) and e.allows_namespace(namespace)
+        )
+
     def principals_for(self, key: PublicKey) -> tuple[str, ...]:
         """The principal pattern lists under which ``key`` is listed (for messages)."""
         return tuple(e.principals for e in self.entries if e.key == key and not e.cert_authority)
@@ -121,6 +171,24 @@ def match_pattern(name: str, pattern: str) -> bool:
     from tfgate.policy.manifest import glob_to_regex
 
     return re.fullmatch(glob_to_regex(pattern), name, re.DOTALL) is not None
+
+
+def _patterns(principals: str) -> tuple[str, ...]:
+    """The positive patterns of a principals field (negations only narrow a line: ignored here)."""
+    return tuple(p for raw in principals.split(",") if (p := raw.strip()) and not p.startswith("!"))
+
+
+def _share_principal(a: str, b: str) -> bool:
+    """Could two principals fields name one principal? Equal patterns, or a literal of one matched by the
+    other (fail closed: two wildcard-only lines with different patterns are kept apart only if neither
+    names the other)."""
+    pa, pb = _patterns(a), _patterns(b)
+    if set(pa) & set(pb):
+        return True
+    literal = re.compile(r"^[^*?]+$")
+    return any(
+        literal.match(x) and match_pattern(x, y) for xs, ys in ((pa, pb), (pb, pa)) for x in xs for y in ys
+    )
 
 
 def match_pattern_list(name: str, patterns: str) -> bool:

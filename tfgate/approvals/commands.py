@@ -148,11 +148,13 @@ def run_approve(
             raise TfgateError("a --reason is required (it goes into the statement and the audit log)")
         reason = prompt_reason()
     manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
+    signers = usable_signers(manifest, opts.signer, opts.key, now or datetime.now(timezone.utc))
     target, _ = load_target(opts.plan, manifest)
     statement = make_statement(
         target, signer=opts.signer, ttl=ttl, reason=reason or "", now=now or datetime.now(timezone.utc),
         only=opts.only,
     )  # fmt: skip
+    check_approver(target, manifest, statement)
     output = (
         opts.output or opts.plan.workdir / f"approval-{statement.plan_digest[7:19]}-{_slug(opts.signer)}.json"
     )
@@ -185,17 +187,13 @@ def run_approve(
         sig_path = sign_file(output, opts.key)
         key = sshsig.verify(sshsig.parse(sig_path.read_bytes()), output.read_bytes(), NAMESPACE)
         fields["key"] = key.fingerprint
+        auth = signers.authorize(key, statement.signer, NAMESPACE, datetime.now(timezone.utc))
+        if not auth.ok:  # the key could not be told before signing (no .pub beside it): undo, refuse
+            output.unlink(missing_ok=True)
+            sig_path.unlink(missing_ok=True)
+            raise TfgateError(_not_listed(statement.signer, key, signers, f"{auth.kind}: {auth.reason}"))
         echo(f"wrote {output} and {sig_path.name} (signed by {key.type} key {key.fingerprint})")
-        if manifest.allowed_signers is not None and Path(manifest.allowed_signers).is_file():
-            from tfgate.approvals import allowed_signers
-
-            auth = allowed_signers.load(Path(manifest.allowed_signers)).authorize(
-                key, statement.signer, NAMESPACE, datetime.now(timezone.utc)
-            )
-            if auth.ok:
-                echo(f"verified: {statement.signer} may sign tfgate approvals with this key ({auth.reason})")
-            else:
-                echo(f"warning: this approval will not count: {auth.kind}: {auth.reason}")
+        echo(f"verified: {statement.signer} may sign tfgate approvals with this key ({auth.reason})")
     from tfgate.audit import record_event
 
     record_event(
@@ -208,6 +206,81 @@ def run_approve(
         **fields,
     )
     return 0
+
+
+def usable_signers(manifest: Any, signer: str, key: Path | None, now: datetime) -> Any:
+    """The manifest's allowed signers, refusing (TfgateError, exit 2, with the fix) when no approval by
+    SIGNER with KEY could ever count: no `approvals:` section, no usable file, SIGNER (or KEY, when its
+    public half is known) not listed for namespace tfgate."""
+    from tfgate.approvals import allowed_signers
+
+    line = f'{signer} namespaces="{NAMESPACE},tfgate-shim" <public key, e.g. ssh-ed25519 AAAA...>'
+    if manifest.path is None:
+        raise TfgateError(
+            "no manifest (tfgate.yaml or --manifest): nothing says who may approve, so no approval could "
+            "count; write a tfgate.yaml with `protect:` rules and `approvals: {allowed_signers: allowed_signers}`"
+        )
+    if manifest.allowed_signers is None:
+        raise TfgateError(
+            f"{manifest.path} has no usable `approvals:` section, so no approval could count: add "
+            f"`approvals: {{allowed_signers: allowed_signers}}` and list each approver's key there, e.g. {line}"
+        )
+    signers = allowed_signers.load(Path(manifest.allowed_signers))
+    if not signers.lines_for_principal(signer, NAMESPACE):
+        raise TfgateError(
+            f"{signer} is not listed in {manifest.allowed_signers} for namespace {NAMESPACE!r}, so this "
+            f"approval could not count: add a line {line} (or sign as a principal listed there)"
+        )
+    public = _public_key(key) if key is not None else None
+    if public is not None:
+        auth = signers.authorize(public, signer, NAMESPACE, now)
+        if not auth.ok:
+            raise TfgateError(_not_listed(signer, public, signers, f"{auth.kind}: {auth.reason}"))
+    return signers
+
+
+def _not_listed(signer: str, key: Any, signers: Any, why: str) -> str:
+    return (
+        f"this approval could not count ({why}): list key {key.fingerprint} for {signer} in {signers.path} "
+        f'(`{signer} namespaces="{NAMESPACE},tfgate-shim" {key.type} ...`), or sign with the key listed there'
+    )
+
+
+def _public_key(key: Path) -> Any:
+    """The public half of KEY when it can be known without unlocking it: KEY itself (a public key for
+    ssh-agent) or KEY.pub beside it; None otherwise (then checked right after signing)."""
+    from tfgate.approvals.sshsig import PublicKey, SignatureError
+
+    for candidate in (key, Path(f"{key}.pub")):
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if text.lstrip().startswith(("ssh-", "ecdsa-", "sk-")):
+            try:
+                return PublicKey.from_openssh(text.strip())
+            except SignatureError:
+                continue
+    return None
+
+
+def check_approver(target: Target, manifest: Any, statement: Statement) -> None:
+    """Refuse (exit 2) a statement whose signer approves for none of the rules protecting its changes."""
+    from tfgate.approvals.allowed_signers import match_pattern
+
+    approvers = {r.name: tuple(r.approvers) for r in manifest.rules}
+    rules = {v.rule for v in target.violations if statement.covers(v)}
+    if not rules:
+        return  # nothing protected among them: the approval documents the destroy, it need not count
+    if any(
+        not approvers.get(r) or any(match_pattern(statement.signer, a) for a in approvers[r]) for r in rules
+    ):
+        return
+    listed = "; ".join(f"{r}: {', '.join(approvers[r])}" for r in sorted(rules))
+    raise TfgateError(
+        f"{statement.signer} is not an approver of any rule protecting these changes ({listed}), so this "
+        "approval could not count: sign as one of them, or add the signer to the rule's `approvers:`"
+    )
 
 
 def _slug(text: str) -> str:

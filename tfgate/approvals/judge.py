@@ -30,6 +30,8 @@ class _Valid:
     source: str
     statement: Statement
     key_id: str  # fingerprint of the signing key
+    person: int  # allowed_signers: the first line of the lines that are this one person
+    lines: tuple[int, ...] = ()  # every allowed_signers line of that person
 
 
 @dataclass
@@ -99,7 +101,8 @@ def check_statement(
         return refuse(f"expired: at {_rfc3339(statement.expires_at)}", signer)
     if statement.issued_at > now + CLOCK_SKEW:
         return refuse(f"not yet valid: issued_at {_rfc3339(statement.issued_at)} is in the future", signer)
-    return _Valid(name, statement, key.fingerprint), None
+    person = signers.person(auth.line)
+    return _Valid(name, statement, key.fingerprint, person, signers.lines_of(person)), None
 
 
 def judge(
@@ -130,8 +133,7 @@ def judge(
     counted: dict[tuple[str, str, str, str | None], tuple[str, ...]] = {}
     for v in violations:
         allowed = approvers.get(v.rule, ())
-        principals: dict[str, str] = {}  # principal -> source
-        keys: dict[str, str] = {}  # key fingerprint -> source
+        people: dict[int, tuple[str, str]] = {}  # person -> (principal counted, source)
         for s in valid:
             tally = tallies[s.source]
             if not s.statement.covers(v):
@@ -142,17 +144,18 @@ def judge(
                     "signer not an approver",
                     f"{who} is not an approver of rule {v.rule!r} ({', '.join(allowed)}) for {v.address}",
                 )
-            elif who in principals or s.key_id in keys:
-                first = principals.get(who) or keys[s.key_id]
+            elif s.person in people:
+                name, first = people[s.person]
+                lines = ", ".join(map(str, s.lines))
                 tally.refused.setdefault(
                     "same signer twice",
-                    f"{who} (key {s.key_id}) already counted for {v.address} by {first}",
+                    f"{who} (key {s.key_id}) is the same person as {name}, already counted for {v.address} "
+                    f"by {first} (allowed_signers line(s) {lines} share a key or a principal: one approver)",
                 )
             else:
-                principals[who] = s.source
-                keys[s.key_id] = s.source
+                people[s.person] = (who, s.source)
                 tally.counted_for.append(v.address)
-        counted[v.key] = tuple(principals)
+        counted[v.key] = tuple(name for name, _ in people.values())
 
     for s in valid:
         tally = tallies[s.source]
