@@ -5,7 +5,6 @@ Exit codes: 0 allowed, 1 blocked by policy, 2 usage or input error.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,6 +53,10 @@ FormatOpt = Annotated[
 ReportMdOpt = Annotated[Path | None, typer.Option("--report-md", help="Also write the Markdown report here.")]
 ReportHtmlOpt = Annotated[Path | None, typer.Option("--report-html", help="Also write the HTML report here.")]
 ReportJsonOpt = Annotated[Path | None, typer.Option("--report-json", help="Also write the JSON report here.")]
+ReportGitlabOpt = Annotated[
+    Path | None,
+    typer.Option("--report-gitlab", help="Also write GitLab's artifacts:reports:terraform JSON here."),
+]
 ChdirOpt = Annotated[
     Path, typer.Option("--chdir", "-C", help="Terraform working directory (state, backend, binary plans).")
 ]
@@ -126,6 +129,7 @@ def check(
     report_md: ReportMdOpt = None,
     report_html: ReportHtmlOpt = None,
     report_json: ReportJsonOpt = None,
+    report_gitlab: ReportGitlabOpt = None,
     chdir: ChdirOpt = Path("."),
     no_state_checks: Annotated[
         bool, typer.Option("--no-state-checks", help="Skip state-integrity checks (not recommended).")
@@ -153,7 +157,11 @@ def check(
         from tfgate.audit import record_check
 
         record_check(result, command=sys.argv, log=audit_log, cwd=chdir)
-        emit(result, fmt, {"markdown": report_md, "html": report_html, "json": report_json})
+        emit(
+            result,
+            fmt,
+            {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab},
+        )
         return result.exit_code
 
     raise typer.Exit(guarded(body))
@@ -506,21 +514,40 @@ def state_check(
 def comment(
     plan: Annotated[str, typer.Argument(help="The plan, in any form `tfgate check` reads.")],
     repo: Annotated[
-        str | None, typer.Option("--repo", help="OWNER/NAME (default: GITHUB_REPOSITORY).")
+        str | None,
+        typer.Option(
+            "--repo",
+            help="GitHub OWNER/NAME (default GITHUB_REPOSITORY); GitLab project id or path "
+            "(default CI_PROJECT_ID).",
+        ),
     ] = None,
     pr: Annotated[
-        int | None, typer.Option("--pr", help="Pull request number (default: from the event).")
+        int | None,
+        typer.Option(
+            "--pr",
+            help="Pull request number, or merge request IID (default: the event, CI_MERGE_REQUEST_IID).",
+        ),
     ] = None,
     sha: Annotated[
         str | None,
         typer.Option(
-            "--sha", help="The planned commit, for the status (default: the event's head, GITHUB_SHA)."
+            "--sha",
+            help="The planned commit, for the status (default: the event's head, GITHUB_SHA, CI_COMMIT_SHA).",
         ),
     ] = None,
     api_url: Annotated[
         str | None,
-        typer.Option("--api-url", help="GitHub API URL (GitHub Enterprise; default GITHUB_API_URL)."),
+        typer.Option(
+            "--api-url", help="API URL (GitHub Enterprise: default GITHUB_API_URL; GitLab: CI_API_V4_URL)."
+        ),
     ] = None,
+    forge: Annotated[
+        str | None,
+        typer.Option(
+            "--forge", help="github or gitlab (default: gitlab when GITLAB_CI is set, else github)."
+        ),
+    ] = None,
+    report_gitlab: ReportGitlabOpt = None,
     allow_comment_failure: Annotated[
         bool,
         typer.Option("--allow-comment-failure", help="Report a failure to comment but do not fail on it."),
@@ -533,15 +560,16 @@ def comment(
     fmt: FormatOpt = None,
     audit_log: AuditLogOpt = None,
 ) -> None:
-    """Check PLAN, post the Markdown report as the pull request's comment for this workspace (updated in
-    place on later runs) and set the commit status tfgate/<workspace>. Token: GITHUB_TOKEN. Exit 1 when
-    blocked; 2 when commenting fails (unless --allow-comment-failure) or on any input error."""
-    from tfgate.forge.comment import post, resolve_target
-    from tfgate.forge.github import GitHubError
+    """Check PLAN, post the Markdown report as the pull or merge request's comment for this workspace
+    (updated in place on later runs) and set the commit status tfgate/<workspace>. Token: GITHUB_TOKEN;
+    GitLab: GITLAB_TOKEN (else CI_JOB_TOKEN). Exit 1 when blocked; 2 when commenting fails (unless
+    --allow-comment-failure) or on any input error."""
+    from tfgate.forge.comment import choose_forge, open_forge, post, resolve_target
+    from tfgate.forge.http import ForgeError
     from tfgate.pipeline import CheckOptions, run_check
 
     def body() -> int:
-        target = resolve_target(repo, pr, sha, api_url)
+        target = resolve_target(repo, pr, sha, api_url, choose_forge(forge))
         result = run_check(
             CheckOptions(plan=plan, terraform=terraform, manifest=manifest, approvals=tuple(approvals or ()),
                          workspace=workspace, workdir=chdir)
@@ -549,10 +577,10 @@ def comment(
         from tfgate.audit import record_check
 
         record_check(result, command=sys.argv, log=audit_log, cwd=chdir)
-        emit(result, fmt, {})
+        emit(result, fmt, {"gitlab": report_gitlab})
         try:
-            typer.echo(f"tfgate: {post(result, target, os.environ.get('GITHUB_TOKEN', ''))}", err=True)
-        except GitHubError as exc:
+            typer.echo(f"tfgate: {post(result, target, open_forge(target))}", err=True)
+        except ForgeError as exc:
             if not allow_comment_failure:
                 raise
             typer.echo(f"tfgate: warning: could not comment (tolerated): {exc}", err=True)

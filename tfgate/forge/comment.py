@@ -1,5 +1,6 @@
-"""`tfgate comment`: the Markdown report as one pull-request comment per workspace, kept up to date,
-plus a commit status `tfgate/<workspace>` that branch protection can require."""
+"""`tfgate comment`: the Markdown report as one pull/merge-request comment per workspace (or one combined
+comment for many roots), kept up to date, plus commit statuses `tfgate/<workspace or root>` that branch
+protection can require. Works the same on every `Forge` (GitHub, GitLab)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,39 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.errors import TfgateError
-from tfgate.forge.github import DEFAULT_API, GitHub, GitHubError
+from tfgate.forge.base import Forge, ForgeError, upsert
 from tfgate.model import Result, Verdict
+
+FORGES = ("github", "gitlab")
 
 
 @dataclass(frozen=True)
 class Target:
-    repo: str
-    pr: int
+    repo: str  # GitHub OWNER/NAME; GitLab project id or path
+    pr: int  # pull request number; merge request iid
     sha: str | None
     api_url: str
     run_url: str | None
+    forge: str = "github"
+    pipeline_id: int | None = None  # GitLab: the pipeline the statuses join (CI_PIPELINE_ID)
 
 
-def resolve_target(repo: str | None, pr: int | None, sha: str | None, api_url: str | None) -> Target:
-    """Explicit options first, then GitHub Actions' standard environment."""
+def choose_forge(explicit: str | None) -> str:
+    """--forge, else gitlab when GITLAB_CI is set (GitLab CI/CD sets it in every job), else github."""
+    forge = explicit or ("gitlab" if os.environ.get("GITLAB_CI") else "github")
+    if forge not in FORGES:
+        raise TfgateError(f"unknown --forge {forge!r}; expected one of {', '.join(FORGES)}")
+    return forge
+
+
+def resolve_target(
+    repo: str | None, pr: int | None, sha: str | None, api_url: str | None, forge: str = "github"
+) -> Target:
+    """Explicit options first, then the CI system's standard environment."""
+    if forge == "gitlab":
+        return _gitlab_target(repo, pr, sha, api_url)
+    from tfgate.forge.github import DEFAULT_API
+
     event: dict = {}
     event_path = os.environ.get("GITHUB_EVENT_PATH")
     if event_path and Path(event_path).is_file():
@@ -46,14 +65,47 @@ def resolve_target(repo: str | None, pr: int | None, sha: str | None, api_url: s
     return Target(repo, int(number), sha, api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API, run_url)
 
 
-def upsert_comment(gh: GitHub, pr: int, body: str, marker: str) -> tuple[str, int]:
-    """Update the comment that carries `marker` (the workspace's report), or create it."""
-    for comment in gh.issue_comments(pr):
-        if marker in (comment.get("body") or ""):
-            gh.update_comment(comment["id"], body)
-            return "updated", int(comment["id"])
-    created = gh.create_comment(pr, body)
-    return "created", int(created["id"])
+def _gitlab_target(repo: str | None, pr: int | None, sha: str | None, api_url: str | None) -> Target:
+    from tfgate.forge.gitlab import DEFAULT_API
+
+    env = os.environ.get
+    project = repo or env("CI_PROJECT_ID") or env("CI_PROJECT_PATH")
+    iid = pr or env("CI_MERGE_REQUEST_IID")
+    if not project:
+        raise TfgateError("no GitLab project: pass --repo ID-OR-PATH or set CI_PROJECT_ID")
+    if not iid or not str(iid).isdigit():
+        raise TfgateError(
+            "no merge request: pass --pr IID or run in a merge request pipeline (CI_MERGE_REQUEST_IID; "
+            "`rules: - if: $CI_PIPELINE_SOURCE == 'merge_request_event'`)"
+        )
+    # The planned commit is this pipeline's CI_COMMIT_SHA (in a merged-results pipeline, the merge result);
+    # the statuses join this pipeline so the merge request shows them. An explicit --sha joins no pipeline.
+    pipeline = env("CI_PIPELINE_ID") if not sha else None
+    return Target(
+        repo=project,
+        pr=int(iid),
+        sha=sha or env("CI_COMMIT_SHA"),
+        api_url=api_url or env("CI_API_V4_URL") or DEFAULT_API,
+        run_url=env("CI_JOB_URL"),
+        forge="gitlab",
+        pipeline_id=int(pipeline) if pipeline and pipeline.isdigit() else None,
+    )
+
+
+def open_forge(target: Target) -> Forge:
+    """The target's pull or merge request, authenticated from the environment (tokens are never shown)."""
+    if target.forge == "gitlab":
+        from tfgate.forge.gitlab import GitLab, MergeRequest
+
+        token, job = os.environ.get("GITLAB_TOKEN", ""), False
+        if not token and os.environ.get("CI_JOB_TOKEN"):
+            token, job = os.environ["CI_JOB_TOKEN"], True
+        gl = GitLab(project=target.repo, token=token, api_url=target.api_url, job_token=job)
+        return MergeRequest(gl, target.pr, target.pipeline_id)
+    from tfgate.forge.github import GitHub, PullRequest
+
+    gh = GitHub(repo=target.repo, token=os.environ.get("GITHUB_TOKEN", ""), api_url=target.api_url)
+    return PullRequest(gh, target.pr)
 
 
 def status_description(result: Result) -> str:
@@ -64,27 +116,31 @@ def status_description(result: Result) -> str:
     return text[:140]
 
 
-def post(result: Result, target: Target, token: str) -> str:
-    """Comment and set the status; returns a one-line account. Raises GitHubError on failure."""
+def _need_sha(line: str, target: Target, contexts: str) -> str:
+    # The status goes on the commit that was planned (--sha, the event's head, GITHUB_SHA, CI_COMMIT_SHA).
+    # The request's head now may be a later push this plan never saw: no guessing.
+    if not target.sha:
+        hint = "CI_COMMIT_SHA" if target.forge == "gitlab" else "the event"
+        raise ForgeError(
+            f"{line}, but no commit to set the status {contexts} on: give --sha (the commit that was "
+            f"planned); in CI it comes from {hint}"
+        )
+    return target.sha
+
+
+def post(result: Result, target: Target, forge: Forge) -> str:
+    """Comment and set the status; returns a one-line account. Raises ForgeError on failure."""
     from tfgate.render.markdown import marker, render
 
-    gh = GitHub(repo=target.repo, token=token, api_url=target.api_url)
-    action, comment_id = upsert_comment(gh, target.pr, render(result), marker(result.workspace))
-    line = f"{action} comment {comment_id} on {target.repo}#{target.pr}"
-    # The status goes on the commit that was planned (--sha, the event's head, GITHUB_SHA). The pull
-    # request's head now may be a later push this plan never saw: no guessing.
-    sha = target.sha
-    if not sha:
-        raise GitHubError(
-            f"{line}, but no commit to set the status tfgate/{result.workspace} on: give --sha (the commit "
-            "that was planned); in GitHub Actions it comes from the event"
-        )
-    gh.set_status(
+    action, comment_id = upsert(forge, render(result), marker(result.workspace))
+    line = f"{action} comment {comment_id} on {forge.where}"
+    context = f"tfgate/{result.workspace}"
+    sha = _need_sha(line, target, context)
+    forge.set_status(
         sha,
-        state="success" if result.verdict is Verdict.ALLOW else "failure",
-        context=f"tfgate/{result.workspace}",
+        context=context,
+        success=result.verdict is Verdict.ALLOW,
         description=status_description(result),
         target_url=target.run_url,
     )
-    line += f"; status tfgate/{result.workspace} on {sha[:12]}"
-    return line
+    return f"{line}; status {context} on {sha[:12]}"

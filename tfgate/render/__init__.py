@@ -10,7 +10,7 @@ from pathlib import Path
 from tfgate.errors import TfgateError
 from tfgate.model import Result
 
-FORMATS = ("text", "json", "markdown", "html")
+FORMATS = ("text", "json", "markdown", "html", "gitlab")
 
 
 def render(result: Result, fmt: str, *, color: bool = False) -> str:
