@@ -11,7 +11,7 @@ import pytest
 from tfgate.agents.analyzer import check_command
 from tfgate.agents.hook import hook
 from tfgate.agents.lexer import split_commands
-from tfgate.agents.words import MUTATING, SELF_APPROVAL, UNKNOWN, UNPARSEABLE, UNRESOLVED
+from tfgate.agents.words import MUTATING, SELF_APPROVAL, TAMPER, UNKNOWN, UNPARSEABLE, UNRESOLVED
 
 BLOCK = False
 ALLOW = True
@@ -66,7 +66,7 @@ TABLE: list[tuple[str, bool, str | None]] = [
     ("eval terraform apply", BLOCK, MUTATING),
     ("eval \"$(echo x)\"; eval 'terraform state rm a.b'", BLOCK, UNRESOLVED),
     ("env TF_LOG=debug terraform apply", BLOCK, MUTATING),
-    ("env -i PATH=/usr/bin terraform destroy", BLOCK, MUTATING),
+    ("env -i PATH=/usr/bin terraform destroy", BLOCK, TAMPER),
     ("env -S 'terraform apply -auto-approve'", BLOCK, MUTATING),
     ("TF_IN_AUTOMATION=1 terraform apply -auto-approve", BLOCK, MUTATING),
     ("AWS_PROFILE=prod TF_LOG=1 /opt/tf/bin/terraform apply", BLOCK, MUTATING),
@@ -216,6 +216,24 @@ def test_hook_allows_silently() -> None:
 
 
 @pytest.mark.parametrize(
+    "tool_input",
+    [
+        {"file_path": "/repo/tfgate.yaml", "content": "rules: []\n"},
+        {"file_path": "/repo/tfgate.yaml", "old_string": "approvals: 2", "new_string": "approvals: 1"},
+        {"file_path": "/repo/.tfgate/ledger.json", "edits": [{"old_string": "a", "new_string": "b"}]},
+        {"notebook_path": "/repo/.claude/settings.json", "new_source": "{}", "edit_mode": "replace"},
+    ],
+)
+def test_hook_blocks_file_tools_on_tfgate_ground(tool_input: dict) -> None:
+    tool = "NotebookEdit" if "notebook_path" in tool_input else "Write" if "content" in tool_input else "Edit"
+    answer = hook(json.dumps({"tool_name": tool, "cwd": "/repo", "tool_input": tool_input}))
+    assert answer.exit_code == 2
+    assert json.loads(answer.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
+    assert "ask a human" in answer.stderr
+    assert hook(json.dumps({"tool_name": "Write", "tool_input": {"content": "x"}})).exit_code == 2  # no path
+
+
+@pytest.mark.parametrize(
     "stdin",
     ["", "not json", "[]", '{"tool_input": {"command": "ls"}}', _payload(None), _payload(["terraform"])],
 )
@@ -276,7 +294,7 @@ def test_cli_print_config() -> None:
     assert proc.returncode == 0
     cfg = json.loads(proc.stdout)
     entry = cfg["hooks"]["PreToolUse"][0]
-    assert entry["matcher"] == "Bash"
+    assert entry["matcher"] == "Bash|Write|Edit|MultiEdit|NotebookEdit"
     assert entry["hooks"][0]["type"] == "command"
     assert entry["hooks"][0]["command"].endswith("guard")
 
@@ -466,8 +484,6 @@ HARMLESS: list[str] = [
     "unset TF_CLI_ARGS",
     "make test && npm test && git push",
     "echo print(1) | python3",
-    "tfgate plan --terraform tofu",
-    "tfgate apply --terraform=embedded plan.bin",
     "TF_LOG=debug terraform plan",
     "echo terraform destroy",
     "echo Next, run terraform apply",

@@ -19,7 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from tfgate.agents.lexer import ParseError, _Lexer, _Simple
+from tfgate.agents.checks import Checks
+from tfgate.agents.env import settings, steering
+from tfgate.agents.ground import Ground, mentions_ground
+from tfgate.agents.lexer import ParseError, _braces, _Lexer, _Simple
 from tfgate.agents.programs import (
     _RUNS_STDIN,
     _SSH_KEYGEN_VALUED,
@@ -40,6 +43,7 @@ from tfgate.agents.programs import (
     classify_terraform,
     program_name,
 )
+from tfgate.agents.protect import tamper_reason
 from tfgate.agents.words import (
     _ASSIGNMENT,
     _INTERPRETER,
@@ -47,8 +51,6 @@ from tfgate.agents.words import (
     _MUTATING_WORDS,
     _NON_EXECUTING,
     _RUNS_ARGS_AS_CODE,
-    _SETTERS,
-    _STEERING_NAME,
     _TF_WORD,
     _TFGATE_COMMANDS,
     _VAR_REF,
@@ -59,6 +61,7 @@ from tfgate.agents.words import (
     MAX_STEPS,
     MAX_VALUE,
     SELF_APPROVAL,
+    TAMPER,
     UNKNOWN,
     UNPARSEABLE,
     UNRESOLVED,
@@ -70,8 +73,13 @@ from tfgate.agents.words import (
 )
 
 
-class _Analyzer:
-    def __init__(self, command: str) -> None:
+class _Analyzer(Checks):
+    def __init__(self, command: str, cwd: str | None = None) -> None:
+        self.ground = Ground(cwd)
+        #: PATH or IFS was changed on this line (not just for one command): Terraform and tfgate found
+        #: through PATH, and words split by IFS, are no longer what a static reading sees.
+        self.path_changed = False
+        self.ifs_changed = False
         self.vars: dict[str, str] = {}
         self.ambiguous: set[str] = set()
         self.steps = 0
@@ -100,7 +108,10 @@ class _Analyzer:
             if not d.allowed:
                 return d
         for simple in simples:
-            d = self.simple(simple.words, depth, direct=True, stdin=simple.stdin_texts, quoted=simple.quoted)
+            d = self.simple(
+                simple.words, depth, direct=True, stdin=simple.stdin_texts, quoted=simple.quoted,
+                writes=simple.writes,
+            )  # fmt: skip
             if not d.allowed:
                 return d
         d = self._written_then_run(simples, depth)
@@ -118,6 +129,10 @@ class _Analyzer:
                 "cannot follow code, so it is blocked (fail closed). Use `tfgate plan` / `tfgate apply`.",
                 command.strip()[:200],
             )
+        if fed and any(self._opaque_sink(s.words) for s in simples):
+            culprit = next((s for s in simples if self._opaque_words(s.words)), None)
+            if culprit is not None or any(self._opaque(sub) for sub in subs):
+                return self._opaque_block(command, culprit.words if culprit else None)
         if feeds_code:
             # Something on this line runs code it reads (`... | bash`, `source /dev/stdin`, `source <(...)`):
             # every word, heredoc and substitution on the line may be that code.
@@ -129,6 +144,7 @@ class _Analyzer:
                     *subs,
                 ],
                 depth,
+                ground=any(self._opaque_sink(s.words) for s in simples),  # a shell reads it, not `xargs rm`
             )
             if not d.allowed:
                 return d
@@ -174,9 +190,9 @@ class _Analyzer:
                         return d
         return ALLOW
 
-    def _as_code(self, texts: Sequence[str], depth: int) -> Decision:
+    def _as_code(self, texts: Sequence[str], depth: int, *, ground: bool = False) -> Decision:
         for text in texts:
-            if _TF_WORD.search(_dequote(text)):
+            if _TF_WORD.search(_dequote(text)) or (ground and mentions_ground(text)):
                 d = self.analyze(text, depth + 1)
                 if not d.allowed:
                     return d
@@ -250,38 +266,6 @@ class _Analyzer:
             k += 1
         return words[k:]
 
-    @staticmethod
-    @staticmethod
-    def _steering(assignments: Sequence[str], command: Sequence[str]) -> str | None:
-        """A TF_CLI_ARGS* / TFGATE_TERRAFORM variable given a value anywhere in the command (a prefix or bare
-        assignment, `env X=...` or `docker run -e X=...` behind any wrapper), or by a builtin that sets or
-        exports it by name (`export`, `read`, `declare`, `printf -v`, also behind `builtin`/`command`).
-        Clearing (`X=`), unsetting, printing or `declare -p` are harmless."""
-        for word in [*assignments, *command]:
-            m = _STEERING_NAME.match(word)
-            if m and m.group(3):
-                return m.group(1)
-        names = [program_name(w) for w in command]
-        for k, name in enumerate(names):
-            if name not in _SETTERS:
-                continue
-            rest = command[k + 1 :]
-            if name == "printf":
-                named = [rest[j + 1] for j, a in enumerate(rest[:-1]) if a == "-v"]
-            elif name in ("declare", "typeset", "local", "readonly") and any(
-                a.startswith("-") and "p" in a for a in rest
-            ):
-                named = []
-            elif name in ("env", "set"):
-                named = []  # env sets only NAME=value words (above); `set` sets no named variable
-            else:
-                named = [a for a in rest if not a.startswith("-")]
-            for word in named:
-                m = _STEERING_NAME.match(word)
-                if m and (m.group(2) is None or m.group(3)):
-                    return m.group(1)
-        return None
-
     def _assign(self, name: str, value: str) -> None:
         """Record a value; a variable given different values on one line (in a subshell, a child shell,
         a branch) is ambiguous to a static reading and stays unexpanded: `$A` then blocks as unknown."""
@@ -312,11 +296,14 @@ class _Analyzer:
         direct: bool,
         stdin: Sequence[str] = (),
         quoted: Sequence[bool] = (),
+        writes: Sequence[str] = (),
     ) -> Decision:
         self.steps += 1
         if self.steps > MAX_STEPS:
             raise ParseError("command line too complex to analyse")
         flags = list(quoted) + [False] * (len(words) - len(quoted))
+        unquoted = [("$" in w or "`" in w) and not q for w, q in zip(words, flags, strict=True)]
+        dynamic_program = self._dynamic_program(unquoted, words)
         words = [e for w, q in zip(words, flags, strict=True) for e in self._expand(w, q)]
         k = 0
         while k < len(words) and (words[k] in _KEYWORDS or words[k] == "time"):
@@ -327,13 +314,23 @@ class _Analyzer:
         while k < len(words) and _ASSIGNMENT.match(words[k]):
             assignments.append(words[k])
             k += 1
-        steering = self._steering(assignments, words[k:])
-        if steering:
+        found = list(settings(assignments, words[k:]))
+        steered = steering(found)
+        if steered:
+            return _block(
+                TAMPER if steered.startswith("TFGATE_") else UNRESOLVED,
+                f"`{_join(words)}` sets `{steered}`, which changes what Terraform or tfgate runs, judges or "
+                "records without showing it on the command line; blocked (fail closed). Stop here and ask a human.",
+                words,
+            )
+        d = self._settings(found, words, depth)
+        if not d.allowed:
+            return d
+        if self.ifs_changed and (dynamic_program or (self.tf_line and any(unquoted))):
             return _block(
                 UNRESOLVED,
-                f"`{_join(words)}` sets `{steering}`, which changes what Terraform or tfgate runs (even the "
-                "subcommand) without showing it on the command line; blocked (fail closed). Pass Terraform "
-                "arguments on the command line, through `tfgate plan` / `tfgate apply`.",
+                f"`{_join(words)}` expands a variable after IFS was changed on this line, so tfgate cannot tell "
+                "how the shell splits it into words; blocked (fail closed).",
                 words,
             )
         words = words[k:]
@@ -345,6 +342,9 @@ class _Analyzer:
                     raise ParseError("variable value too long to analyse")
                 self._assign(name.rstrip("+"), value)
             return ALLOW
+        d = self._guards(words, writes, depth, stdin)
+        if not d.allowed:
+            return d
         prog, args = words[0], words[1:]
         fam = _family(prog)
         name = program_name(prog)
@@ -364,6 +364,8 @@ class _Analyzer:
                     return _terraform(rest, words)
                 if module in ("tfgate", "tfgate.cli"):
                     return _tfgate(rest, words)
+                if module.startswith("tfgate.enforce"):
+                    return _tfgate(["shim-exec", *rest], words)
         if fam == "shell":
             if name == "busybox":
                 return self.simple(args, depth, direct=direct) if args else ALLOW
@@ -513,31 +515,42 @@ class _Analyzer:
         return ALLOW
 
 
-def _braces(word: str) -> list[str]:
-    """Bash brace expansion of one ``pre{a,b}post`` group (enough to see ``{terraform,apply}``)."""
-    m = re.fullmatch(r"([^{}]*)\{([^{}]*,[^{}]*)\}([^{}]*)", word)
-    if not m:
-        return [word]
-    out = [m.group(1) + alt + m.group(3) for alt in m.group(2).split(",")]
-    return [w for w in out if w]
-
-
-def check_command(command: str) -> Decision:
-    """Decide whether a shell command line may run (blocks Terraform mutations that bypass tfgate)."""
+def check_command(command: str, cwd: str | None = None) -> Decision:
+    """Decide whether a shell command line may run (blocks Terraform mutations that bypass tfgate and changes
+    to tfgate's own ground); `cwd` is where it runs, when known."""
     try:
         if len(command) > MAX_COMMAND:
             raise ParseError("command too long to analyse")
-        return _Analyzer(command).analyze(command, 0)
+        decision = _Analyzer(command, cwd).analyze(command, 0)
     except ParseError as exc:
-        if _TF_WORD.search(command) or _TF_WORD.search(_dequote(command)):
-            return _block(
-                UNPARSEABLE,
-                f"tfgate cannot parse this command line ({exc}) and it mentions Terraform, so it is blocked "
-                "(fail closed). Write it as a plain command; to change infrastructure use `tfgate plan` "
-                "and `tfgate apply`.",
-                command.strip()[:200],
-            )
+        if not (_TF_WORD.search(command) or _TF_WORD.search(_dequote(command)) or mentions_ground(command)):
+            return ALLOW
+        decision = _block(
+            UNPARSEABLE,
+            f"tfgate cannot parse this command line ({exc}) and it mentions Terraform or tfgate's files, so it "
+            "is blocked (fail closed). Write it as a plain command; to change infrastructure use `tfgate plan` "
+            "and `tfgate apply`.",
+            command.strip()[:200],
+        )
+    mention = mentions_ground(_dequote(command))
+    if not decision.allowed and decision.code != TAMPER and mention:
+        # The line also touches tfgate's own ground: the refusal recommends nothing (`mv tfgate.yaml x &&
+        # terraform destroy` must not be told "use tfgate destroy").
+        first = decision.reason.split(". ", 1)[0].rstrip(".")
+        reason = (
+            f"{first}. This line also names tfgate's own ground (`{mention}`), which an agent must never change. "
+            "Stop here and ask a human."
+        )
+        return Decision(False, reason, decision.segment, decision.code)
+    return decision
+
+
+def check_write(path: str, cwd: str | None = None) -> Decision:
+    """A file tool (Write, Edit, apply_patch ...) writing `path`: blocked when it is tfgate's own ground."""
+    what = Ground(cwd).path(path)
+    if what is None:
         return ALLOW
+    return _block(TAMPER, tamper_reason(f"write {path}", path, what), f"write {path}")
 
 
 def check_argv(argv: Sequence[str]) -> Decision:

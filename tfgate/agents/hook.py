@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfgate.agents.analyzer import check_argv, check_command
+from tfgate.agents.analyzer import check_argv, check_command, check_write
 from tfgate.agents.words import Decision
 from tfgate.strict import json_loads
 
@@ -54,22 +54,46 @@ def hook(stdin_text: str) -> HookAnswer:
         return _deny("malformed hook input (no tool_name); blocked (fail closed)")
     tool_input = data.get("tool_input")
     cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
+    if data["tool_name"] in _FILE_TOOLS:
+        path = tool_input.get(_FILE_TOOLS[data["tool_name"]]) if isinstance(tool_input, dict) else None
+        if not isinstance(path, str) or not path:
+            return _deny(f"malformed {data['tool_name']} hook input (no file path); blocked (fail closed)")
+        decision = check_write(path, cwd)
+        return HookAnswer(0) if decision.allowed else _deny(decision.reason, decision, f"write {path}", cwd)
     command = tool_input.get("command") if isinstance(tool_input, dict) else None
     if data["tool_name"] != "Bash":
         if not isinstance(command, str):
             return HookAnswer(0)
     elif not isinstance(command, str):
         return _deny("malformed Bash hook input (tool_input.command is not a string); blocked (fail closed)")
-    decision = check_command(command)
+    decision = check_command(command, cwd)
     if decision.allowed:
         return HookAnswer(0, decision=decision, command=command, cwd=cwd)
     return _deny(decision.reason, decision, command, cwd)
 
 
+#: Claude Code's file tools and the field that names the file.
+_FILE_TOOLS = {
+    "Write": "file_path",
+    "Edit": "file_path",
+    "MultiEdit": "file_path",
+    "NotebookEdit": "notebook_path",
+}
+
+
 def settings_snippet(command: str) -> str:
     """The `.claude/settings.json` snippet that installs the guard as a PreToolUse hook."""
     return json.dumps(
-        {"hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": command}]}]}},
+        {
+            "hooks": {
+                "PreToolUse": [
+                    {
+                        "matcher": "Bash|Write|Edit|MultiEdit|NotebookEdit",
+                        "hooks": [{"type": "command", "command": command}],
+                    }
+                ]
+            }
+        },
         indent=2,
     )
 

@@ -334,3 +334,12 @@ def split_commands(command: str) -> tuple[list[list[str]], list[str]]:
     """The simple commands (as word lists) and the nested command texts of a command line (for tests)."""
     simples, subs = _Lexer(command).run()
     return [s.words for s in simples], subs
+
+
+def _braces(word: str) -> list[str]:
+    """Bash brace expansion of one ``pre{a,b}post`` group (enough to see ``{terraform,apply}``)."""
+    m = re.fullmatch(r"([^{}]*)\{([^{}]*,[^{}]*)\}([^{}]*)", word)
+    if not m:
+        return [word]
+    out = [m.group(1) + alt + m.group(3) for alt in m.group(2).split(",")]
+    return [w for w in out if w]

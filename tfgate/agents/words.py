@@ -14,9 +14,11 @@ UNKNOWN = "unknown-subcommand"
 UNPARSEABLE = "unparseable"
 UNRESOLVED = "unresolved-program"
 SELF_APPROVAL = "self-approval"
+TAMPER = "tamper"  # changes tfgate's own ground or how it judges
+OPAQUE = "opaque"  # text tfgate cannot read (decoded, reversed) run as code
 
 MAX_DEPTH = 8
-MAX_COMMAND = 1_000_000
+MAX_COMMAND = 100_000  # characters; the analysis is linear, ~1 s per 100 kB: hooks time out (and fail open)
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ _PYTHON = re.compile(r"^python[\d.]*$")
 #: Interpreters whose code (an -c/-e argument, or stdin) could start Terraform: judged by what it mentions.
 _INTERPRETER = re.compile(
     r"^(python[\d.]*|pypy[\d.]*|perl[\d.]*|ruby[\d.]*|node(js)?|deno|bun|php[\d.]*|lua[\d.]*|luajit|"
-    r"[gmn]?awk|rscript|osascript|tclsh|groovy|pwsh|powershell|cmd)$"
+    r"[gmn]?awk|rscript|osascript|tclsh|expect|groovy|pwsh|powershell|cmd)$"
 )
 _VERSION_MANAGERS = frozenset({"tfenv", "tofuenv", "tgenv", "tgswitch", "tfswitch"})  # `tfenv exec ARGS`
 #: Programs that never run their arguments as a command: no wrapper scan (`echo terraform destroy`).
@@ -157,8 +159,8 @@ def _wrapped_start(name: str, args: Sequence[str]) -> int | None:
 
 
 #: Environment variables that change what runs: TF_CLI_ARGS* adds arguments (even the subcommand) to
-#: every Terraform call; TFGATE_TERRAFORM picks the binary tfgate trusts.
-_STEERING_NAME = re.compile(r"^(TF_CLI_ARGS\w*|TFGATE_TERRAFORM)(\+?=(.*))?$", re.DOTALL)
+#: every Terraform call; TFGATE_* pick the binary tfgate trusts, the audit log, the approvals ...
+_STEERING_NAME = re.compile(r"^(TF_CLI_ARGS\w*|TFGATE_\w+)(\+?=(.*))?$", re.DOTALL)
 #: Builtins that set or export variables by name (`export X`, `read X`, `printf -v X`, `declare X=...`).
 _SETTERS = frozenset({"export", "declare", "typeset", "local", "readonly", "read", "printf", "mapfile",
                       "readarray", "env", "set"})  # fmt: skip

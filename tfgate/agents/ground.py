@@ -1,0 +1,248 @@
+"""tfgate's own ground: the files and directories an agent must not write, move, delete or edit, because changing
+them disarms the gate (the manifest, allowed_signers, approvals, the ledger and plans under ``.tfgate``, the
+audit log, the terraform shim, ``/etc/tfgate``, tfgate's installation and the agents' hook configurations).
+
+`Ground` answers "is this path tfgate's ground, and which part?"; static names are matched without touching the
+disk, the paths only the environment or the manifest know (shim directories on PATH, ``TFGATE_AUDIT_LOG``, the
+manifest's ``approvals.allowed_signers`` ...) are computed once, when first needed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Iterator
+
+#: Basenames that are tfgate's ground wherever they are (lower-cased; macOS file systems ignore case).
+_NAMES: tuple[tuple[str, str], ...] = (
+    ("tfgate.yaml", "the tfgate manifest"),
+    ("tfgate.yml", "the tfgate manifest"),
+    ("tfgate.json", "the tfgate manifest"),
+    ("allowed_signers", "the approvals allowed_signers file"),
+    ("allowed_signers.*", "the approvals allowed_signers file"),
+    ("approval-*.json", "a signed approval"),
+    ("approval-*.json.sig", "a signed approval"),
+)
+#: Directory names that are ground with everything in them.
+_DIRS = {".tfgate": "tfgate's ledger, saved plans and audit log (.tfgate)"}
+#: Agent hook configurations: removing the guard from them disarms it (suffixes of a path).
+_AGENT_CONFIGS: tuple[tuple[str, ...], ...] = (
+    (".claude", "settings.json"),
+    (".claude", "settings.local.json"),
+    (".codex", "hooks.json"),
+    (".codex", "config.toml"),
+    (".gemini", "settings.json"),
+    (".cursor", "hooks.json"),
+    (".github", "hooks"),
+    (".copilot", "hooks"),
+    (".windsurf", "hooks.json"),
+    (".codeium", "windsurf", "hooks.json"),
+    (".clinerules", "hooks"),
+    ("cline", "hooks"),
+    (".kiro", "agents"),
+    (".kiro", "hooks"),
+)
+_GLOB = re.compile(r"[*?\[]")
+#: A word that is a path, maybe as an option's value (`--output=x`, `-ox`, `of=x`, `host:x`).
+_PATH_WORD = re.compile(
+    r"^(?:--?[\w-]+=|-[A-Za-z](?=[./~\w])|[A-Za-z_]\w*=|[\w.@-]+:(?!/))?(?P<path>[^\s=]+)$"
+)
+#: Directories that never hold tfgate's ground and may be huge: not walked when a directory is removed.
+_NO_WALK = frozenset(
+    {".git", "node_modules", ".terraform", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
+)
+MAX_WALK = 20_000
+#: Everything the names above can appear as inside a longer text (code given to `python -c`, `perl -e`).
+_MENTION = re.compile(
+    r"(?i)(tfgate\.(ya?ml|json)|allowed_signers|approval-[^\s'\"]*\.json|\.tfgate\b|/etc/tfgate"
+    r"|\.claude/settings|\.codex/(hooks|config)|\.gemini/settings|\.cursor/hooks|\.github/hooks|"
+    r"\.windsurf/hooks|\.clinerules/hooks|\.kiro/(agents|hooks))"
+)
+
+
+def mentions_ground(text: str) -> str | None:
+    """The first name of tfgate's ground named anywhere in a text (for code tfgate cannot read)."""
+    m = _MENTION.search(text)
+    return m.group(0) if m else None
+
+
+def _static(parts: list[str]) -> str | None:
+    """What a path (split into components, lower-cased) is by its names alone."""
+    if not parts:
+        return None
+    for part in parts:
+        if part in _DIRS:
+            return _DIRS[part]
+    for pattern, what in _NAMES:
+        if fnmatch.fnmatchcase(parts[-1], pattern):
+            return f"{what} ({parts[-1]})"
+    if parts[:2] == ["", "etc"] and len(parts) > 2 and parts[2] == "tfgate":
+        return "tfgate's system configuration (/etc/tfgate)"
+    for suffix in _AGENT_CONFIGS:
+        n = len(suffix)
+        for k in range(len(parts) - n + 1):
+            if tuple(parts[k : k + n]) == suffix:
+                return f"the agent hook configuration ({'/'.join(suffix)}) that runs the tfgate guard"
+    return None
+
+
+class Ground:
+    """tfgate's ground as seen from a working directory (None: unknown, so relative paths are judged by name)."""
+
+    def __init__(self, cwd: str | None = None) -> None:
+        self.cwd = cwd
+        self.origin = cwd
+        self._dynamic: list[tuple[str, str]] | None = None
+
+    # --- paths only the environment and the manifest know --------------------------------------------
+    def dynamic(self) -> list[tuple[str, str]]:
+        if self._dynamic is None:
+            self._dynamic = [(os.path.realpath(p), what) for p, what in self._find_dynamic()]
+        return self._dynamic
+
+    def _find_dynamic(self) -> Iterator[tuple[str, str]]:
+        base = self.origin or os.getcwd()
+        for entry in os.environ.get("PATH", "").split(os.pathsep):
+            if not entry:
+                continue
+            for name in ("terraform", "tofu"):
+                if _is_shim(os.path.join(entry, name)):
+                    yield os.path.join(base, entry), f"the terraform shim directory ({entry})"
+                    break
+            for name in ("tfgate", "tfgate-guard", "tfgate-terraform"):
+                exe = os.path.join(entry, name)
+                if os.path.isfile(exe):
+                    yield os.path.join(base, exe), f"tfgate's executable ({exe})"
+        if os.environ.get("TFGATE_AUDIT_LOG"):
+            yield os.path.join(base, os.environ["TFGATE_AUDIT_LOG"]), "the audit log (TFGATE_AUDIT_LOG)"
+        for part in os.environ.get("TFGATE_APPROVALS", "").split(os.pathsep):
+            if part:
+                yield os.path.join(base, part), "the approvals (TFGATE_APPROVALS)"
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if os.path.basename(os.path.dirname(package)) in ("site-packages", "dist-packages"):
+            yield package, f"tfgate's installation ({package})"
+        yield from _manifest_paths(base)
+
+    # --- the question ---------------------------------------------------------------------------------
+    def path(self, word: str, *, contents: bool = False) -> str | None:
+        """What part of tfgate's ground a path word is (or, with contents, holds: `rm -r infra`), or None."""
+        m = _PATH_WORD.match(word)
+        if not m:
+            return None
+        raw = m.group("path")
+        if raw.startswith("~"):
+            raw = os.path.expanduser(raw)
+        parts = raw.lower().replace("\\", "/").split("/")
+        what = _static(
+            [p for p in parts if p not in (".", "")] if not raw.startswith("/") else ["", *parts[1:]]
+        )
+        if what or "$" in raw or "`" in raw:
+            return what
+        if _GLOB.search(raw):
+            return self._glob(raw, contents)
+        full = self._full(raw)
+        if full is None:
+            return None
+        real = os.path.realpath(full)
+        if real != full:  # a symlink (or a path through one) to the ground
+            what = _static([p for p in real.lower().split("/")][1:]) if real.startswith("/") else None
+            if what:
+                return what
+        for path, what in self.dynamic():
+            if real == path or real.startswith(path.rstrip("/") + "/"):
+                return what
+            if contents and path.startswith(real.rstrip("/") + "/"):
+                return what
+        if contents and os.path.isdir(real):
+            return _walk(real)
+        return None
+
+    def holds(self, directory: str) -> str | None:
+        """A piece of tfgate's ground directly inside a directory (what an extraction there could overwrite);
+        a relative directory with no known working directory counts as holding it (fail closed)."""
+        if what := self.path(directory):
+            return what
+        full = self._full(directory)
+        if full is None:
+            return "tfgate's files, which may be in the working directory"
+        try:
+            names = os.listdir(full)
+        except OSError:
+            return None
+        return next((w for n in names if (w := _static([n.lower()]))), None)
+
+    def _full(self, raw: str) -> str | None:
+        if os.path.isabs(raw):
+            return os.path.normpath(raw)
+        if self.cwd is None:
+            return None
+        return os.path.normpath(os.path.join(self.cwd, raw))
+
+    def _glob(self, raw: str, contents: bool) -> str | None:
+        import glob
+
+        full = self._full(raw)
+        if full is None:  # no working directory: does the pattern match a ground name at all?
+            last = raw.rstrip("/").rsplit("/", 1)[-1].lower()
+            for pattern, what in (*_NAMES, *((d, w) for d, w in _DIRS.items())):
+                if fnmatch.fnmatchcase(pattern.replace("*", "x"), last):
+                    return what
+            return None
+        for k, match in enumerate(glob.iglob(full)):  # as the shell: `*` skips dot files, `.*` does not
+            if k > 1000:
+                return "a pattern matching too many files to check"
+            what = self.path(match, contents=contents)
+            if what:
+                return what
+        return None
+
+
+def _is_shim(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return b"tfgate-shim: generated by" in fh.read(512)
+    except OSError:
+        return False
+
+
+def _walk(root: str) -> str | None:
+    """The first piece of ground inside a directory that is about to be removed or overwritten (bounded)."""
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root).lower().replace("\\", "/").split("/")
+        for name in [*dirnames, *filenames]:
+            seen += 1
+            if seen > MAX_WALK:
+                return f"a directory too large to check for tfgate's files ({root})"
+            what = _static([*(p for p in rel if p != "."), name.lower()])
+            if what:
+                return what
+        dirnames[:] = [d for d in dirnames if d not in _NO_WALK]
+    return None
+
+
+def _manifest_paths(base: str) -> Iterator[tuple[str, str]]:
+    """The files the manifest in `base` names (allowed_signers, ledger, audit log), read without schema."""
+    for name in ("tfgate.yaml", "tfgate.yml", "tfgate.json"):
+        path = os.path.join(base, name)
+        if not os.path.isfile(path):
+            continue
+        try:
+            import yaml
+
+            with open(path, encoding="utf-8") as fh:
+                data = yaml.safe_load(fh)
+        except Exception:
+            return
+        if not isinstance(data, dict):
+            return
+        for section, key, what in (
+            ("approvals", "allowed_signers", "the approvals allowed_signers file"),
+            ("state", "ledger", "tfgate's ledger"),
+            ("audit", "log", "the audit log"),
+        ):
+            value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+            if isinstance(value, str) and value:
+                yield os.path.join(base, os.path.expanduser(value)), f"{what} ({value})"
+        return
