@@ -13,7 +13,7 @@ import pytest
 from tfgate.approvals.judge import judge
 from tfgate.approvals.statement import ApprovedChange, Statement, violation_class
 from tfgate.errors import TfgateError
-from tfgate.model import ChangeClass, Violation
+from tfgate.model import ChangeClass, StateBinding, Violation
 from tfgate.policy.evaluate import apply_counts
 from tfgate.policy.manifest import Manifest, Rule
 
@@ -23,6 +23,8 @@ DIGEST = "sha256:" + "ab" * 32
 OTHER_DIGEST = "sha256:" + "cd" * 32
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 PEOPLE = ("alice", "carol", "bob", "mallory")
+LINEAGE = "5ef7fc1e-9aed-41cc-ca55-0556925b9695"
+BINDING = StateBinding("s3://tfstate-prod/orders.tfstate", LINEAGE, 12, "plan")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,8 @@ def statement(signer: str = "alice@example.com", **kw) -> Statement:
         "issued_at": NOW - timedelta(minutes=1),
         "expires_at": NOW + timedelta(hours=4),
         "reason": "retire the old database",
+        "root": BINDING.root,
+        "state": (LINEAGE, 12),
     }
     base.update(kw)
     return Statement(**base)
@@ -96,7 +100,9 @@ def write(
     return path
 
 
-def run(paths, violations, signers: Path | None, *, approvals: int = 1, workspace: str = "prod"):
+def run(
+    paths, violations, signers: Path | None, *, approvals: int = 1, workspace: str = "prod", binding=BINDING
+):
     """What the judge counted, applied as evaluation applies it: (judged violations, outcomes)."""
     counted = judge(
         [Path(p) for p in paths],
@@ -105,6 +111,7 @@ def run(paths, violations, signers: Path | None, *, approvals: int = 1, workspac
         digest=DIGEST,
         workspace=workspace,
         now=NOW,
+        binding=binding,
     )
     return apply_counts(tuple(violations), counted), counted.outcomes
 
@@ -122,7 +129,9 @@ def test_one_valid_approval_approves(keys, signers, tmp_path: Path) -> None:
 def test_statement_round_trip_and_schema() -> None:
     s = statement(changes=(ApprovedChange("a.b", "delete", "0011"), ApprovedChange("c.d", "safety_net")))
     doc = json.loads(s.to_json())
-    assert doc["tfgate_approval"] == 1 and doc["changes"][0] == {
+    assert doc["root"] == BINDING.root and doc["state"] == {"lineage": LINEAGE, "serial": 12}
+    assert json.loads(statement(state=None).to_json())["state"] is None
+    assert doc["tfgate_approval"] == 2 and doc["changes"][0] == {
         "address": "a.b",
         "class": "delete",
         "deposed": "0011",
@@ -149,6 +158,13 @@ def test_statement_round_trip_and_schema() -> None:
         ("unknown field", "unreadable"),
         ("duplicate key", "unreadable"),
         ("garbage signature", "bad signature"),
+        ("other root", "other root"),
+        ("other lineage", "other state"),
+        ("older serial", "other state"),
+        ("no state approved", "other state"),
+        ("format version 1", "unreadable"),
+        ("no state field", "unreadable"),
+        ("bad state", "unreadable"),
     ],
 )
 def test_each_attack_is_refused_with_its_reason(
@@ -205,10 +221,44 @@ def test_each_attack_is_refused_with_its_reason(
         (tmp_path / "s.json.sig").write_text(
             "-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n"
         )
+    elif attack == "other root":
+        write(f, statement(root="s3://tfstate-staging/orders.tfstate"), keys["alice"])
+    elif attack == "other lineage":
+        write(f, statement(state=("0000-other", 12)), keys["alice"])
+    elif attack == "older serial":
+        write(f, statement(state=(LINEAGE, 11)), keys["alice"])
+    elif attack == "no state approved":
+        write(f, statement(state=None), keys["alice"])
+    elif attack in ("format version 1", "no state field", "bad state"):
+        doc = json.loads(good.to_json())
+        if attack == "format version 1":
+            doc["tfgate_approval"] = 1
+            del doc["root"], doc["state"]
+        elif attack == "no state field":
+            del doc["state"]
+        else:
+            doc["state"] = {"lineage": LINEAGE, "serial": "12"}
+        write(f, good, keys["alice"], data=json.dumps(doc).encode())
     judged, outcomes = run([f], [violation()], signers)
     assert not judged[0].approved and judged[0].approved_by == ()
     assert len(outcomes) == 1 and not outcomes[0].counted
     assert outcomes[0].reason.startswith(reason + ":"), outcomes[0].reason
+    if attack == "format version 1":
+        assert (
+            "format version 1 (tfgate_approval: 1) is refused: it is bound to no root" in outcomes[0].reason
+        )
+    if attack == "older serial":
+        assert "the state changed since it was approved" in outcomes[0].reason
+    if attack == "other lineage":
+        assert "another lineage" in outcomes[0].reason
+
+
+def test_an_unknown_binding_refuses_every_statement_with_its_reason(keys, signers, tmp_path: Path) -> None:
+    f = write(tmp_path / "a.json", statement(), keys["alice"])
+    unknown = StateBinding("gcs://b/p", None, None, "state", "tfgate cannot read the gcs backend's state")
+    judged, outcomes = run([f], [violation()], signers, binding=unknown)
+    assert not judged[0].approved
+    assert outcomes[0].reason == "state unknown: tfgate cannot read the gcs backend's state"
 
 
 def test_two_approvals_need_two_distinct_principals(keys, signers, tmp_path: Path) -> None:
@@ -343,7 +393,7 @@ def _two_rule_manifest(signers: Path) -> Manifest:
 def _judge_two(paths, signers: Path):
     counted = judge(
         [Path(p) for p in paths], (violation(n=2),), _two_rule_manifest(signers), digest=DIGEST,
-        workspace="prod", now=NOW,
+        workspace="prod", now=NOW, binding=BINDING,
     )  # fmt: skip
     return apply_counts((violation(n=2),), counted), counted.outcomes
 

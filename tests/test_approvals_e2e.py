@@ -40,6 +40,8 @@ class World:
     keys: dict[str, Path]
     digest: str
     digest2: str
+    root: str = ""
+    state: tuple[str, int] | None = None
 
 
 def _pub(key: Path) -> str:
@@ -77,7 +79,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, terraform_bin: Path) -> Worl
         assert res.exit_code == 1, res.output
         doc = json.loads(res.stdout)
         digests.append(doc["plan"]["digest"])
-    return World(work, keys, digests[0], digests[1])
+    tfstate = json.loads((work / "terraform.tfstate").read_text())
+    state = (tfstate["lineage"], tfstate["serial"])
+    return World(work, keys, digests[0], digests[1], f"local:{work.resolve()}", state)
 
 
 def cli(*args: str):
@@ -171,6 +175,8 @@ def _signed(w: World, path: Path, key: str, namespace: str = "tfgate", **kw) -> 
         "issued_at": now - timedelta(hours=5),
         "expires_at": now + timedelta(hours=1),
         "reason": "r",
+        "root": w.root,
+        "state": w.state,
     }
     fields.update(kw)
     path.write_bytes(Statement(**fields).to_json())

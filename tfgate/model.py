@@ -224,6 +224,33 @@ class Counted:
 
 
 @dataclass(frozen=True)
+class StateBinding:
+    """What an approval is bound to besides the plan digest and workspace: the root (a stable identity of
+    where the state lives: ``s3://BUCKET/KEY``, ``local:/REALPATH`` of the working directory, ...) and the
+    prior state the plan was made against (lineage and serial; both None when there was no state yet).
+    ``problem`` says why it cannot be known; approvals then cannot count."""
+
+    root: str | None
+    lineage: str | None
+    serial: int | None
+    #: Where lineage and serial were read: "plan" (a saved plan's own state), "state" (the working directory's
+    #: state or backend now), "report" (a JSON report).
+    source: str
+    problem: str | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.problem is None
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The statement's ``state`` field: None when the plan was made against no state."""
+        if self.lineage is None and self.serial is None:
+            return None
+        return {"lineage": self.lineage, "serial": self.serial}
+
+
+@dataclass(frozen=True)
 class Result:
     """Everything a renderer or the CLI needs; renderers decide nothing."""
 
@@ -238,6 +265,8 @@ class Result:
     approvals: tuple[ApprovalOutcome, ...] = ()
     tool_version: str = ""
     reasons: tuple[str, ...] = field(default=())
+    #: What approvals of this plan are bound to (None: not determined, the plan destroys nothing).
+    binding: StateBinding | None = None
 
     @property
     def exit_code(self) -> int:

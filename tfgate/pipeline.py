@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,21 +67,36 @@ def run_check(opts: CheckOptions) -> Result:
             new_workspace=opts.new_workspace,
         )  # fmt: skip
     assessed = assess(plan, manifest)
-    counted = None
+    counted = binding = None
+    if opts.approvals or _destroys(plan):
+        from tfgate.state.binding import state_binding
+
+        binding = state_binding(workdir, plan, workspace)
     if opts.approvals:
         from tfgate.approvals.judge import judge
 
+        assert binding is not None
         counted = judge(
-            opts.approvals, assessed[1], manifest, digest=plan.info.digest, workspace=workspace, now=now
-        )
+            opts.approvals, assessed[1], manifest, digest=plan.info.digest, workspace=workspace, now=now,
+            binding=binding,
+        )  # fmt: skip
     result = evaluate(
         plan, manifest, findings=findings, counted=counted, assessed=assessed, workspace=workspace
     )
+    if binding is not None:
+        result = dataclasses.replace(result, binding=binding)
     if opts.state_checks and result.verdict is Verdict.ALLOW:
         from tfgate import state
 
         state.record_ledger(workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result)
     return result
+
+
+def _destroys(plan: object) -> bool:
+    """Anything an approval could be asked for: a managed delete, replace, forget or safety-net removal."""
+    from tfgate.approvals.statement import statement_class
+
+    return any(statement_class(c) for c in plan.changes)  # type: ignore[attr-defined]
 
 
 def record_applied(workdir: Path, manifest_path: Path | None, result: Result) -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from tfgate.approvals.judge import judge
-from tfgate.approvals.statement import NAMESPACE, Statement, _rfc3339, signature_path, violation_class
+from tfgate.approvals.statement import (
+    NAMESPACE,
+    Statement,
+    _rfc3339,
+    describe_state,
+    signature_path,
+    violation_class,
+)
 from tfgate.approvals.target import PlanOptions, Target, load_target
 from tfgate.errors import TfgateError
 from tfgate.policy.evaluate import apply_counts
@@ -43,8 +50,13 @@ def make_statement(
             raise TfgateError(f"--only {', '.join(only)} matches none of the plan's destructive changes")
     if not changes:
         raise TfgateError(f"{target.source}: nothing to approve, the plan destroys or forgets nothing")
+    b = target.binding
+    if not b.known or b.root is None:
+        raise TfgateError(f"{target.source}: cannot approve: {b.problem or 'the root cannot be identified'}")
     now = now.astimezone(timezone.utc).replace(microsecond=0)
     return Statement(
+        root=b.root,
+        state=(b.lineage, b.serial or 0) if b.lineage else None,
         plan_digest=target.digest,
         workspace=target.workspace,
         changes=changes,
@@ -65,6 +77,8 @@ def describe(target: Target, statement: Statement) -> str:
     lines = [
         f"Approve plan {statement.plan_digest}",
         f"  workspace:  {statement.workspace}",
+        f"  root:       {statement.root}",
+        f"  state:      {describe_state(statement.state)} (from the {target.binding.source})",
         f"  signer:     {statement.signer}",
         f"  valid:      {_rfc3339(statement.issued_at)} to {_rfc3339(statement.expires_at)}",
         f"  reason:     {statement.reason}",
@@ -172,6 +186,8 @@ def run_approve(
     fields: dict[str, Any] = {
         "plan_digest": statement.plan_digest,
         "workspace": statement.workspace,
+        "root": statement.root,
+        "state": target.binding.state,
         "signer": statement.signer,
         "addresses": [c.address for c in statement.changes],
         "reason": statement.reason,
@@ -283,6 +299,16 @@ def check_approver(target: Target, manifest: Any, statement: Statement) -> None:
     )
 
 
+def _binding_dict(b: Any) -> dict[str, Any]:
+    return {
+        "root": b.root,
+        "lineage": b.lineage,
+        "serial": b.serial,
+        "source": b.source,
+        "problem": b.problem,
+    }
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:64]
 
@@ -302,8 +328,9 @@ def run_verify(
     manifest = load_manifest(opts.manifest, cwd=opts.workdir)
     target, _ = load_target(opts, manifest)
     counted = judge(
-        paths, target.violations, manifest, digest=target.digest, workspace=target.workspace, now=now
-    )
+        paths, target.violations, manifest, digest=target.digest, workspace=target.workspace, now=now,
+        binding=target.binding,
+    )  # fmt: skip
     violations, outcomes = apply_counts(target.violations, counted), counted.outcomes
     blocked = [v for v in violations if not v.approved]
     allowed = not blocked and not target.blocking_findings
@@ -312,6 +339,7 @@ def run_verify(
             "allowed": allowed,
             "plan_digest": target.digest,
             "workspace": target.workspace,
+            "binding": _binding_dict(target.binding),
             "approvals": [
                 {"source": o.source, "signer": o.signer, "counted": o.counted, "reason": o.reason,
                  "addresses": list(o.addresses)}
@@ -326,7 +354,14 @@ def run_verify(
             "blocking_findings": list(target.blocking_findings),
         }  # fmt: skip
         return json.dumps(doc, indent=2) + "\n", 0 if allowed else 1
-    lines = [f"plan {target.digest}, workspace {target.workspace!r}", "approvals:"]
+    b = target.binding
+    lines = [
+        f"plan {target.digest}, workspace {target.workspace!r}",
+        f"bound to: root {b.root}, {describe_state(b.state and (b.lineage, b.serial))} (from the {b.source})"
+        if b.known
+        else f"approvals cannot count: {b.problem}",
+        "approvals:",
+    ]
     for o in outcomes:
         mark = "COUNTS " if o.counted else "REFUSED"
         lines.append(f"  {mark} {o.source}" + (f" ({o.signer})" if o.signer else ""))

@@ -18,11 +18,12 @@ from tfgate.approvals.statement import (
     Statement,
     StatementError,
     _rfc3339,
+    describe_state,
     signature_path,
     statement_files,
 )
 from tfgate.errors import TfgateError
-from tfgate.model import ApprovalOutcome, Counted, Violation
+from tfgate.model import ApprovalOutcome, Counted, StateBinding, Violation
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def load_signers(manifest: Any) -> Any:
 
 
 def check_statement(
-    source: Path, signers: Any, *, digest: str, workspace: str, now: datetime
+    source: Path, signers: Any, *, digest: str, workspace: str, now: datetime, binding: StateBinding
 ) -> tuple[_Valid | None, ApprovalOutcome | None]:
     """Everything about one statement that does not depend on the other statements."""
     from tfgate.approvals import sshsig
@@ -97,12 +98,34 @@ def check_statement(
         return refuse(
             f"other workspace: approves workspace {statement.workspace!r}, this is {workspace!r}", signer
         )
+    if problem := binding_problem(statement, binding):
+        return refuse(problem, signer)
     if now >= statement.expires_at:
         return refuse(f"expired: at {_rfc3339(statement.expires_at)}", signer)
     if statement.issued_at > now + CLOCK_SKEW:
         return refuse(f"not yet valid: issued_at {_rfc3339(statement.issued_at)} is in the future", signer)
     person = signers.person(auth.line)
     return _Valid(name, statement, key.fingerprint, person, signers.lines_of(person)), None
+
+
+def binding_problem(statement: Statement, binding: StateBinding) -> str | None:
+    """Why a statement's root and prior state are not this plan's (the refusal reason), or None."""
+    if not binding.known:
+        return f"state unknown: {binding.problem}"
+    if statement.root != binding.root:
+        return f"other root: approves {statement.root}, this plan's root is {binding.root}"
+    here = (binding.lineage, binding.serial) if binding.lineage else None
+    if statement.state != here:
+        why = (
+            "the state changed since it was approved: re-plan and approve again"
+            if statement.state and here and statement.state[0] == here[0]
+            else "another state (another lineage): a different or re-created state"
+        )
+        return (
+            f"other state: approves {describe_state(statement.state)}, this plan was made against "
+            f"{describe_state(here)} ({why})"
+        )
+    return None
 
 
 def judge(
@@ -113,6 +136,7 @@ def judge(
     digest: str,
     workspace: str,
     now: datetime,
+    binding: StateBinding,
 ) -> Counted:
     """Count valid statements toward each violation (the principals counted, by ``Violation.key``); one
     ApprovalOutcome per statement judged. Whether that approves a violation is evaluation's decision."""
@@ -123,7 +147,9 @@ def judge(
     results: dict[str, ApprovalOutcome | None] = {}
     valid: list[_Valid] = []
     for f in files:
-        ok, outcome = check_statement(f, signers, digest=digest, workspace=workspace, now=now)
+        ok, outcome = check_statement(
+            f, signers, digest=digest, workspace=workspace, now=now, binding=binding
+        )
         results[str(f)] = outcome
         if ok is not None:
             valid.append(ok)

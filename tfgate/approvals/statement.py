@@ -3,9 +3,11 @@
 The statement (a JSON file; its signature is the armored SSHSIG ``FILE.sig``, namespace ``tfgate``, made by
 ``ssh-keygen -Y sign -n tfgate -f KEY FILE`` over the file's exact bytes)::
 
-    {"tfgate_approval": 1,                      # format version
+    {"tfgate_approval": 2,                      # format version (1 is refused: it was bound to no state)
      "plan_digest": "sha256:...",               # the plan's digest (tfgate check reports it)
      "workspace": "prod",
+     "root": "s3://tfstate-prod/orders.tfstate", # where the state lives (tfgate.state.binding)
+     "state": {"lineage": "5ef7...", "serial": 12},  # the prior state the plan was made against; null: none
      "changes": [{"address": "aws_db_instance.main", "class": "delete"},
                  {"address": "aws_instance.x", "class": "delete", "deposed": "0a1b2c3d"}],
                                                 # class: delete | replace | forget | safety_net
@@ -15,10 +17,12 @@ The statement (a JSON file; its signature is the armored SSHSIG ``FILE.sig``, na
 
 A protected change (a Violation) is approved when at least ``approvals`` statements count for it: each
 with a good signature in namespace ``tfgate`` by a key that the allowed-signers file lists for the
-statement's ``signer`` (namespaces and validity honoured), the current plan digest and workspace, unexpired
+statement's ``signer`` (namespaces and validity honoured), the current plan digest, workspace, root and prior
+state (lineage and serial), unexpired
 and not issued in the future, naming the change's address, class and deposed key, from a signer matching
-the rule's ``approvers`` (any listed signer when the rule names none), each from a distinct principal and
-a distinct key. Every statement gets an ApprovalOutcome saying why it counts or why not. Nothing
+the rule's ``approvers`` (any listed signer when the rule names none), each from a distinct person
+(allowed_signers lines sharing a key or a principal are one person). Every statement gets an
+ApprovalOutcome saying why it counts or why not. Nothing
 malformed ever counts: fail closed.
 """
 
@@ -36,7 +40,7 @@ from tfgate.errors import TfgateError
 from tfgate.model import Change, ChangeClass, Violation
 from tfgate.strict import json_loads
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 NAMESPACE = "tfgate"
 #: How far in the future an issued_at may lie (clock skew between machines).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -46,6 +50,8 @@ _KEYS = (
     "tfgate_approval",
     "plan_digest",
     "workspace",
+    "root",
+    "state",
     "changes",
     "signer",
     "issued_at",
@@ -84,6 +90,9 @@ class Statement:
     issued_at: datetime
     expires_at: datetime
     reason: str
+    root: str = ""
+    #: The prior state: (lineage, serial), or None when the plan was made against no state.
+    state: tuple[str, int] | None = None
 
     def to_json(self) -> bytes:
         """The statement file's bytes (what gets signed)."""
@@ -91,6 +100,8 @@ class Statement:
             "tfgate_approval": FORMAT_VERSION,
             "plan_digest": self.plan_digest,
             "workspace": self.workspace,
+            "root": self.root,
+            "state": {"lineage": self.state[0], "serial": self.state[1]} if self.state else None,
             "changes": [c.as_dict() for c in self.changes],
             "signer": self.signer,
             "issued_at": _rfc3339(self.issued_at),
@@ -115,7 +126,13 @@ class Statement:
             raise StatementError(f"not JSON ({exc})") from None
         if not isinstance(doc, dict):
             raise StatementError("not a JSON object")
-        if doc.get("tfgate_approval") != FORMAT_VERSION or isinstance(doc.get("tfgate_approval"), bool):
+        version = doc.get("tfgate_approval")
+        if version == 1 and not isinstance(version, bool):
+            raise StatementError(
+                "format version 1 (tfgate_approval: 1) is refused: it is bound to no root and no state, so it "
+                "could approve another environment's identical-looking plan; approve again with this tfgate"
+            )
+        if version != FORMAT_VERSION or isinstance(version, bool):
             raise StatementError(f"not a tfgate approval (tfgate_approval: {FORMAT_VERSION} missing)")
         unknown = sorted(set(doc) - set(_KEYS))
         if unknown:
@@ -123,7 +140,7 @@ class Statement:
         missing = [k for k in _KEYS if k not in doc]
         if missing:
             raise StatementError(f"missing field(s) {', '.join(missing)}")
-        for k in ("plan_digest", "workspace", "signer", "reason", "issued_at", "expires_at"):
+        for k in ("plan_digest", "workspace", "root", "signer", "reason", "issued_at", "expires_at"):
             if not isinstance(doc[k], str) or not doc[k]:
                 raise StatementError(f"{k} must be a non-empty string")
         if not _DIGEST.match(doc["plan_digest"]):
@@ -142,6 +159,7 @@ class Statement:
             if deposed is not None and (not isinstance(deposed, str) or not deposed):
                 raise StatementError(f"changes[{i}].deposed must be a non-empty string")
             changes.append(ApprovedChange(address, klass, deposed))
+        state = _state(doc["state"])
         issued, expires = _time(doc["issued_at"], "issued_at"), _time(doc["expires_at"], "expires_at")
         if expires <= issued:
             raise StatementError("expires_at is not after issued_at")
@@ -153,7 +171,26 @@ class Statement:
             issued_at=issued,
             expires_at=expires,
             reason=doc["reason"],
+            root=doc["root"],
+            state=state,
         )
+
+
+def _state(value: object) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"lineage", "serial"}:
+        raise StatementError("state must be null or {lineage, serial}")
+    lineage, serial = value["lineage"], value["serial"]
+    if not isinstance(lineage, str) or not lineage:
+        raise StatementError("state.lineage must be a non-empty string")
+    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+        raise StatementError("state.serial must be a non-negative integer")
+    return (lineage, serial)
+
+
+def describe_state(state: tuple[str, int] | None) -> str:
+    return f"state lineage {state[0]} serial {state[1]}" if state else "no prior state"
 
 
 def _time(text: str, name: str) -> datetime:

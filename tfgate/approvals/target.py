@@ -13,9 +13,14 @@ import msgspec
 
 from tfgate.approvals.statement import _DIGEST, ApprovedChange, destructive, statement_class, violation_class
 from tfgate.errors import TfgateError
-from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval, Violation
+from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval, StateBinding, Violation
 
 # --- what a reviewer approves ----------------------------------------------------------------------------
+
+_UNDETERMINED = StateBinding(None, None, None, "plan", "the plan's state binding was not determined")
+_NO_BINDING = (
+    "the report names no root and prior state (`binding`): make it with this tfgate's `check --format json`"
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,8 @@ class Target:
     changes: tuple[ApprovedChange, ...]
     violations: tuple[Violation, ...]
     blocking_findings: tuple[str, ...] = ()
+    #: The root and prior state approvals of this plan are bound to.
+    binding: StateBinding = _UNDETERMINED
 
 
 def is_report(head: bytes) -> bool:
@@ -91,6 +98,14 @@ class _ReportTool(msgspec.Struct):
     name: Literal["tfgate"]
 
 
+class _ReportBinding(msgspec.Struct):
+    root: str | None
+    lineage: str | None
+    serial: Annotated[int, msgspec.Meta(ge=0)] | None
+    source: str
+    problem: str | None = None
+
+
 class _Report(msgspec.Struct):
     tool: _ReportTool
     workspace: str
@@ -98,6 +113,7 @@ class _Report(msgspec.Struct):
     changes: list[_ReportChange]
     violations: list[_ReportViolation]
     findings: list[_ReportFinding] = []
+    binding: _ReportBinding | None = None
 
 
 def _key(address: str, rule: str, klass: str, deposed: str | None) -> tuple[str, str, str, str]:
@@ -184,9 +200,16 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
         elif have.approvals_required < v.approvals_required:
             violations[key] = dataclasses.replace(have, approvals_required=v.approvals_required)
     blocking = (*derived.blocking_findings, *(f.code for f in doc.findings if f.severity == "block"))
-    return dataclasses.replace(
-        derived, violations=tuple(violations.values()), blocking_findings=tuple(dict.fromkeys(blocking))
+    b = doc.binding
+    binding = (
+        StateBinding(b.root, b.lineage, b.serial, "report", b.problem)
+        if b is not None
+        else StateBinding(None, None, None, "report", _NO_BINDING)
     )
+    return dataclasses.replace(
+        derived, violations=tuple(violations.values()), blocking_findings=tuple(dict.fromkeys(blocking)),
+        binding=binding,
+    )  # fmt: skip
 
 
 def target_from_result(result: Any) -> Target:
@@ -197,6 +220,7 @@ def target_from_result(result: Any) -> Target:
         changes=destructive(result.changes),
         violations=tuple(result.violations),
         blocking_findings=tuple(f.code for f in result.findings if f.blocks),
+        **({"binding": result.binding} if result.binding is not None else {}),
     )
 
 

@@ -135,6 +135,19 @@ def result_to_dict(result: Result) -> dict[str, Any]:
         "changes": [
             _change(c) for c in result.changes if c.change_class.value != "no_op" or c.moved or c.importing
         ],
+        "binding": _binding(result.binding),
+    }
+
+
+def _binding(b: Any) -> dict[str, Any] | None:
+    if b is None:
+        return None
+    return {
+        "root": b.root,
+        "lineage": b.lineage,
+        "serial": b.serial,
+        "source": b.source,
+        "problem": b.problem,
     }
 
 
