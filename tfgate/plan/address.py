@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import NamedTuple
 
 from tfgate.errors import PlanError
@@ -48,19 +47,35 @@ def parse_address(address: str) -> Address:
 
 _IDENT_RE = re.compile(_IDENT)
 
+# Parts already checked, by their text: plans repeat the same module instances, types and names across
+# thousands of changes (the same rules as the full parse; bounded, as a long-running process may read
+# many plans).
+_MODULES_OK: dict[str, bool] = {}
+_LOCAL_HEADS: dict[tuple[bool, str, str], str | None] = {}
+_CACHE_MAX = 200_000
 
-def _ident(text: str) -> bool:
-    return _IDENT_RE.fullmatch(text) is not None  # the same rule as the full parse
+
+def _module_ok(module: str) -> bool:
+    ok = _MODULES_OK.get(module)
+    if ok is None:
+        if len(_MODULES_OK) > _CACHE_MAX:
+            _MODULES_OK.clear()
+        ok = _MODULES_OK[module] = _MODULE_RE.fullmatch(module) is not None
+    return ok
 
 
-@lru_cache(maxsize=65536)
-def _head(module: str | None, data: bool, type: str, name: str) -> str | None:
-    """``module.x.[data.]type.name`` when its parts are valid identifiers and module path, else None.
-    Cached: plans repeat the same modules, types and names across instances."""
-    if not (_ident(type) and _ident(name)) or (module and _MODULE_RE.fullmatch(module) is None):
-        return None
-    local = f"data.{type}.{name}" if data else f"{type}.{name}"
-    return f"{module}.{local}" if module else local
+def _local_head(data: bool, type: str, name: str) -> str | None:
+    """``[data.]type.name`` when both are valid identifiers, else None."""
+    key = (data, type, name)
+    try:
+        return _LOCAL_HEADS[key]
+    except KeyError:
+        pass
+    if len(_LOCAL_HEADS) > _CACHE_MAX:
+        _LOCAL_HEADS.clear()
+    ok = _IDENT_RE.fullmatch(type) is not None and _IDENT_RE.fullmatch(name) is not None
+    head = _LOCAL_HEADS[key] = (f"data.{type}.{name}" if data else f"{type}.{name}") if ok else None
+    return head
 
 
 def _key_ok(rest: str) -> bool:
@@ -96,9 +111,14 @@ def resolve_address(
     names the field that contradicts the address. PlanError for a malformed address or a contradiction."""
     if type is not None and name is not None and (mode is None or mode == "managed" or mode == "data"):
         data = mode == "data"
-        head = _head(module or None, data, type, name)
-        if head is not None and address.startswith(head) and _key_ok(address[len(head) :]):
-            local = address[len(module) + 1 :] if module else address
+        if module:
+            cut = len(module) + 1
+            local = address[cut:] if address[cut - 1 : cut] == "." and address.startswith(module) else ""
+            ok = bool(local) and _module_ok(module)
+        else:
+            local, ok = address, True
+        head = _local_head(data, type, name) if ok else None
+        if head is not None and local.startswith(head) and _key_ok(local[len(head) :]):
             return Address(module or None, "data" if data else "managed", type, name, local)
     parsed = parse_address(address)
     given = {"mode": mode, "type": type, "name": name, "module": module}

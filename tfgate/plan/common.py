@@ -49,9 +49,16 @@ def shared(text: str | None) -> str | None:
     return _SHARED.setdefault(text, text)
 
 
-def resolve(label: str, address: str, **fields: str | None) -> Address:
+def resolve(
+    label: str,
+    address: str,
+    mode: str | None = None,
+    type: str | None = None,
+    name: str | None = None,
+    module: str | None = None,
+) -> Address:
     try:
-        return resolve_address(address, **fields)
+        return resolve_address(address, mode=mode, type=type, name=name, module=module)
     except PlanError as exc:
         raise PlanError(f"{label}: {exc}") from None
 
@@ -83,6 +90,18 @@ def change_record(change: Change) -> bytes:
         change.import_id,
     )
     return msgspec.json.encode(record) + b"\x1e"
+
+
+_new = object.__new__
+
+
+def build_change(fields: dict[str, Any]) -> Change:
+    """The Change ``Change(**fields)`` makes, built several times faster: its instance dict is filled at
+    once, and the fields left out keep their defaults (a frozen dataclass's defaults are class attributes;
+    it has no ``__post_init__``). Plans hold 100,000 changes; tests/test_loader.py checks both agree."""
+    change = _new(Change)
+    change.__dict__.update(fields)
+    return change
 
 
 @contextmanager

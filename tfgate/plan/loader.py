@@ -22,16 +22,18 @@ from typing import Any
 import msgspec
 
 from tfgate.errors import PlanError
-from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval
+from tfgate.model import Change, ChangeClass, PlanInfo, Risk, SafetyNetRemoval
 from tfgate.plan.common import (
     DESTRUCTIVE,
     CatalogLike,
     LoadedPlan,
+    build_change,
     change_record,
     import_id,
     no_gc,
     resolve,
     shared,
+    sort_key,
 )
 from tfgate.plan.stream import load_stream
 from tfgate.policy.risk import rank
@@ -174,25 +176,29 @@ def to_utf8(data: bytes | mmap.mmap) -> bytes | mmap.mmap:
     return data
 
 
-_UTF8_CHUNK = 1 << 23
+_UTF8_CHUNK = 1 << 18  # small enough to stay in cache between the copy and the scan
 
 
 def require_utf8(data: bytes | mmap.mmap, label: str) -> None:
     """Refuse a document that is not valid UTF-8 (JSON's encoding), wherever the bad bytes are.
 
     msgspec skips the values the gate does not decode without checking them (from 0.23 on), so the
-    whole document is checked here, in chunks, so as not to copy a large plan."""
+    whole document is checked here, in chunks, so as not to copy a large plan. ASCII chunks (nearly all
+    of a plan) are only scanned; the others, and any chunk continuing a split character, are decoded."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(data)
+    size = len(data)
+    start = 0
     try:
-        for start in range(0, len(view), _UTF8_CHUNK):
-            decoder.decode(view[start : start + _UTF8_CHUNK], final=start + _UTF8_CHUNK >= len(view))
+        for start in range(0, size, _UTF8_CHUNK):
+            piece = data[start : start + _UTF8_CHUNK]
+            if piece.isascii() and not decoder.getstate()[0]:
+                continue
+            decoder.decode(piece, final=start + _UTF8_CHUNK >= size)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise PlanError(
             f"{label}: not valid UTF-8 (byte {start + exc.start}): not a plan tfgate can read"
         ) from None
-    finally:
-        view.release()
 
 
 def detect_format(head: bytes) -> str:
@@ -263,6 +269,9 @@ def _show_binary(data: bytes, path: Path | None, terraform: str | None, cwd: Pat
 
 # --- show -json -------------------------------------------------------------------------------------
 
+_DIGEST_HEAD = b"tfgate-plan-digest-v1\n"
+_RELEASE_EVERY = 4096  # changes between two hand-backs of the plan pages already read
+
 
 def _load_show_json(
     data: bytes,
@@ -293,13 +302,16 @@ def _load_show_json(
     else:
         prior_empty = True  # Terraform omits prior_state when there is no state at all
     changes: list[Change] = []
-    keyed: dict[tuple[str, str], int] = {}
     compact = _is_compact(data)
-    digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
+    digest = hashlib.sha256(_DIGEST_HEAD)
+    raws = plan.resource_changes
+    pages = _Pages(data)
     # The digest runs over changes in (address, deposed) order. Terraform writes them in that order, so
-    # they are hashed as they come; a document in another order is hashed again, sorted, at the end.
-    in_order, last = True, ("", "")
-    for i, raw in enumerate(plan.resource_changes):
+    # they are hashed as they come, and each key greater than the one before proves them unique; a
+    # document in another order is checked against a set of keys and hashed again, sorted, at the end.
+    in_order, last, read = True, ("", ""), 0
+    seen: set[tuple[str, str]] = set()
+    for i, raw in enumerate(raws):
         try:
             rc = _rc_decoder.decode(raw)
         except msgspec.ValidationError as exc:
@@ -310,23 +322,24 @@ def _load_show_json(
         except (UnicodeDecodeError, RecursionError) as exc:
             raise PlanError(f"{label}: {rc.address}: unreadable values ({type(exc).__name__})") from None
         key = (change.address, change.deposed or "")
-        if key in keyed:
-            raise PlanError(f"{label}: duplicate resource change for address {change.address}")
-        keyed[key] = i
-        changes.append(change)
-        if in_order:
-            if key < last:
+        if in_order and key > last:
+            last = key
+            _digest(digest, change, rc.change, compact)
+        else:
+            if in_order:
                 in_order = False
-            else:
-                last = key
-                digest.update(_digest_part(change, rc.change, compact))
+                seen.update(sort_key(c) for c in changes)
+            if key in seen:
+                raise PlanError(f"{label}: duplicate resource change for address {change.address}")
+            seen.add(key)
+        changes.append(change)
+        read += len(raw)
+        if i % _RELEASE_EVERY == 0:
+            pages.release(read)
     if not in_order:
-        digest = hashlib.sha256(b"tfgate-plan-digest-v1\n")
-        for key in sorted(keyed):
-            i = keyed[key]
-            digest.update(
-                _digest_part(changes[i], _rc_decoder.decode(plan.resource_changes[i]).change, compact)
-            )
+        digest = hashlib.sha256(_DIGEST_HEAD)
+        for i in sorted(range(len(changes)), key=lambda i: sort_key(changes[i])):
+            _digest(digest, changes[i], _rc_decoder.decode(raws[i]).change, compact)
 
     info = PlanInfo(
         source=label,
@@ -344,21 +357,44 @@ def _load_show_json(
     return LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=prior_empty, path=path)
 
 
-def _is_compact(data: bytes) -> bool:
+class _Pages:
+    """Hands the pages of a memory-mapped plan already read back to the kernel as the changes are
+    classified, so that the plan file and its 100,000 classified changes are not resident at once (peak
+    memory). Only a hint: a page touched again is read back from the file; a plan in memory is left alone."""
+
+    def __init__(self, data: bytes | mmap.mmap) -> None:
+        self._map = data if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") else None
+        self._done = 0
+
+    def release(self, read: int) -> None:
+        """Release the pages wholly within the first `read` bytes (the changes read so far, no more than
+        where the next one starts)."""
+        end = read - read % mmap.PAGESIZE
+        if self._map is not None and end > self._done:
+            self._map.madvise(mmap.MADV_DONTNEED, self._done, end - self._done)
+            self._done = end
+
+
+def _is_compact(data: bytes | mmap.mmap) -> bool:
     """Whether a JSON document was written without insignificant whitespace, as Terraform writes it.
 
-    One document comes from one serializer, so its head tells its style: a newline or a ``": "``
-    separator early on means a pretty printer (jq, json.dumps, PowerShell). Compact values are hashed as
-    they are; the values of other documents are normalised first, so both hash the same."""
-    head = data[:65536].rstrip()
-    return b"\n" not in head and b'": ' not in head and b'", "' not in head
+    One document comes from one serializer, so its head tells its style: whitespace outside its strings
+    means a pretty printer (jq, json.dumps, PowerShell). Compact values are hashed as they are; the values
+    of other documents are normalised first, so both hash the same."""
+    head = _STRINGS.sub(b'""', data[:65536])
+    head = head[: head.rfind(b'"')]  # the tail may end inside a string
+    return _SPACE.search(head) is None
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_SPACE = re.compile(rb"[ \t\r\n]")
 
 
 def _normalised(raw: msgspec.Raw, compact: bool) -> bytes | msgspec.Raw:
     """A JSON value without insignificant whitespace (formatting a compact value leaves it unchanged)."""
     if not raw:
         return b"null"
-    return raw if compact else msgspec.json.format(bytes(raw), indent=-1)
+    return raw if compact else msgspec.json.format(raw, indent=-1)
 
 
 def _module_empty(mod: _Module | None) -> bool:
@@ -371,7 +407,8 @@ def _classify_show(
     rc: _ResourceChange, label: str, catalog: CatalogLike | None, creates_need_prior: bool
 ) -> Change:
     address = rc.address
-    actions_list = rc.change.actions
+    values = rc.change
+    actions_list = values.actions
     try:
         known = _SHOW_ACTIONS.get(tuple(actions_list)) if isinstance(actions_list, list) else None
     except TypeError:  # unhashable entries: not strings
@@ -382,9 +419,10 @@ def _classify_show(
         raise PlanError(f"{label}: {address}: unknown action list {actions_list}")
     cls, order, creates, actions = known
     # The address is the identity; the fields that repeat parts of it must agree with it.
-    if rc.mode is not None and rc.mode not in ("managed", "data"):
-        raise PlanError(f"{label}: {address}: unknown resource mode {rc.mode!r}")
-    parsed = resolve(label, address, mode=rc.mode, type=rc.type, name=rc.name, module=rc.module_address)
+    mode = rc.mode
+    if mode is not None and mode != "managed" and mode != "data":
+        raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
+    parsed = resolve(label, address, mode, rc.type, rc.name, rc.module_address)
     mode = parsed.mode
     if rc.previous_address is not None:
         resolve(label, rc.previous_address)
@@ -392,49 +430,62 @@ def _classify_show(
     if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
         # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
         cls, order, creates = ChangeClass.NO_OP, None, False
-    rtype, name = parsed.type, parsed.name
-    deposed = rc.deposed if rc.deposed is None or isinstance(rc.deposed, str) else str(rc.deposed)
-    importing = rc.change.importing
-    prior: tuple[tuple[str, Any], ...] = ()
-    hidden_tags: tuple[str, ...] = ()
+    rtype = parsed.type
+    fields: dict[str, Any] = {
+        "address": address,
+        "mode": mode,
+        "type": shared(rtype),
+        "name": parsed.name,
+        "module_address": shared(parsed.module),
+        "index": rc.index,
+        "provider": shared(rc.provider_name),
+        "actions": actions,
+        "change_class": cls,
+    }
+    # Only what differs from Change's defaults is set (see build_change).
+    if rc.action_reason is not None:
+        fields["action_reason"] = rc.action_reason
+    if order is not None:
+        fields["replace_order"] = order
+    if creates:
+        fields["creates"] = True
+    if rc.deposed is not None:
+        fields["deposed"] = rc.deposed if isinstance(rc.deposed, str) else str(rc.deposed)
+    if rc.previous_address is not None:
+        fields["previous_address"] = rc.previous_address
+    importing = values.importing
+    if importing is not None:
+        fields["importing"] = True
+        fields["import_id"] = import_id(importing)
     nets: tuple[SafetyNetRemoval, ...] = ()
-    entry = None
+    data_bearing = False
     if managed and catalog is not None:
         entry = catalog.lookup(rtype)
+        if entry is not None:
+            fields["catalog_classes"] = entry.classes
+            fields["catalog_kind"] = entry.kind
+            data_bearing = "data-bearing" in entry.classes
         if cls is ChangeClass.UPDATE:
-            nets = catalog.safety_nets(rtype, rc.change.before, rc.change.after)
+            nets = catalog.safety_nets(rtype, values.before, values.after)
+            if nets:
+                fields["safety_nets"] = nets
     # Key attributes are decoded only where a decision or the report needs them: destroyed and
     # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
     # (a protected resource planned for create is the signature of a missing state).
+    prior: tuple[tuple[str, Any], ...] = ()
+    hidden_tags: tuple[str, ...] = ()
     if cls in DESTRUCTIVE or nets:
-        prior, hidden_tags = key_attributes(rc.change.before, rc.change.before_sensitive)
+        prior, hidden_tags = key_attributes(values.before, values.before_sensitive)
     elif cls is ChangeClass.CREATE and creates_need_prior:
-        prior, hidden_tags = key_attributes(rc.change.after, rc.change.after_sensitive)
-    data_bearing = entry is not None and "data-bearing" in entry.classes
-    return Change(
-        address=address,
-        mode=mode,
-        type=shared(rtype),
-        name=name,
-        module_address=shared(parsed.module),
-        index=rc.index,
-        provider=shared(rc.provider_name),
-        actions=actions,
-        change_class=cls,
-        action_reason=rc.action_reason,
-        replace_order=order,
-        creates=creates,
-        deposed=deposed,
-        previous_address=rc.previous_address,
-        importing=importing is not None,
-        import_id=import_id(importing) if importing is not None else None,
-        prior=prior,
-        hidden_tags=hidden_tags,
-        safety_nets=nets,
-        catalog_classes=entry.classes if entry else (),
-        catalog_kind=entry.kind if entry else None,
-        risk=rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False),
-    )
+        prior, hidden_tags = key_attributes(values.after, values.after_sensitive)
+    if prior:
+        fields["prior"] = prior
+    if hidden_tags:
+        fields["hidden_tags"] = hidden_tags
+    risk = rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False)
+    if risk is not Risk.NONE:
+        fields["risk"] = risk
+    return build_change(fields)
 
 
 _TAG_KEYS = frozenset({"tags", "tags_all", "labels"})
@@ -482,19 +533,16 @@ def key_attributes(
     return tuple(out), (_ALL_TAGS if "*" in unreadable else tuple(sorted(unreadable)))
 
 
-def _digest_part(change: Change, values: _Change, compact: bool) -> bytes:
-    """One change's share of the plan digest: its record, then its before/after/after_unknown values."""
-    return b"".join(
-        (
-            change_record(change),
-            _normalised(values.before, compact),
-            b"\x1e",
-            _normalised(values.after, compact),
-            b"\x1e",
-            _normalised(values.after_unknown, compact),
-            b"\x1e",
-        )
-    )
+def _digest(digest: Any, change: Change, values: _Change, compact: bool) -> None:
+    """Add one change's share of the plan digest: its record, then its before/after/after_unknown values
+    (a no-op's after, the same bytes as its before, is normalised once)."""
+    before = _normalised(values.before, compact)
+    after = before if values.after == values.before else _normalised(values.after, compact)
+    unknown = _normalised(values.after_unknown, compact)
+    digest.update(b"".join((change_record(change), before, _RS, after, _RS, unknown, _RS)))
+
+
+_RS = b"\x1e"
 
 
 # --- plan -json stream --------------------------------------------------------------------------------

@@ -184,18 +184,18 @@ class Catalog:
         present = msgspec.structs.astuple(b_top)
         if present.count(msgspec.UNSET) == len(present):  # no net attribute at all: the common case
             return ()
+        try:
+            a_top = self._roots_decoder.decode(after)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return ()
+        if a_top == b_top:  # every net attribute keeps its JSON text: the next common case
+            return ()
         field = self._field_of
         hits = [
             (root, nets)
             for root, nets in self._nets_for(type)
             if getattr(b_top, field[root]) is not msgspec.UNSET
         ]
-        if not hits:
-            return ()
-        try:
-            a_top = self._roots_decoder.decode(after)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            return ()
         found: list[SafetyNetRemoval] = []
         for root, nets in hits:
             b_raw, a_raw = getattr(b_top, field[root]), getattr(a_top, field[root])

@@ -1,0 +1,154 @@
+"""The show-json loader's fast paths give what the slow ones give, and refuse what they refuse.
+
+Each shortcut of issue 16 (ASCII scan before the UTF-8 decode, sorted-order duplicate check, raw digest of
+compact values, changes built from their non-default fields, pages handed back while reading) is checked
+here against the input that would slip through if the shortcut were wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+import tfgate.plan.loader as loader
+from tfgate.errors import PlanError
+from tfgate.model import Change, ChangeClass, Risk, SafetyNetRemoval
+from tfgate.plan.common import build_change
+from tfgate.plan.loader import load_plan
+from tfgate.policy.catalog import load_catalog
+
+
+def rc(address: str, actions: list, before: object = None, after: object = None) -> dict:
+    typ, name = address.split(".")[-2:]
+    return {
+        "address": address,
+        "mode": "managed",
+        "type": typ,
+        "name": name.split("[")[0],
+        "change": {"actions": actions, "before": before, "after": after},
+    }
+
+
+def doc(*changes: dict) -> dict:
+    return {"format_version": "1.2", "resource_changes": list(changes)}
+
+
+def write(path: Path, data: dict | bytes) -> Path:
+    path.write_bytes(data if isinstance(data, bytes) else json.dumps(data, separators=(",", ":")).encode())
+    return path
+
+
+def test_build_change_is_the_dataclass_it_stands_for() -> None:
+    """build_change fills the instance dict directly: that is only the same object while Change is a plain
+    frozen dataclass whose defaults are class attributes and that has no __post_init__."""
+    assert dataclasses.is_dataclass(Change) and not hasattr(Change, "__slots__")
+    assert not hasattr(Change, "__post_init__")
+    assert all(f.default_factory is dataclasses.MISSING for f in dataclasses.fields(Change))
+    given = {
+        "address": "aws_s3_bucket.b",
+        "mode": "managed",
+        "type": "aws_s3_bucket",
+        "name": "b",
+        "module_address": None,
+        "index": None,
+        "provider": "p",
+        "actions": ("update",),
+        "change_class": ChangeClass.UPDATE,
+        "safety_nets": (SafetyNetRemoval("force_destroy", False, True, "d"),),
+        "risk": Risk.HIGH,
+    }
+    fast, slow = build_change(given), Change(**given)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert fast.prior == () and fast.deposed is None and fast.protected_by == ()
+    assert dataclasses.replace(fast, risk=Risk.LOW) == dataclasses.replace(slow, risk=Risk.LOW)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.address = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("order", ["a b a", "b a b", "a a", "a b c b", "c a b a"])
+def test_duplicates_are_refused_in_any_order(tmp_path: Path, order: str) -> None:
+    changes = [rc(f"aws_s3_bucket.{n}", ["delete"], {"id": n}) for n in order.split()]
+    with pytest.raises(PlanError, match="duplicate resource change for address aws_s3_bucket"):
+        load_plan(write(tmp_path / "p.json", doc(*changes)))
+
+
+def test_sorted_and_unsorted_plans_classify_and_hash_alike(tmp_path: Path) -> None:
+    changes = [rc(f"aws_s3_bucket.b{i:03d}", ["no-op"], {"id": i}, {"id": i}) for i in range(300)]
+    a = load_plan(write(tmp_path / "a.json", doc(*changes)))
+    shuffled = changes[:]
+    random.Random(1).shuffle(shuffled)
+    b = load_plan(write(tmp_path / "b.json", doc(*shuffled)))
+    assert a.info.digest == b.info.digest
+    assert {c.address for c in a.changes} == {c.address for c in b.changes}
+
+
+@pytest.mark.parametrize("where", [0, loader._UTF8_CHUNK - 1, loader._UTF8_CHUNK, 3 * loader._UTF8_CHUNK + 7])
+def test_utf8_checked_at_and_across_chunk_edges(tmp_path: Path, where: int) -> None:
+    """A valid multi-byte character split by a chunk edge is read; a bad byte anywhere is refused, even in
+    a value nothing decodes and after many ASCII chunks."""
+    head = b'{"format_version":"1.2","resource_changes":[],"pad":"'
+    pad = b"x" * (where - len(head)) if where > len(head) else b""
+    good = head + pad + "é€𝄞".encode() + b"x" * 1000 + b'"}'
+    assert load_plan(write(tmp_path / "good.json", good)).changes == ()
+    bad = head + pad + b"\xc3(" + b"x" * 1000 + b'"}'
+    with pytest.raises(PlanError, match="not valid UTF-8"):
+        load_plan(write(tmp_path / "bad.json", bad))
+    cut = head + pad + "é".encode()[:1] + b'"}'  # a character cut short by the string's end
+    with pytest.raises(PlanError, match="not valid UTF-8"):
+        load_plan(write(tmp_path / "cut.json", cut))
+
+
+def test_compact_plans_with_json_text_in_strings_hash_like_their_pretty_form(tmp_path: Path) -> None:
+    """Values holding JSON text (IAM policies: `": ` and `", "` inside strings) do not make a compact plan
+    look pretty-printed; both forms still hash the same, and a change of value still changes the hash."""
+    policy = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "x"]}]}
+    )
+    before = {"id": "r", "policy": policy, "tags": {"a b": "c, d"}}
+    plan = doc(
+        rc("aws_iam_role.r", ["update"], before, {**before, "policy": policy + " "}),
+        rc("aws_s3_bucket.b", ["no-op"], before, before),
+    )
+    compact = write(tmp_path / "c.json", plan)
+    assert loader._is_compact(compact.read_bytes())
+    pretty = tmp_path / "p.json"
+    pretty.write_text(json.dumps(plan, indent=2))
+    assert not loader._is_compact(pretty.read_bytes())
+    spaced = tmp_path / "s.json"
+    spaced.write_text(json.dumps(plan, separators=(", ", ":")))  # no `": `, yet not compact
+    assert not loader._is_compact(spaced.read_bytes())
+    digests = {load_plan(p).info.digest for p in (compact, pretty, spaced)}
+    assert len(digests) == 1
+    plan["resource_changes"][1]["change"]["after"] = {**before, "policy": policy.replace("x", "y")}
+    assert load_plan(write(tmp_path / "d.json", plan)).info.digest not in digests
+
+
+def test_a_mapped_plan_reads_the_same_with_its_pages_handed_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages released while reading are read back from the file when touched again (the unsorted plan's
+    second, sorted hashing pass reads every change again)."""
+    net = {"id": "d", "deletion_protection": True, "tags": {"Team": "data"}}
+    changes = [
+        rc(
+            f"aws_db_instance.d{i:05d}",
+            ["update"] if i % 5 else ["delete"],
+            net,
+            {**net, "deletion_protection": i % 2 == 0},
+        )
+        for i in range(12000)
+    ]
+    monkeypatch.setattr(loader, "_RELEASE_EVERY", 7)
+    sorted_path = write(tmp_path / "s.json", doc(*changes))
+    assert sorted_path.stat().st_size >= loader._MAP_AT
+    mapped = load_plan(sorted_path, catalog=load_catalog())
+    unsorted = load_plan(write(tmp_path / "u.json", doc(*changes[::-1])), catalog=load_catalog())
+    monkeypatch.setattr(loader, "_MAP_AT", 1 << 40)
+    in_memory = load_plan(sorted_path, catalog=load_catalog())
+    assert mapped.info.digest == unsorted.info.digest == in_memory.info.digest
+    assert mapped.changes == in_memory.changes
+    assert sum(bool(c.safety_nets) for c in mapped.changes) == sum(1 for i in range(12000) if i % 5 and i % 2)
+    assert mapped.changes[0].prior == (("id", "d"), ("tags", {"Team": "data"}))
