@@ -82,9 +82,9 @@ def test_blocked_apply_leaves_state_untouched(prod, _audit_log_env: Path) -> Non
 def test_blocked_apply_without_planfile_and_destroy(prod) -> None:
     prod.write(WITHOUT_DB)
     before = prod.state()
-    assert tfgate("apply", cwd=prod.dir).returncode == 1
+    assert tfgate("apply", "--auto-approve", cwd=prod.dir).returncode == 1
     prod.write(BASE)
-    assert tfgate("destroy", cwd=prod.dir).returncode == 1
+    assert tfgate("destroy", "--auto-approve", cwd=prod.dir).returncode == 1
     after = prod.state()
     assert (after["serial"], _resources(after)) == (before["serial"], _resources(before))
 
@@ -182,6 +182,7 @@ resource "terraform_data" "slow" {
 
 
 def test_sigint_during_apply_releases_the_lock(tf, _audit_log_env: Path) -> None:
+    (tf.dir / "tfgate.yaml").write_text("version: 1\nplan: {provisioners: warn}\n")  # the sleep is the point
     tf.write(SLOW)
     tf.run("init", "-input=false")
     plan = tf.plan()

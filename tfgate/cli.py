@@ -262,10 +262,17 @@ def _apply_like(*, destroy: bool, positional_help: str, doc: str) -> Callable[..
         out: OutDirOpt = None,
         audit_log: AuditLogOpt = None,
         new_workspace: NewWorkspaceOpt = False,
+        auto_approve: Annotated[
+            bool,
+            typer.Option(
+                "--auto-approve",
+                help="Without PLANFILE: do not ask for confirmation (needed without a terminal).",
+            ),
+        ] = False,
     ) -> None:
         kw = {"manifest": manifest, "approvals": tuple(approvals or ()), "workspace": workspace,
               "terraform": terraform, "fmt": fmt, "out_dir": out, "audit_log": audit_log,
-              "new_workspace": new_workspace}  # fmt: skip
+              "new_workspace": new_workspace, "auto_approve": auto_approve}  # fmt: skip
         raise typer.Exit(guarded(lambda: _apply_command(args, destroy=destroy, chdir=chdir, **kw)))
 
     command.__doc__ = doc

@@ -57,6 +57,9 @@ def run_check(opts: CheckOptions) -> Result:
         cwd=workdir,
         catalog=load_catalog(),
     )
+    from tfgate.plan.configuration import read_provisioners
+
+    plan = dataclasses.replace(plan, provisioners=read_provisioners(plan, workdir))
     workspace = resolve_workspace(workdir, opts.workspace)
     findings: tuple = ()
     if opts.state_checks:

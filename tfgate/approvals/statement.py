@@ -45,7 +45,8 @@ NAMESPACE = "tfgate"
 #: How far in the future an issued_at may lie (clock skew between machines).
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_STATEMENT_BYTES = 16 * 1024 * 1024
-CLASSES = ("delete", "replace", "forget", "safety_net")
+#: provisioner: the provisioner commands a change will run (tfgate's rule `provisioner_commands`).
+CLASSES = ("delete", "replace", "forget", "safety_net", "provisioner")
 _KEYS = (
     "tfgate_approval",
     "plan_digest",
@@ -208,7 +209,10 @@ def _rfc3339(when: datetime) -> str:
 
 
 def violation_class(v: Violation) -> str:
-    """The statement class of a violation: an update is a safety-net removal."""
+    """The statement class of a violation: an update is a safety-net removal; tfgate's provisioner rule is
+    its own class (approving a destroy does not approve the commands it runs)."""
+    if v.rule == "provisioner_commands":
+        return "provisioner"
     return "safety_net" if v.change_class is ChangeClass.UPDATE else v.change_class.value
 
 

@@ -14,6 +14,7 @@ import msgspec
 from tfgate.approvals.statement import _DIGEST, ApprovedChange, destructive, statement_class, violation_class
 from tfgate.errors import TfgateError
 from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval, StateBinding, Violation
+from tfgate.policy.manifest import PROVISIONER_RULE
 
 # --- what a reviewer approves ----------------------------------------------------------------------------
 
@@ -73,7 +74,9 @@ class _ReportChange(msgspec.Struct):
 class _ReportViolation(msgspec.Struct):
     address: str
     rule: str
-    class_: Literal["delete", "replace", "forget", "update", "safety_net"] = msgspec.field(name="class")
+    class_: Literal["create", "delete", "replace", "forget", "update", "safety_net"] = msgspec.field(
+        name="class"
+    )
     approvals_required: Annotated[int, msgspec.Meta(ge=1)]
     reason: str = ""
     deposed: str | None = None
@@ -114,6 +117,12 @@ class _Report(msgspec.Struct):
     violations: list[_ReportViolation]
     findings: list[_ReportFinding] = []
     binding: _ReportBinding | None = None
+
+
+def _report_class(v: _ReportViolation) -> str:
+    if v.rule == PROVISIONER_RULE:
+        return "provisioner"
+    return "safety_net" if v.class_ == "update" else v.class_
 
 
 def _key(address: str, rule: str, klass: str, deposed: str | None) -> tuple[str, str, str, str]:
@@ -163,13 +172,11 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
         if (k := statement_class(c))
         for rule in c.protected_by
     }
-    claimed = {
-        _key(v.address, v.rule, "safety_net" if v.class_ == "update" else v.class_, v.deposed): v
-        for v in doc.violations
-    }
+    claimed = {_key(v.address, v.rule, _report_class(v), v.deposed): v for v in doc.violations}
+    own = {k for k in claimed if k[2] == "provisioner"}  # tfgate's own rule: not marked on the change
     for keys, what in (
         (marked - claimed.keys(), "marks it protected but lists no violation for it"),
-        (claimed.keys() - marked, "lists a violation but not a protected change"),
+        (claimed.keys() - marked - own, "lists a violation but not a protected change"),
     ):
         if keys:
             address, rule, klass, _ = min(keys)
@@ -206,10 +213,21 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
         if b is not None
         else StateBinding(None, None, None, "report", _NO_BINDING)
     )
+    extra = provisioner_changes(tuple(violations.values()))  # approved by name like destructive changes
     return dataclasses.replace(
-        derived, violations=tuple(violations.values()), blocking_findings=tuple(dict.fromkeys(blocking)),
+        derived, changes=tuple(dict.fromkeys((*derived.changes, *extra))),
+        violations=tuple(violations.values()), blocking_findings=tuple(dict.fromkeys(blocking)),
         binding=binding,
     )  # fmt: skip
+
+
+def provisioner_changes(violations: Sequence[Violation]) -> tuple[ApprovedChange, ...]:
+    """What approves the provisioner commands the plan runs (class provisioner, by address)."""
+    return tuple(
+        ApprovedChange(v.address, "provisioner", v.deposed)
+        for v in violations
+        if violation_class(v) == "provisioner"
+    )
 
 
 def target_from_result(result: Any) -> Target:
@@ -217,7 +235,7 @@ def target_from_result(result: Any) -> Target:
         source=result.plan.source,
         digest=result.plan.digest,
         workspace=result.workspace,
-        changes=destructive(result.changes),
+        changes=(*destructive(result.changes), *provisioner_changes(result.violations)),
         violations=tuple(result.violations),
         blocking_findings=tuple(f.code for f in result.findings if f.blocks),
         **({"binding": result.binding} if result.binding is not None else {}),

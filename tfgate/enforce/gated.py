@@ -16,13 +16,12 @@ Terraform's code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,6 +57,8 @@ class GateOptions:
     command: tuple[str, ...] = ()
     #: A human confirms the workspace is new (see tfgate.state: protected creates on an empty state).
     new_workspace: bool = False
+    #: `--auto-approve`: apply/destroy without a plan file do not ask "Do you want to perform these actions?".
+    auto_approve: bool = False
 
 
 def sha256_file(path: Path) -> str:
@@ -296,6 +297,8 @@ def run_apply(
     apply_args = opts.tf_args
     if plan_file is not None:
         check_apply_args(apply_args)
+    if plan_file is None and confirm is None and not opts.auto_approve:
+        confirm = terminal_confirmation("destroy" if destroy else "apply")
     if plan_file is None:
         run = terraform_plan(opts, destroy=destroy)
         if run.exit_code != 0:
@@ -303,14 +306,12 @@ def run_apply(
             return run.exit_code
         plan_file, apply_args = run.plan_file, ()
     original = plan_file if plan_file.is_absolute() else Path.cwd() / plan_file
-    if not original.is_file():
-        raise TfgateError(f"plan file not found: {plan_file}")
-    private = Path(tempfile.mkdtemp(prefix="tfgate-apply-"))
-    try:
-        copy = private / "plan.bin"
-        shutil.copyfile(original, copy)
-        checked_sha = sha256_file(copy)
-        result = check(opts, copy)
+    from tfgate.enforce.sealed import read_once, seal
+
+    with seal(read_once(original)) as sealed:
+        checked_sha = sealed.sha256
+        result = check(opts, sealed.path)
+        result = dataclasses.replace(result, plan=dataclasses.replace(result.plan, source=str(original)))
         event_fields = {"plan_file": str(original), "plan_sha256": checked_sha}
         record_check(result, command=opts.command, log=opts.audit_log, cwd=opts.workdir, extra=event_fields)
         emit(result)
@@ -325,7 +326,7 @@ def run_apply(
         problems = []
         if result.plan.file_sha256 not in (None, checked_sha):
             problems.append("the checked copy does not match what was read")
-        now_copy, now_original = sha256_file(copy), sha256_file(original)
+        now_copy, now_original = sealed.current_sha256(), _sha_or_missing(original)
         if now_copy != checked_sha:
             problems.append(f"the private copy changed (sha256 {checked_sha} -> {now_copy})")
         if now_original != checked_sha:
@@ -346,36 +347,71 @@ def run_apply(
             )  # fmt: skip
             _say("not confirmed: nothing applied")
             return 1
-        tf = _terraform(opts)
-        record_event(
-            "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
-            manifest_log=_manifest_log(opts), status="started", verdict="allow",
-            plan_digest=result.plan.digest, approvals=_approvals_used(result), **event_fields,
-        )  # fmt: skip
-        code = run_streamed(
-            [*tf, "apply", "-input=false", *apply_args, str(copy)],
-            cwd=opts.workdir,
-            stdout_to_stderr=opts.tf_stdout_to_stderr,
-            env=clean_env(),  # exactly the checked plan: no TF_CLI_ARGS* added behind tfgate's back
-        )
-        record_event(
-            "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
-            manifest_log=_manifest_log(opts), status="applied" if code == 0 else "failed", exit_code=code,
-            plan_digest=result.plan.digest, **event_fields,
-        )  # fmt: skip
-        if code != 0:
-            _say(f"terraform apply failed (exit {code})")
-        else:
-            from tfgate.pipeline import record_applied
+        return _apply_sealed(opts, result, sealed.path, apply_args, event_fields)
 
-            # The apply is done: a ledger that cannot record it is a warning, not a failure.
-            try:
-                record_applied(opts.workdir, opts.manifest, result)
-            except Exception as exc:
-                _say(f"warning: applied, but the ledger could not record the new state: {exc}")
-        return code
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+
+def terminal_confirmation(what: str, stdin=None) -> Callable[[], bool]:
+    """As `terraform apply` does without a saved plan: after the check, only `yes` typed on a terminal goes
+    on. Without a terminal there is nobody to ask: TfgateError (exit 2) before anything runs."""
+    stdin = stdin or sys.stdin
+    if not stdin.isatty():
+        raise TfgateError(
+            f"`tfgate {what}` without a saved plan asks for confirmation, and there is no terminal to ask on: "
+            f"run it on a terminal, pass --auto-approve, or `tfgate plan` and then `tfgate apply PLANFILE`"
+        )
+
+    def confirm() -> bool:
+        sys.stderr.write(
+            f"\nDo you want to {'destroy these resources' if what == 'destroy' else 'perform these actions'}?\n"
+            "  tfgate will apply exactly the plan checked above. Only 'yes' will be accepted.\n\n  Enter a value: "
+        )
+        sys.stderr.flush()
+        return stdin.readline().strip() == "yes"
+
+    return confirm
+
+
+def _sha_or_missing(path: Path) -> str:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return "(missing)"
+
+
+def _apply_sealed(
+    opts: GateOptions, result, copy: Path, apply_args: Sequence[str], event_fields: dict
+) -> int:
+    """`terraform apply -input=false ARGS COPY` of the checked, sealed plan; audit events around it."""
+    from tfgate.audit import record_event
+
+    tf = _terraform(opts)
+    record_event(
+        "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+        manifest_log=_manifest_log(opts), status="started", verdict="allow",
+        plan_digest=result.plan.digest, approvals=_approvals_used(result), **event_fields,
+    )  # fmt: skip
+    code = run_streamed(
+        [*tf, "apply", "-input=false", *apply_args, str(copy)],
+        cwd=opts.workdir,
+        stdout_to_stderr=opts.tf_stdout_to_stderr,
+        env=clean_env(),  # exactly the checked plan: no TF_CLI_ARGS* added behind tfgate's back
+    )
+    record_event(
+        "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+        manifest_log=_manifest_log(opts), status="applied" if code == 0 else "failed", exit_code=code,
+        plan_digest=result.plan.digest, **event_fields,
+    )  # fmt: skip
+    if code != 0:
+        _say(f"terraform apply failed (exit {code})")
+    else:
+        from tfgate.pipeline import record_applied
+
+        # The apply is done: a ledger that cannot record it is a warning, not a failure.
+        try:
+            record_applied(opts.workdir, opts.manifest, result)
+        except Exception as exc:
+            _say(f"warning: applied, but the ledger could not record the new state: {exc}")
+    return code
 
 
 def _approvals_used(result: object) -> list[dict[str, object]]:

@@ -384,6 +384,7 @@ def _gated(
         approvals=approvals,
         tf_args=tuple(tf_args),
         command=tuple(command),
+        auto_approve=auto,
     )
     if plan_file is not None:
         # Terraform reads a relative plan path inside -chdir's directory: so does the gate.

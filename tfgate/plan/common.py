@@ -27,6 +27,11 @@ class LoadedPlan:
     #: True when the plan's prior state holds no resources; None when unknown (stream form).
     prior_state_empty: bool | None
     path: Path | None = None
+    #: The show-json ``configuration`` block, raw (None: the form has none); read by tfgate.plan.configuration.
+    configuration: Any = None
+    #: What the configuration will run besides providers (tfgate.plan.configuration.Provisioners), added by
+    #: the pipeline after loading; None when not read.
+    provisioners: Any = None
 
 
 class CatalogLike(Protocol):

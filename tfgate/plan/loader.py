@@ -112,6 +112,7 @@ class _Plan(msgspec.Struct, gc=False):
     applyable: bool | None = None
     timestamp: str | None = None
     deferred_changes: list[msgspec.Raw] = []
+    configuration: msgspec.Raw = _NULL
 
 
 class _KeyAttrs(msgspec.Struct, gc=False):
@@ -264,7 +265,7 @@ def _show_binary(data: bytes, path: Path | None, terraform: str | None, cwd: Pat
             return tfmod.show_json(tf, tmp, cwd=cwd)
         finally:
             tmp.unlink(missing_ok=True)
-    return tfmod.show_json(tf, path.resolve(), cwd=cwd)
+    return tfmod.show_json(tf, path.absolute(), cwd=cwd)  # not resolve(): /proc/PID/fd/N is a sealed plan
 
 
 # --- show -json -------------------------------------------------------------------------------------
@@ -354,7 +355,10 @@ def _load_show_json(
         has_values=True,
         file_sha256=file_sha,
     )
-    return LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=prior_empty, path=path)
+    return LoadedPlan(
+        info=info, changes=tuple(changes), prior_state_empty=prior_empty, path=path,
+        configuration=plan.configuration,
+    )  # fmt: skip
 
 
 class _Pages:

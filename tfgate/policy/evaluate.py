@@ -143,6 +143,9 @@ def assess(plan: LoadedPlan, manifest: Manifest) -> tuple[tuple[Change, ...], tu
                     for r in rules
                 )
         changes.append(change)
+    from tfgate.policy.provisioners import provisioner_violations
+
+    violations.extend(provisioner_violations(plan, manifest))
     return tuple(changes), tuple(violations)
 
 
@@ -176,7 +179,13 @@ def evaluate(
     violations = apply_counts(violations, counted)
     outcomes = counted.outcomes
 
-    all_findings = (*plan_findings(plan, manifest), *findings)
+    from tfgate.policy.provisioners import provisioner_findings
+
+    all_findings = (
+        *plan_findings(plan, manifest),
+        *provisioner_findings(plan, manifest, violations),
+        *findings,
+    )
     reasons: list[str] = [
         f"{v.address}: {v.reason}; {'approved' if v.approved else 'no valid approval'}"
         for v in violations

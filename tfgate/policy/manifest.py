@@ -20,6 +20,9 @@ from tfgate.model import Change, ChangeClass
 from tfgate.strict import json_loads, yaml_load
 
 DEFAULT_NAMES = ("tfgate.yaml", "tfgate.yml", "tfgate.json")
+#: Rule names tfgate's own approvable checks use (an approval names them like a manifest rule).
+PROVISIONER_RULE = "provisioner_commands"
+RESERVED_RULES = frozenset({PROVISIONER_RULE})
 RuleAction = Literal["delete", "replace", "forget", "safety_net"]
 _Pattern = Annotated[str, msgspec.Meta(min_length=1)]
 # A pattern or a non-empty list of patterns: an empty list or string would be a rule that silently
@@ -68,12 +71,19 @@ class AuditSpec(msgspec.Struct, forbid_unknown_fields=True):
     log: str | None = None
 
 
+class PlanSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """What a plan may run besides its providers: provisioner commands block (approvable) or only warn."""
+
+    provisioners: Literal["block", "warn"] = "block"
+
+
 class ManifestSpec(msgspec.Struct, forbid_unknown_fields=True):
     version: Literal[1]
     protect: list[RuleSpec] = msgspec.field(default_factory=list)
     approvals: ApprovalsSpec | None = None
     state: StateSpec | None = None
     audit: AuditSpec | None = None
+    plan: PlanSpec | None = None
 
 
 def json_schema() -> dict[str, Any]:
@@ -229,6 +239,8 @@ class Manifest:
     max_plan_age: timedelta | None = None
     ledger: Path | None = None
     audit_log: Path | None = None
+    #: `plan: {provisioners: block|warn}`: whether provisioner commands a plan will run block (approvable).
+    provisioners: str = "block"
 
     def rules_for(self, change: Change, *, tags_known: bool = True) -> tuple[Rule, ...]:
         """Rules that match the change, whatever its class (state checks ask about creates too)."""
@@ -300,6 +312,8 @@ def parse_manifest(text: bytes, path: Path) -> Manifest:
         where = f"{path}: at `$.protect[{i}]`"
         if rule.name in names:
             raise ManifestError(f"{where}: duplicate rule name {rule.name!r}")
+        if rule.name in RESERVED_RULES:
+            raise ManifestError(f"{where}: rule name {rule.name!r} is reserved for tfgate's own checks")
         names.add(rule.name)
         if not any(v is not None for v in msgspec.structs.astuple(rule.match)):
             raise ManifestError(
@@ -325,6 +339,7 @@ def parse_manifest(text: bytes, path: Path) -> Manifest:
         else None,
         ledger=_rel(base, state.ledger),
         audit_log=_rel(base, spec.audit.log if spec.audit else None),
+        provisioners=spec.plan.provisioners if spec.plan else "block",
     )
 
 

@@ -1,0 +1,118 @@
+"""Provisioner commands a plan will run: approvable violations and the `provisioner_commands` finding.
+
+A provisioner runs a command (``local-exec`` on the machine that applies, ``remote-exec`` on the target,
+``file`` copies) with the applier's credentials, outside everything the plan shows: an allowed create-only
+plan whose new resource runs ``terraform destroy`` in a ``local-exec`` destroys what the gate protects. So
+every create, replace or destroy that will run provisioners is a protected change of tfgate's own rule
+``provisioner_commands`` (one signed approval of the plan, class ``provisioner``, lets it through) unless the
+manifest says ``plan: {provisioners: warn}``. Configuration tfgate cannot read blocks (fail closed).
+
+Pure: reads what tfgate.plan.configuration loaded onto the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tfgate.model import Change, Finding, Severity, Violation
+from tfgate.plan.common import LoadedPlan
+from tfgate.policy.manifest import PROVISIONER_RULE, Manifest
+
+
+def _running(plan: LoadedPlan) -> list[tuple[Change, tuple]]:
+    provs = plan.provisioners
+    if provs is None:
+        return []
+    return [(c, found) for c in plan.changes if (found := provs.running(c))]
+
+
+def _commands(found: tuple) -> str:
+    return "; ".join(f"{p.type}{'' if p.when is None else f' (when {p.when})'}: {p.command}" for p in found)
+
+
+def provisioner_violations(plan: LoadedPlan, manifest: Manifest) -> tuple[Violation, ...]:
+    """One approvable violation per change that will run provisioners (none with `provisioners: warn`)."""
+    if manifest.provisioners != "block":
+        return ()
+    return tuple(
+        Violation(
+            address=c.address,
+            rule=PROVISIONER_RULE,
+            change_class=c.change_class,
+            reason=f"{c.change_class.value} runs provisioner commands: {_commands(found)}",
+            deposed=c.deposed,
+        )
+        for c, found in _running(plan)
+    )
+
+
+def provisioner_findings(
+    plan: LoadedPlan, manifest: Manifest, violations: Sequence[Violation]
+) -> tuple[Finding, ...]:
+    """`provisioner_commands` listing what will run (blocks while any is unapproved), and
+    `provisioners_unknown` for changes whose configuration could not be read."""
+    provs = plan.provisioners
+    if provs is None:
+        return ()
+    out: list[Finding] = []
+    running = _running(plan)
+    if running:
+        mine = [v for v in violations if v.rule == PROVISIONER_RULE]
+        unapproved = [v for v in mine if not v.approved]
+        if manifest.provisioners != "block":
+            severity, tail = Severity.WARN, " (the manifest sets `plan: {provisioners: warn}`)"
+        elif unapproved:
+            severity, tail = Severity.BLOCK, ": each needs a signed approval (class provisioner)"
+        else:
+            severity, tail = Severity.INFO, ": approved"
+        listed = [
+            {
+                "address": c.address,
+                "class": c.change_class.value,
+                "type": p.type,
+                "when": p.when or "create/destroy",
+                "command": p.command,
+            }
+            for c, found in running
+            for p in found
+        ]
+        shown = "; ".join(f"{c.address}: {_commands(found)}" for c, found in running[:5])
+        more = f" and {len(running) - 5} more" if len(running) > 5 else ""
+        where = (
+            ""
+            if all(p.when for _, f in running for p in f)
+            else " (`when` is not recorded in show -json: counted for creates and destroys)"
+        )
+        out.append(
+            Finding(
+                "provisioner_commands",
+                severity,
+                f"{len(running)} change(s) will run provisioner commands with the applier's credentials{tail}: "
+                f"{shown}{more}{where}",
+                (("provisioners", listed), ("source", provs.source)),
+            )
+        )
+    changing = [c for c in plan.changes if c.mode == "managed" and (c.creates or c.destroys)]
+    if provs.unknown:
+        unknown = [(c, why) for c in changing if (why := provs.unknown_for(c)) is not None]
+        if unknown:
+            out.append(
+                Finding(
+                    "provisioners_unknown",
+                    Severity.BLOCK,
+                    f"cannot tell which provisioner commands {len(unknown)} change(s) would run: "
+                    f"{unknown[0][1]} (e.g. {unknown[0][0].address}); give the saved plan, or run from the "
+                    "initialised working directory",
+                    (("modules", dict(provs.unknown)),),
+                )
+            )
+    elif provs.missing and changing:
+        out.append(
+            Finding(
+                "provisioners_unknown",
+                Severity.WARN,
+                f"{provs.missing}: provisioner commands the changes would run are not known; "
+                "give the saved plan or full `terraform show -json` output",
+            )
+        )
+    return tuple(out)
