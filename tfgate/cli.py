@@ -183,6 +183,7 @@ def demo(
 
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")]
 OutDirOpt = Annotated[
     Path | None, typer.Option("--out", "-o", help="Output folder (default: .tfgate/plans/<time>/ in DIR).")
 ]
@@ -262,13 +263,7 @@ def _apply_like(*, destroy: bool, positional_help: str, doc: str) -> Callable[..
         out: OutDirOpt = None,
         audit_log: AuditLogOpt = None,
         new_workspace: NewWorkspaceOpt = False,
-        auto_approve: Annotated[
-            bool,
-            typer.Option(
-                "--auto-approve",
-                help="Without PLANFILE: do not ask for confirmation (needed without a terminal).",
-            ),
-        ] = False,
+        auto_approve: AutoApproveOpt = False,
     ) -> None:
         kw = {"manifest": manifest, "approvals": tuple(approvals or ()), "workspace": workspace,
               "terraform": terraform, "fmt": fmt, "out_dir": out, "audit_log": audit_log,
@@ -286,9 +281,8 @@ app.command("apply", context_settings=_PASSTHROUGH)(
     _apply_like(
         destroy=False,
         positional_help="[PLANFILE] [-- TERRAFORM_ARGS]",
-        doc="""Check the saved PLANFILE, then apply exactly that plan (a private copy, re-hashed right before
-    `terraform apply`). Without PLANFILE it plans first. Blocked, error or a changed plan file: nothing is
-    applied. Exit 0 applied, 1 blocked, 2 error, else Terraform's exit code.""",
+        doc="""Check PLANFILE, apply exactly those bytes (one sealed copy); without it: plan, check, ask (or
+    --auto-approve), apply. Exit 0 applied, 1 blocked or not confirmed, 2 error, else Terraform's code.""",
     )
 )
 app.command("destroy", context_settings=_PASSTHROUGH)(
