@@ -71,7 +71,7 @@ def run_check(opts: CheckOptions) -> Result:
         )  # fmt: skip
     assessed = assess(plan, manifest)
     counted = binding = None
-    if opts.approvals or _destroys(plan):
+    if opts.approvals or assessed[1] or _destroys(plan):  # violations include provisioner commands
         from tfgate.state.binding import state_binding
 
         binding = state_binding(workdir, plan, workspace)
