@@ -8,12 +8,31 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
 
 from tfgate import __version__
+from tfgate.cli_common import (
+    ApprovalsOpt,
+    AuditLogOpt,
+    ChdirOpt,
+    FormatOpt,
+    ManifestOpt,
+    NewWorkspaceOpt,
+    ReportGitlabOpt,
+    ReportHtmlOpt,
+    ReportJsonOpt,
+    ReportMdOpt,
+    TerraformOpt,
+    WorkspaceOpt,
+    gate_emit,
+    gate_options,
+    guarded,
+    tidy_help,
+)
 from tfgate.errors import TfgateError
+from tfgate.paths import at, working_dir
 from tfgate.render import emit
 
 app = typer.Typer(
@@ -22,76 +41,6 @@ app = typer.Typer(
     help="Terraform plan gatekeeper: blocks destroys of protected resources without a signed approval.",
     pretty_exceptions_enable=False,
 )
-
-T = TypeVar("T")
-
-# Options shared by every command that gates a plan.
-ManifestOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--manifest", "-m", help="Protected-resource manifest (default: tfgate.yaml in the working dir)."
-    ),
-]
-ApprovalsOpt = Annotated[
-    list[Path] | None,
-    typer.Option("--approvals", "-a", help="Signed approval file or directory (repeatable)."),
-]
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option("--workspace", "-w", help="Terraform workspace (default: TF_WORKSPACE or selected)."),
-]
-TerraformOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--terraform", help="Terraform/OpenTofu binary, or 'embedded' (default: TFGATE_TERRAFORM, PATH)."
-    ),
-]
-FormatOpt = Annotated[
-    str | None,
-    typer.Option("--format", "-f", help="Output format: text, json, markdown or html (default: text)."),
-]
-ReportMdOpt = Annotated[Path | None, typer.Option("--report-md", help="Also write the Markdown report here.")]
-ReportHtmlOpt = Annotated[Path | None, typer.Option("--report-html", help="Also write the HTML report here.")]
-ReportJsonOpt = Annotated[Path | None, typer.Option("--report-json", help="Also write the JSON report here.")]
-ReportGitlabOpt = Annotated[
-    Path | None,
-    typer.Option("--report-gitlab", help="Also write GitLab's artifacts:reports:terraform JSON here."),
-]
-ChdirOpt = Annotated[
-    Path, typer.Option("--chdir", "-C", help="Terraform working directory (state, backend, binary plans).")
-]
-NewWorkspaceOpt = Annotated[
-    bool,
-    typer.Option(
-        "--new-workspace",
-        help="A human confirms this workspace is new: protected resources created on an empty state do not "
-        "count as a missing state (any other evidence of an earlier state still blocks).",
-    ),
-]
-AuditLogOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--audit-log",
-        help="Audit log (default: TFGATE_AUDIT_LOG, the manifest's audit.log, .tfgate/audit.jsonl).",
-    ),
-]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"tfgate: error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    """Run a command body; any input/usage error or unexpected failure exits 2 (fail closed)."""
-    try:
-        return fn()
-    except TfgateError as exc:
-        fail(str(exc), exc.exit_code)
-    except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # fail closed: an internal error is never a pass
-        fail(f"internal error ({type(exc).__name__}): {exc}")
 
 
 def _version(value: bool) -> None:
@@ -114,8 +63,8 @@ def check(
     plan: Annotated[
         str,
         typer.Argument(
-            help="Saved binary plan, `terraform show -json` output, "
-            "`terraform plan -json` stream, or - for stdin."
+            metavar="PLAN",
+            help="Saved binary plan, `terraform show -json` output, `terraform plan -json` stream, or - for stdin.",
         ),
     ],
     manifest: ManifestOpt = None,
@@ -130,7 +79,7 @@ def check(
     report_html: ReportHtmlOpt = None,
     report_json: ReportJsonOpt = None,
     report_gitlab: ReportGitlabOpt = None,
-    chdir: ChdirOpt = Path("."),
+    chdir: ChdirOpt = None,
     no_state_checks: Annotated[
         bool, typer.Option("--no-state-checks", help="Skip state-integrity checks (not recommended).")
     ] = False,
@@ -141,27 +90,25 @@ def check(
     from tfgate.pipeline import CheckOptions, run_check
 
     def body() -> int:
+        root = working_dir(chdir)
         result = run_check(
             CheckOptions(
-                plan=plan,
+                plan=at(root, plan),
                 input_format=input_format,
                 terraform=terraform,
-                manifest=manifest,
-                approvals=tuple(approvals or ()),
+                manifest=at(root, manifest),
+                approvals=tuple(at(root, a) for a in approvals or ()),
                 workspace=workspace,
-                workdir=chdir,
+                workdir=root,
                 state_checks=not no_state_checks,
                 new_workspace=new_workspace,
             )
         )
         from tfgate.audit import record_check
 
-        record_check(result, command=sys.argv, log=audit_log, cwd=chdir)
-        emit(
-            result,
-            fmt,
-            {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab},
-        )
+        record_check(result, command=sys.argv, log=audit_log, cwd=root)
+        reports = {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab}
+        emit(result, fmt, {kind: at(root, path) for kind, path in reports.items()})
         return result.exit_code
 
     raise typer.Exit(guarded(body))
@@ -182,6 +129,32 @@ def demo(
     raise typer.Exit(guarded(lambda: run_demo(keep=keep, terraform=terraform, fmt=fmt)))
 
 
+@app.command()
+def init(
+    directory: Annotated[
+        Path | None, typer.Argument(metavar="[DIR]", help="The Terraform root (as -C DIR).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    chdir: ChdirOpt = None,
+) -> None:
+    """Start here: write DIR/tfgate.yaml (protecting what the current state holds of the catalog's
+    data-bearing types, listed by address for you to edit), DIR/allowed_signers (an example line, the
+    namespaces tfgate needs) and DIR/approvals/, then print the next steps. Never overwrites: an existing
+    file is exit 2 and nothing is written."""
+    from tfgate.pipeline import resolve_workspace
+    from tfgate.scaffold import init as scaffold
+
+    def body() -> int:
+        if directory is not None and chdir is not None:
+            raise TfgateError(
+                f"give the directory once: `tfgate init {directory}` or `tfgate init -C {chdir}`"
+            )
+        root = working_dir(directory if directory is not None else chdir)
+        return scaffold(root, workspace=resolve_workspace(root, workspace), echo=typer.echo)
+
+    raise typer.Exit(guarded(body))
+
+
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 AutoApproveOpt = Annotated[bool, typer.Option("--auto-approve", help="Skip the confirmation.")]
 OutDirOpt = Annotated[
@@ -189,28 +162,11 @@ OutDirOpt = Annotated[
 ]
 
 
-def _gate_options(positional: list[str] | None, *, allowed: int, **kw: object) -> tuple[list[str], object]:
-    """Split `[POSITIONAL] [-- TERRAFORM_ARGS]` (click drops the `--`; sys.argv still has it)."""
-    from tfgate.enforce.gated import GateOptions
-
-    args = list(positional or [])
-    tf_args: list[str] = []
-    if "--" in sys.argv:
-        after = len(sys.argv) - sys.argv.index("--") - 1
-        args, tf_args = args[: len(args) - after], args[len(args) - after :]
-    if len(args) > allowed:
-        raise TfgateError(f"unexpected argument {args[allowed]!r}; put Terraform arguments after --")
-    return args, GateOptions(tf_args=tuple(tf_args), command=tuple(sys.argv), **kw)  # type: ignore[arg-type]
-
-
-def _gate_emit(fmt: str | None) -> Callable[[object], None]:
-    return lambda result: emit(result, fmt, {})
-
-
 @app.command(context_settings=_PASSTHROUGH)
 def plan(
     args: Annotated[
-        list[str] | None, typer.Argument(help="[DIR] [-- TERRAFORM_ARGS]", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="[DIR] [-- TERRAFORM_ARGS]", help="DIR: as -C DIR.", show_default=False),
     ] = None,
     manifest: ManifestOpt = None,
     approvals: ApprovalsOpt = None,
@@ -220,33 +176,30 @@ def plan(
     out: OutDirOpt = None,
     audit_log: AuditLogOpt = None,
     new_workspace: NewWorkspaceOpt = False,
+    chdir: ChdirOpt = None,
 ) -> None:
     """`terraform plan -out -input=false` in DIR, then the check; writes plan.bin and report.json/md/html to
     the output folder. Exit: the gate's code (0 allowed, 1 blocked), or Terraform's when it fails."""
     from tfgate.enforce.gated import run_plan
 
     def body() -> int:
-        rest, _ = _gate_options(args, allowed=1)
-        workdir = Path(rest[0]) if rest else Path(".")
-        _, opts = _gate_options(
-            args, allowed=1, workdir=workdir, terraform=terraform, manifest=manifest,
-            approvals=tuple(approvals or ()), workspace=workspace, out_dir=out, audit_log=audit_log,
-            tf_stdout_to_stderr=(fmt or "text") != "text", new_workspace=new_workspace,
-        )  # fmt: skip
-        return run_plan(opts, _gate_emit(fmt))  # type: ignore[arg-type]
+        kw = {"terraform": terraform, "manifest": manifest, "approvals": approvals, "workspace": workspace,
+              "out_dir": out, "audit_log": audit_log, "new_workspace": new_workspace, "fmt": fmt}  # fmt: skip
+        rest, _ = gate_options(args, allowed=1, chdir=chdir, **kw)
+        if rest and chdir is not None:
+            raise TfgateError(f"give the directory once: `tfgate plan {rest[0]}` or `tfgate plan -C {chdir}`")
+        _, opts = gate_options(args, allowed=1, chdir=Path(rest[0]) if rest else chdir, **kw)
+        return run_plan(opts, gate_emit(fmt))  # type: ignore[arg-type]
 
     raise typer.Exit(guarded(body))
 
 
-def _apply_command(args: list[str] | None, *, destroy: bool, chdir: Path, **kw: object) -> int:
+def _apply_command(args: list[str] | None, *, destroy: bool, chdir: Path | None, **kw: object) -> int:
     from tfgate.enforce.gated import run_apply
 
-    fmt = kw.pop("fmt")
-    rest, opts = _gate_options(
-        args, allowed=0 if destroy else 1, workdir=chdir, tf_stdout_to_stderr=(fmt or "text") != "text", **kw
-    )
-    plan_file = Path(rest[0]) if rest else None
-    return run_apply(opts, _gate_emit(fmt), plan_file, destroy=destroy)  # type: ignore[arg-type]
+    rest, opts = gate_options(args, allowed=0 if destroy else 1, chdir=chdir, **kw)  # type: ignore[arg-type]
+    plan_file = at(opts.workdir, Path(rest[0])) if rest else None  # type: ignore[attr-defined]
+    return run_apply(opts, gate_emit(kw["fmt"]), plan_file, destroy=destroy)  # type: ignore[arg-type]
 
 
 def _apply_like(*, destroy: bool, positional_help: str, doc: str) -> Callable[..., None]:
@@ -259,20 +212,20 @@ def _apply_like(*, destroy: bool, positional_help: str, doc: str) -> Callable[..
         workspace: WorkspaceOpt = None,
         terraform: TerraformOpt = None,
         fmt: FormatOpt = None,
-        chdir: ChdirOpt = Path("."),
+        chdir: ChdirOpt = None,
         out: OutDirOpt = None,
         audit_log: AuditLogOpt = None,
         new_workspace: NewWorkspaceOpt = False,
         auto_approve: AutoApproveOpt = False,
     ) -> None:
-        kw = {"manifest": manifest, "approvals": tuple(approvals or ()), "workspace": workspace,
+        kw = {"manifest": manifest, "approvals": approvals, "workspace": workspace,
               "terraform": terraform, "fmt": fmt, "out_dir": out, "audit_log": audit_log,
               "new_workspace": new_workspace, "auto_approve": auto_approve}  # fmt: skip
         raise typer.Exit(guarded(lambda: _apply_command(args, destroy=destroy, chdir=chdir, **kw)))
 
     command.__doc__ = doc
     command.__annotations__["args"] = Annotated[
-        list[str] | None, typer.Argument(help=positional_help, show_default=False)
+        list[str] | None, typer.Argument(metavar=positional_help, show_default=False)
     ]
     return command
 
@@ -385,8 +338,9 @@ def audit_verify(
 PlanForApprovalArg = Annotated[
     str,
     typer.Argument(
+        metavar="PLAN",
         help="The plan (saved binary, show-json, plan -json stream, - for stdin) or the JSON report of "
-        "`tfgate check --format json`."
+        "`tfgate check --format json`.",
     ),
 ]
 InputFormatOpt = Annotated[
@@ -401,7 +355,11 @@ def approve(
     key: Annotated[
         Path | None,
         typer.Option(
-            "--key", "-k", help="SSH private key, or its .pub to sign through ssh-agent (ssh-keygen -Y sign)."
+            "--key",
+            "-k",
+            show_default=False,
+            help="SSH private key, or its .pub to sign through ssh-agent (ssh-keygen -Y sign). "
+            "[required unless --statement-only]",
         ),
     ] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="How long the approval stays valid: 30m, 4h, 2d.")] = "4h",
@@ -409,8 +367,14 @@ def approve(
         str | None, typer.Option("--reason", "-r", help="Why (required; prompted for on a terminal).")
     ] = None,
     output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Statement file (default: approval-<digest>-<signer>.json)."),
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE|DIR/",
+            help="Statement file, or a directory to write approval-<digest>-<signer>.json into (an existing "
+            "one, or a path ending in /; default: DIR/approvals/ when it exists, else DIR).",
+        ),
     ] = None,
     statement_only: Annotated[
         bool, typer.Option("--statement-only", help="Write the statement only; sign it by hand.")
@@ -425,7 +389,7 @@ def approve(
     workspace: WorkspaceOpt = None,
     terraform: TerraformOpt = None,
     input_format: InputFormatOpt = None,
-    chdir: ChdirOpt = Path("."),
+    chdir: ChdirOpt = None,
     audit_log: AuditLogOpt = None,
 ) -> None:
     """Sign an approval of a plan's destructive changes: writes FILE (the statement) and FILE.sig (an SSH
@@ -435,22 +399,25 @@ def approve(
     from tfgate.approvals.target import PlanOptions
 
     interactive = sys.stdin.isatty()
-    opts = ApproveOptions(
-        plan=PlanOptions(plan, manifest, workspace, terraform, input_format, chdir),
-        signer=signer, key=key, ttl=ttl, reason=reason, output=output, statement_only=statement_only,
-        yes=yes, force=force, only=tuple(only or ()), audit_log=audit_log, command=tuple(sys.argv),
-    )  # fmt: skip
-    raise typer.Exit(
-        guarded(
-            lambda: run_approve(
-                opts,
-                echo=lambda text: typer.echo(text, err=True),
-                confirm=lambda text: typer.confirm(text, default=False, err=True),
-                prompt_reason=lambda: typer.prompt("Reason (goes into the statement and the audit log)"),
-                interactive=interactive,
-            )
+
+    def body() -> int:
+        root = working_dir(chdir)
+        opts = ApproveOptions(
+            plan=PlanOptions(at(root, plan), at(root, manifest), workspace, terraform, input_format, root),
+            signer=signer, key=at(root, key), ttl=ttl, reason=reason,
+            output=at(root, Path(output)) if output else None, statement_only=statement_only, yes=yes,
+            force=force, only=tuple(only or ()), audit_log=audit_log, command=tuple(sys.argv),
+            output_is_dir=bool(output and output.endswith("/")),
+        )  # fmt: skip
+        return run_approve(
+            opts,
+            echo=lambda text: typer.echo(text, err=True),
+            confirm=lambda text: typer.confirm(text, default=False, err=True),
+            prompt_reason=lambda: typer.prompt("Reason (goes into the statement and the audit log)"),
+            interactive=interactive,
         )
-    )
+
+    raise typer.Exit(guarded(body))
 
 
 approvals_app = typer.Typer(no_args_is_help=True, help="Signed approvals.")
@@ -459,16 +426,21 @@ app.add_typer(approvals_app, name="approvals")
 
 @approvals_app.command("verify")
 def approvals_verify(
-    paths: Annotated[list[Path], typer.Argument(help="Approval statement files or directories.")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="APPROVAL...", help="Approval statement files or directories.")
+    ],
     plan: Annotated[
-        str, typer.Option("--plan", "-p", help="The plan (any form `tfgate check` reads) or a JSON report.")
+        str,
+        typer.Option(
+            "--plan", "-p", metavar="PLAN", help="The plan (any form `tfgate check` reads) or a JSON report."
+        ),
     ],
     manifest: ManifestOpt = None,
     workspace: WorkspaceOpt = None,
     terraform: TerraformOpt = None,
     input_format: InputFormatOpt = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    chdir: ChdirOpt = Path("."),
+    chdir: ChdirOpt = None,
 ) -> None:
     """Explain, approval by approval, what counts and why not. Exit 0 when the approvals make the plan's
     protected changes pass (and nothing else in the plan blocks), 1 otherwise, 2 on an input error.
@@ -479,8 +451,11 @@ def approvals_verify(
     def body() -> int:
         if fmt not in ("text", "json"):
             raise TfgateError(f"unknown --format {fmt!r}; expected text or json")
+        root = working_dir(chdir)
         text, code = run_verify(
-            paths, PlanOptions(plan, manifest, workspace, terraform, input_format, chdir), fmt=fmt
+            [at(root, p) for p in paths],
+            PlanOptions(at(root, plan), at(root, manifest), workspace, terraform, input_format, root),
+            fmt=fmt,
         )
         sys.stdout.write(text)
         return code
@@ -494,17 +469,25 @@ app.add_typer(state_app, name="state")
 
 @state_app.command("check")
 def state_check(
-    directory: Annotated[Path, typer.Argument(help="Terraform working directory.")] = Path("."),
+    directory: Annotated[
+        Path | None, typer.Argument(metavar="[DIR]", help="Terraform working directory (as -C DIR).")
+    ] = None,
     manifest: ManifestOpt = None,
     workspace: WorkspaceOpt = None,
     fmt: FormatOpt = None,
+    chdir: ChdirOpt = None,
 ) -> None:
     """Check the working directory's state alone (missing, stale, swapped, unversioned, unlocked).
     Exit 0 healthy, 1 a blocking finding, 2 an input error."""
     from tfgate.pipeline import run_state_check
 
     def body() -> int:
-        result = run_state_check(directory, manifest_path=manifest, workspace=workspace)
+        if directory is not None and chdir is not None:
+            raise TfgateError(
+                f"give the directory once: `state check {directory}` or `state check -C {chdir}`"
+            )
+        root = working_dir(directory if directory is not None else chdir)
+        result = run_state_check(root, manifest_path=at(root, manifest), workspace=workspace)
         emit(result, fmt, {})
         return result.exit_code
 
@@ -513,7 +496,7 @@ def state_check(
 
 @app.command()
 def comment(
-    plan: Annotated[str, typer.Argument(help="The plan, in any form `tfgate check` reads.")],
+    plan: Annotated[str, typer.Argument(metavar="PLAN", help="The plan, in any form `tfgate check` reads.")],
     repo: Annotated[
         str | None,
         typer.Option(
@@ -557,7 +540,7 @@ def comment(
     approvals: ApprovalsOpt = None,
     workspace: WorkspaceOpt = None,
     terraform: TerraformOpt = None,
-    chdir: ChdirOpt = Path("."),
+    chdir: ChdirOpt = None,
     fmt: FormatOpt = None,
     audit_log: AuditLogOpt = None,
 ) -> None:
@@ -570,15 +553,16 @@ def comment(
     from tfgate.pipeline import CheckOptions, run_check
 
     def body() -> int:
+        root = working_dir(chdir)
         target = resolve_target(repo, pr, sha, api_url, choose_forge(forge))
         result = run_check(
-            CheckOptions(plan=plan, terraform=terraform, manifest=manifest, approvals=tuple(approvals or ()),
-                         workspace=workspace, workdir=chdir)
+            CheckOptions(plan=at(root, plan), terraform=terraform, manifest=at(root, manifest),
+                         approvals=tuple(at(root, a) for a in approvals or ()), workspace=workspace, workdir=root)
         )  # fmt: skip
         from tfgate.audit import record_check
 
-        record_check(result, command=sys.argv, log=audit_log, cwd=chdir)
-        emit(result, fmt, {"gitlab": report_gitlab})
+        record_check(result, command=sys.argv, log=audit_log, cwd=root)
+        emit(result, fmt, {"gitlab": at(root, report_gitlab)})
         try:
             typer.echo(f"tfgate: {post(result, target, open_forge(target))}", err=True)
         except ForgeError as exc:
@@ -597,4 +581,6 @@ def main() -> None:
     import gc
 
     gc.disable()
-    app()
+    command = typer.main.get_command(app)
+    tidy_help(command)
+    command()

@@ -251,6 +251,29 @@ class StateBinding:
 
 
 @dataclass(frozen=True)
+class NeededApproval:
+    """One protecting rule that still lacks signatures: how many more, from whom, for which addresses."""
+
+    rule: str
+    still_needed: int
+    approvers: tuple[str, ...]
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WayOut:
+    """How a blocked plan gets through (computed by the pipeline, presented by every report): the exact
+    `tfgate approve` command for this plan, where approvals go, what to run once they are there, and the
+    blocking findings approvals do not lift."""
+
+    approve: str | None
+    approvals_dir: str
+    then: str
+    needed: tuple[NeededApproval, ...] = ()
+    not_approvable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Result:
     """Everything a renderer or the CLI needs; renderers decide nothing."""
 
@@ -267,6 +290,8 @@ class Result:
     reasons: tuple[str, ...] = field(default=())
     #: What approvals of this plan are bound to (None: not determined, the plan destroys nothing).
     binding: StateBinding | None = None
+    #: Blocked: how to get unblocked (None when allowed).
+    way_out: WayOut | None = None
 
     @property
     def exit_code(self) -> int:

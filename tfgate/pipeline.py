@@ -25,6 +25,10 @@ class CheckOptions:
     #: A human confirms the workspace is new: protected creates on an empty state do not block.
     new_workspace: bool = False
     now: datetime | None = None
+    #: The plan file the way out names, when the check reads a copy (tfgate apply); default: ``plan``.
+    shown_plan: str | None = None
+    #: What runs the plan once it is approved, in the way out: "check" or "apply".
+    then: str = "check"
 
 
 def resolve_workspace(workdir: Path, explicit: str | None) -> str:
@@ -88,6 +92,18 @@ def run_check(opts: CheckOptions) -> Result:
     )
     if binding is not None:
         result = dataclasses.replace(result, binding=binding)
+    if result.verdict is Verdict.BLOCK:
+        from tfgate.policy.way_out import Invocation, with_way_out
+
+        result = with_way_out(
+            result,
+            manifest,
+            Invocation(
+                plan=opts.shown_plan or opts.plan, workdir=workdir, cwd=Path.cwd(), manifest=opts.manifest,
+                workspace=opts.workspace, terraform=opts.terraform, input_format=opts.input_format,
+                approvals=opts.approvals, then=opts.then,
+            ),
+        )  # fmt: skip
     if opts.state_checks and result.verdict is Verdict.ALLOW:
         from tfgate import state
 

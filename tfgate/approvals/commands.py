@@ -136,6 +136,27 @@ class ApproveOptions:
     only: tuple[str, ...] = ()
     audit_log: str | None = None
     command: tuple[str, ...] = ()
+    #: --output names a directory (it ended in /): the statement goes inside it.
+    output_is_dir: bool = False
+
+
+def statement_path(opts: ApproveOptions, digest: str) -> Path:
+    """Where the statement goes: --output FILE; inside --output DIR (existing, or given as DIR/); by default
+    inside WORKDIR/approvals/ when that exists (what `tfgate init` makes), else the working directory."""
+    name = f"approval-{digest[7:19]}-{_slug(opts.signer)}.json"
+    if opts.output is not None and not opts.output_is_dir and not opts.output.is_dir():
+        output = opts.output
+    elif opts.output is not None:
+        output = opts.output / name
+    else:
+        default = opts.plan.workdir / "approvals"
+        output = (default if default.is_dir() else opts.plan.workdir) / name
+    for path in (output, signature_path(output)):
+        if path.is_dir():
+            raise TfgateError(
+                f"{path} is a directory: give --output a file name, or DIR/ to write inside DIR"
+            )
+    return output
 
 
 def run_approve(
@@ -169,9 +190,7 @@ def run_approve(
         only=opts.only,
     )  # fmt: skip
     check_approver(target, manifest, statement)
-    output = (
-        opts.output or opts.plan.workdir / f"approval-{statement.plan_digest[7:19]}-{_slug(opts.signer)}.json"
-    )
+    output = statement_path(opts, statement.plan_digest)
     if output.exists() and not opts.force:
         raise TfgateError(f"{output} exists (use --force to overwrite, or --output)")
     echo(describe(target, statement))
@@ -181,8 +200,11 @@ def run_approve(
         if not confirm("Sign this approval?"):
             echo("not approved")
             return 1
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_bytes(statement.to_json())
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_bytes(statement.to_json())
+    except OSError as exc:
+        raise TfgateError(f"cannot write {output}: {exc.strerror or exc}") from None
     fields: dict[str, Any] = {
         "plan_digest": statement.plan_digest,
         "workspace": statement.workspace,

@@ -59,6 +59,8 @@ class GateOptions:
     new_workspace: bool = False
     #: `--auto-approve`: apply/destroy without a plan file do not ask "Do you want to perform these actions?".
     auto_approve: bool = False
+    #: TF_CLI_ARGS* are already merged into the command (the shim): Terraform runs without them.
+    cli_args_merged: bool = False
 
 
 def sha256_file(path: Path) -> str:
@@ -121,7 +123,7 @@ def _out_dir(opts: GateOptions) -> Path:
     from tfgate.render import report_dir
 
     if opts.out_dir is not None:
-        out = opts.out_dir if opts.out_dir.is_absolute() else Path.cwd() / opts.out_dir
+        out = opts.out_dir if opts.out_dir.is_absolute() else opts.workdir.resolve() / opts.out_dir
     else:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         out = opts.workdir.resolve() / PLANS_DIR / stamp
@@ -148,14 +150,18 @@ def terraform_plan(opts: GateOptions, *, destroy: bool = False) -> PlanRun:
         *(["-destroy"] if destroy else []),
         *opts.tf_args,
     ]
-    code = run_streamed(args, cwd=opts.workdir, stdout_to_stderr=opts.tf_stdout_to_stderr)
+    code = run_streamed(
+        args, cwd=opts.workdir, stdout_to_stderr=opts.tf_stdout_to_stderr,
+        env=clean_env() if opts.cli_args_merged else None,
+    )  # fmt: skip
     if code == 2 and "-detailed-exitcode" in opts.tf_args:
         code = 0
     return PlanRun(plan_file, out, code)
 
 
-def check(opts: GateOptions, plan_file: Path):
-    """The gate itself: tfgate.pipeline.run_check on a saved binary plan."""
+def check(opts: GateOptions, plan_file: Path, shown: Path | None = None):
+    """The gate itself: tfgate.pipeline.run_check on a saved binary plan (SHOWN: the file the way out names
+    when PLAN_FILE is a private copy of it)."""
     from tfgate.pipeline import CheckOptions, run_check
 
     return run_check(
@@ -168,6 +174,8 @@ def check(opts: GateOptions, plan_file: Path):
             workspace=opts.workspace,
             workdir=opts.workdir,
             new_workspace=opts.new_workspace,
+            shown_plan=str(shown or plan_file),
+            then="apply",
         )
     )
 
@@ -246,7 +254,7 @@ def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
     )
     write_reports(result, run.out_dir)
     emit(result)
-    _say(f"saved plan: {run.plan_file} (reports beside it)")
+    _say(f"saved plan: {run.plan_file} (reports beside it: {', '.join(REPORT_FORMATS.values())})")
     if result.exit_code == 0:
         _say(f"apply exactly this plan with: tfgate apply {run.plan_file}")
     return result.exit_code
@@ -257,6 +265,11 @@ _APPLY_SWITCHES = frozenset(
     {"auto-approve", "compact-warnings", "destroy", "refresh-only", "json", "no-color", "input", "lock",
      "refresh", "concise", "allow-deferral"}
 )  # fmt: skip
+#: Flags after `--` that plan and apply both take: without a plan file, tfgate plans with them and applies
+#: with them (the rest are plan-only: -var, -target, -replace, -refresh, ...).
+_PLAN_AND_APPLY = frozenset(
+    {"parallelism", "lock", "lock-timeout", "no-color", "compact-warnings", "concise"}
+)
 #: Legacy flags that write state somewhere else than the backend: never passed with a checked plan.
 _STATE_PATH_FLAGS = frozenset({"state", "state-out", "backup"})
 
@@ -295,8 +308,12 @@ def run_apply(
     from tfgate.audit import record_check, record_event
 
     apply_args = opts.tf_args
-    if plan_file is not None:
-        check_apply_args(apply_args)
+    if plan_file is None:  # tfgate plans: the flags apply takes too go to both
+        apply_args = tuple(
+            a for a in apply_args if a.startswith("-") and a.lstrip("-").partition("=")[0] in _PLAN_AND_APPLY
+        )
+    check_apply_args(apply_args)
+    out_dir = None
     if plan_file is None and confirm is None and not opts.auto_approve:
         confirm = terminal_confirmation("destroy" if destroy else "apply")
     if plan_file is None:
@@ -304,13 +321,13 @@ def run_apply(
         if run.exit_code != 0:
             _say(f"terraform plan failed (exit {run.exit_code}); nothing applied")
             return run.exit_code
-        plan_file, apply_args = run.plan_file, ()
+        plan_file, out_dir = run.plan_file, run.out_dir
     original = plan_file if plan_file.is_absolute() else Path.cwd() / plan_file
     from tfgate.enforce.sealed import read_once, seal
 
     with seal(read_once(original)) as sealed:
         checked_sha = sealed.sha256
-        result = check(opts, sealed.path)
+        result = check(opts, sealed.path, shown=original)
         result = dataclasses.replace(result, plan=dataclasses.replace(result.plan, source=str(original)))
         event_fields = {"plan_file": str(original), "plan_sha256": checked_sha}
         record_check(result, command=opts.command, log=opts.audit_log, cwd=opts.workdir, extra=event_fields)
@@ -321,7 +338,11 @@ def run_apply(
                 manifest_log=_manifest_log(opts), reason="blocked by the gate", verdict="block",
                 plan_digest=result.plan.digest, **event_fields,
             )  # fmt: skip
-            _say("blocked: nothing applied")
+            if out_dir is not None:
+                write_reports(result, out_dir)
+                _say(f"blocked: nothing applied; the plan is {plan_file}, its reports beside it")
+            else:
+                _say(f"blocked: nothing applied; the plan is {original}")
             return result.exit_code
         problems = []
         if result.plan.file_sha256 not in (None, checked_sha):

@@ -385,6 +385,7 @@ def _gated(
         tf_args=tuple(tf_args),
         command=tuple(command),
         auto_approve=auto,
+        cli_args_merged=True,  # TF_CLI_ARGS* are in `args` already: Terraform must not add them again
     )
     if plan_file is not None:
         # Terraform reads a relative plan path inside -chdir's directory: so does the gate.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tfgate.model import Change, ChangeClass, Result, Risk, Violation
+from tfgate.model import Change, ChangeClass, NeededApproval, Result, Risk, Violation, WayOut
 
 _RISK_ORDER = {Risk.HIGH: 0, Risk.MEDIUM: 1, Risk.LOW: 2, Risk.NONE: 3}
 
@@ -69,6 +69,24 @@ def approval_state(violation: Violation) -> str:
     return f"{violation.approvals_required} needed, none valid"
 
 
+def needed_line(n: NeededApproval) -> str:
+    """ "rule R: 1 more signed approval from *@x (a, b)"."""
+    who = f" from {', '.join(n.approvers)}" if n.approvers else " from a signer in allowed_signers"
+    return f"rule {n.rule}: {n.still_needed} more signed approval(s){who} ({', '.join(n.addresses)})"
+
+
+def way_out_lines(w: WayOut) -> list[str]:
+    """The way out as plain lines (the text report; Markdown and HTML lay out the same fields)."""
+    lines = [needed_line(n) for n in w.needed]
+    if w.approve:
+        lines.append("each approver signs (SIGNER: their principal in allowed_signers, KEY: their SSH key):")
+        lines.append(f"  {w.approve}")
+        lines.append(f"approvals go in {w.approvals_dir} (FILE and FILE.sig); then:")
+        lines.append(f"  {w.then}")
+    lines += [f"approvals do not lift {f}; fix it and plan again" for f in w.not_approvable]
+    return lines
+
+
 @lru_cache(maxsize=4)
 def template(name: str, *, autoescape: bool) -> Any:
     """A packaged jinja2 template (jinja2 is imported only when a Markdown or HTML report is made)."""
@@ -85,4 +103,5 @@ def template(name: str, *, autoescape: bool) -> Any:
     env.globals["action"] = action_label
     env.globals["why"] = why
     env.globals["approval_state"] = approval_state
+    env.globals["needed_line"] = needed_line
     return env

@@ -44,6 +44,7 @@ def render(result: Result) -> str:
         counts=counts,
         total=max(1, sum(n for _, n in counts)),
         reasons=result.reasons,
+        way_out=result.way_out,
         blocked_rows=blocked,
         approved_rows=[(v, by_key.get((v.address, v.deposed))) for v in result.violations if v.approved],
         other_rows=destructive_unprotected(result),

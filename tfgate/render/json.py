@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from tfgate.model import Change, ChangeClass, Finding, Result, Risk
+from tfgate.model import Change, ChangeClass, Finding, Result, Risk, WayOut
 
 _NO_OP = ChangeClass.NO_OP
 
@@ -136,6 +136,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             _change(c) for c in result.changes if c.change_class.value != "no_op" or c.moved or c.importing
         ],
         "binding": _binding(result.binding),
+        "way_out": _way_out(result.way_out),
     }
 
 
@@ -149,6 +150,22 @@ def _binding(b: Any) -> dict[str, Any] | None:
         "source": b.source,
         "problem": b.problem,
     }
+
+
+def _way_out(w: WayOut | None) -> dict[str, Any] | None:
+    if w is None:
+        return None
+    return {
+        "approve": w.approve,
+        "approvals_dir": w.approvals_dir,
+        "then": w.then,
+        "needed": [
+            {"rule": n.rule, "still_needed": n.still_needed, "approvers": list(n.approvers),
+             "addresses": list(n.addresses)}
+            for n in w.needed
+        ],
+        "not_approvable": list(w.not_approvable),
+    }  # fmt: skip
 
 
 def render(result: Result) -> str:

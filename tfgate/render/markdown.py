@@ -103,8 +103,9 @@ def render(result: Result, *, limit: int = LIMIT) -> str:
             omitted=omitted,
             version=result.tool_version,
             digest=result.plan.digest,
+            way_out=result.way_out,
         )
-        text = re.sub(r"\n(?=### |<details>|<sub>|> Left out)", "\n\n", text)
+        text = re.sub(r"\n(?=### |<details>|<sub>|> Left out|Each approver|Approvals go)", "\n\n", text)
         text = re.sub(r"\n{3,}", "\n\n", text)
         if len(text) <= limit:
             return text

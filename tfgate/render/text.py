@@ -6,7 +6,7 @@ Colour only when asked (the CLI asks on a TTY without NO_COLOR); plain and stabl
 from __future__ import annotations
 
 from tfgate.model import Change, Result, Severity, Verdict
-from tfgate.render.common import approval_state, destructive_unprotected, summary_line, why
+from tfgate.render.common import approval_state, destructive_unprotected, summary_line, way_out_lines, why
 
 _RED, _GREEN, _YELLOW, _BOLD, _DIM, _RESET = (
     "\033[31m",
@@ -73,6 +73,10 @@ def render(result: Result, *, color: bool = False) -> str:
             out.append(f"  {mark} {a.source} ({a.signer or 'unknown signer'}): {a.reason}")
     out.append("")
     out.append(summary_line(result))
+    if result.way_out is not None:
+        out.append("")
+        out.append(c(_BOLD, "The way out:"))
+        out.extend(f"  {line}" for line in way_out_lines(result.way_out))
     return "\n".join(out) + "\n"
 
 

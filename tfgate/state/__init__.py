@@ -45,6 +45,25 @@ def _read(path: Path) -> StateInfo | None:
         return None
 
 
+def current_state_bytes(workdir: Path, workspace: str) -> tuple[bytes | None, str]:
+    """The workspace's current state document (None when there is none or the backend is not one tfgate
+    reads: local and s3) and where it is."""
+    backend = initialised_backend(workdir) or configured_backend(workdir)
+    if backend is None or backend.type == "local":
+        path = local_state_path(workdir, workspace, backend.config if backend else None)
+        try:
+            return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            return None, str(path)
+        except OSError as exc:
+            raise TfgateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if backend.type == "s3":
+        from tfgate.state.s3 import read_current
+
+        return read_current(backend.config, workspace)
+    return None, f"the {backend.type} backend (not read by tfgate)"
+
+
 def current_state(workdir: Path, workspace: str) -> tuple[StateInfo | None, Any]:
     """The workspace's current state and the evidence object (an S3Evidence for S3 backends)."""
     backend = initialised_backend(workdir) or configured_backend(workdir)

@@ -98,6 +98,25 @@ def gather(config: dict[str, Any], workspace: str, s3: Any = None) -> S3Evidence
     return S3Evidence(bucket, key, current, current_version, tuple(history), versioning, locking)
 
 
+def read_current(config: dict[str, Any], workspace: str) -> tuple[bytes | None, str]:
+    """The current state object's bytes (None when there is none) and its s3:// address."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = str(config.get("bucket", "")), state_key(config, workspace)
+    where = f"s3://{bucket}/{key}"
+    try:
+        return client(config).get_object(Bucket=bucket, Key=key)["Body"].read(), where
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        if err.get("Code") in ("NoSuchKey", "404"):
+            return None, where
+        raise TfgateError(
+            f"{where}: {err.get('Code', 'error')}: {err.get('Message', '')}".rstrip(": ")
+        ) from None
+    except BotoCoreError as exc:
+        raise TfgateError(f"{where}: {exc}") from None
+
+
 def ledger_key(evidence: S3Evidence) -> str:
     return f"{evidence.key}.tfgate-ledger.json"
 

@@ -56,3 +56,30 @@ def parse_state(data: bytes, source: str) -> StateInfo | None:
             f"(tfgate reads version {STATE_VERSION})"
         )
     return StateInfo(source, state.lineage, state.serial, len(state.resources), state.terraform_version)
+
+
+class _Resource(msgspec.Struct, gc=False):
+    type: str
+    name: str
+    mode: str = "managed"
+    module: str | None = None
+    each: str | None = None
+
+
+class _Resources(msgspec.Struct, gc=False):
+    version: int
+    resources: list[_Resource] = []
+
+
+def managed_resources(data: bytes, source: str) -> tuple[tuple[str, str], ...]:
+    """(address, type) of every managed resource a state holds, `[*]` after those with count or for_each
+    (`tfgate init` lists them). Not a readable version-4 state: TfgateError."""
+    if parse_state(data, source) is None:
+        return ()
+    state = msgspec.json.decode(data, type=_Resources)
+    out = []
+    for r in state.resources:
+        if r.mode == "managed":
+            address = ".".join(p for p in (r.module, f"{r.type}.{r.name}") if p)
+            out.append((address + ("[*]" if r.each else ""), r.type))
+    return tuple(dict.fromkeys(out))
