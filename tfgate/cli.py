@@ -249,20 +249,17 @@ app.command("destroy", context_settings=_PASSTHROUGH)(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def guard(
-    command: Annotated[
-        list[str] | None, typer.Argument(help="Generic form: the command line to judge (after --).")
-    ] = None,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the .claude/settings.json hook snippet.")
-    ] = False,
+    command: Annotated[list[str] | None, typer.Argument(help="`-- COMMAND...` to judge, or `install`.")] = None,
+    agent: Annotated[str, typer.Option("--agent", help="claude codex gemini cursor copilot windsurf cline kiro")] = "claude",
+    scope: Annotated[str, typer.Option("--scope", help="install into: project or user")] = "project",
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the Claude Code hook.")] = False,
     audit_log: AuditLogOpt = None,
-) -> None:
-    """AI-agent guard. As a Claude Code PreToolUse hook it reads the hook JSON on stdin; `tfgate guard --
-    COMMAND...` judges a command line. Exit 0: allowed; 2: blocked (Terraform apply, destroy or
-    state-mutating commands that bypass tfgate, or input it cannot understand)."""
-    from tfgate.agents.hook import main as guard_main
+) -> None:  # fmt: skip
+    """AI-agent guard: an agent's tool hook (its JSON on stdin, answered in its terms; hooks run the lean
+    `tfgate-guard`), `-- COMMAND...` judged, or `install --agent NAME --scope project|user`. Exit 0 or 2."""
+    from tfgate.agents.hook import cli_guard
 
-    raise typer.Exit(guard_main(command or [], print_config=print_config, audit_log=audit_log))
+    raise typer.Exit(cli_guard(command or [], agent, scope, print_config, audit_log, "--" in sys.argv))
 
 
 shim_app = typer.Typer(

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+
+TYPE_CHECKING = False  # no `typing` at run time: the agent hook reads its input through json_loads
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class DuplicateKeyError(ValueError):

@@ -532,8 +532,8 @@ def check_command(command: str, cwd: str | None = None) -> Decision:
             "and `tfgate apply`.",
             command.strip()[:200],
         )
-    mention = mentions_ground(_dequote(command))
-    if not decision.allowed and decision.code != TAMPER and mention:
+    mention = None if decision.allowed or decision.code == TAMPER else mentions_ground(_dequote(command))
+    if mention:
         # The line also touches tfgate's own ground: the refusal recommends nothing (`mv tfgate.yaml x &&
         # terraform destroy` must not be told "use tfgate destroy").
         first = decision.reason.split(". ", 1)[0].rstrip(".")

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from tfgate.agents.programs import program_name
-from tfgate.agents.words import _SETTERS, _STEERING_NAME
+from tfgate.agents.words import _SETTERS, _STEERING_NAME, lazy_re, record
 
-_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=(.*)$", re.DOTALL)
-_NAME = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?=(.*))?$", re.DOTALL)
+_ASSIGN = lazy_re(r"^([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=(.*)$", re.DOTALL)
+_NAME = lazy_re(r"^([A-Za-z_][A-Za-z0-9_]*)(\+?=(.*))?$", re.DOTALL)
 
 
-@dataclass(frozen=True)
+@record
 class Setting:
     """One variable set by a simple command: value None when set by name (`read X`, `export X`)."""
 

@@ -9,6 +9,8 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 
+from tfgate.agents.words import lazy_re
+
 SHELL = "shell"  # the value is a shell command line: judged as one
 CODE = "code"  # the value is code of another language, or a program name: judged by what it mentions
 
@@ -31,7 +33,7 @@ _OPTIONS: dict[str, dict[str, str]] = {
 _ALIASES = {"gmake": "make", "nvim": "vim", "vi": "vim", "gvim": "vim", "view": "vim", "ex": "vim",
             "vimdiff": "vim", "more": "less", "bsdtar": "tar", "gtar": "tar", "mosh": "ssh"}  # fmt: skip
 #: ssh options (`-o Name=value` or `-o "Name value"`) that run a local command.
-_SSH_EXEC = re.compile(
+_SSH_EXEC = lazy_re(
     r"(?i)^\s*(proxycommand|localcommand|knownhostscommand|remotecommand|match)\s*[= ]\s*(.*)$", re.S
 )
 #: Environment variables whose value is a command some program runs.
@@ -42,7 +44,7 @@ EXEC_VARS = frozenset(
      "BASH_ENV", "ENV", "TAR_OPTIONS", "MAKEFLAGS", "GNUMAKEFLAGS", "LESS", "PERL5OPT", "NODE_OPTIONS",
      "PYTHONSTARTUP", "RUBYOPT"}
 )  # fmt: skip
-_GIT_CONFIG_VAR = re.compile(r"^GIT_CONFIG_(VALUE|KEY)_\d+$")
+_GIT_CONFIG_VAR = lazy_re(r"^GIT_CONFIG_(VALUE|KEY)_\d+$")
 
 
 def exec_var(name: str) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 from collections.abc import Iterator
+
+from tfgate.agents.words import lazy_re
 
 #: Basenames that are tfgate's ground wherever they are (lower-cased; macOS file systems ignore case).
 _NAMES: tuple[tuple[str, str], ...] = (
@@ -43,18 +44,16 @@ _AGENT_CONFIGS: tuple[tuple[str, ...], ...] = (
     (".kiro", "agents"),
     (".kiro", "hooks"),
 )
-_GLOB = re.compile(r"[*?\[]")
+_GLOB = lazy_re(r"[*?\[]")
 #: A word that is a path, maybe as an option's value (`--output=x`, `-ox`, `of=x`, `host:x`).
-_PATH_WORD = re.compile(
-    r"^(?:--?[\w-]+=|-[A-Za-z](?=[./~\w])|[A-Za-z_]\w*=|[\w.@-]+:(?!/))?(?P<path>[^\s=]+)$"
-)
+_PATH_WORD = lazy_re(r"^(?:--?[\w-]+=|-[A-Za-z](?=[./~\w])|[A-Za-z_]\w*=|[\w.@-]+:(?!/))?(?P<path>[^\s=]+)$")
 #: Directories that never hold tfgate's ground and may be huge: not walked when a directory is removed.
 _NO_WALK = frozenset(
     {".git", "node_modules", ".terraform", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
 )
 MAX_WALK = 20_000
 #: Everything the names above can appear as inside a longer text (code given to `python -c`, `perl -e`).
-_MENTION = re.compile(
+_MENTION = lazy_re(
     r"(?i)(tfgate\.(ya?ml|json)|allowed_signers|approval-[^\s'\"]*\.json|\.tfgate\b|/etc/tfgate"
     r"|\.claude/settings|\.codex/(hooks|config)|\.gemini/settings|\.cursor/hooks|\.github/hooks|"
     r"\.windsurf/hooks|\.clinerules/hooks|\.kiro/(agents|hooks))"

@@ -5,29 +5,34 @@ from __future__ import annotations
 
 import codecs
 import re
-from dataclasses import dataclass, field
+
+from tfgate.agents.words import lazy_re
 
 # --- lexing ------------------------------------------------------------------------------------------
 
 
-_HEREDOC_START = re.compile(r"<<-?[ \t]*['\"]?([A-Za-z_][\w-]*)['\"]?")
+_HEREDOC_START = lazy_re(r"<<-?[ \t]*['\"]?([A-Za-z_][\w-]*)['\"]?")
 
 
 class ParseError(Exception):
     """The command line is not valid shell (e.g. an unbalanced quote)."""
 
 
-@dataclass
 class _Simple:
-    words: list[str] = field(default_factory=list)
-    start: int = 0
-    end: int = 0
-    #: Bodies of heredocs and here-strings fed to this command's stdin.
-    stdin_texts: list[str] = field(default_factory=list)
-    #: Whether each word had quotes (a quoted "$X" is one word after expansion, not split).
-    quoted: list[bool] = field(default_factory=list)
-    #: Files this command writes through `>`, `>>`, `>|`, `&>`.
-    writes: list[str] = field(default_factory=list)
+    """One simple command as the lexer builds it (mutable while lexing)."""
+
+    __slots__ = ("end", "quoted", "start", "stdin_texts", "words", "writes")
+
+    def __init__(self) -> None:
+        self.words: list[str] = []
+        self.start = 0
+        self.end = 0
+        #: Bodies of heredocs and here-strings fed to this command's stdin.
+        self.stdin_texts: list[str] = []
+        #: Whether each word had quotes (a quoted "$X" is one word after expansion, not split).
+        self.quoted: list[bool] = []
+        #: Files this command writes through `>`, `>>`, `>|`, `&>`, `<>`.
+        self.writes: list[str] = []
 
 
 class _Lexer:
@@ -55,8 +60,8 @@ class _Lexer:
         redirect, self.redirect = self.redirect, None
         if redirect in ("<<", "<<-"):
             self.heredocs.append((word, redirect == "<<-", self.cur, quoted))
-        elif redirect == "write":
-            self.cur.writes.append(word)
+        elif redirect == "write" or (redirect == "dup" and not word.isdigit() and word != "-"):
+            self.cur.writes.append(word)  # `>&file` writes it; `2>&1` duplicates a descriptor
         elif redirect == "<<<":
             self.cur.stdin_texts.append(word)
         elif redirect is None:
@@ -128,7 +133,9 @@ class _Lexer:
                             op
                             if op in ("<<<", "<<-", "<<")
                             else "write"
-                            if op in (">", ">>", ">|")
+                            if op in (">", ">>", ">|", "<>")
+                            else "dup"
+                            if op == ">&"
                             else "file"
                         )
                         break

@@ -6,7 +6,6 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from tfgate.agents.words import (
     _HELP,
@@ -31,6 +30,8 @@ from tfgate.agents.words import (
     UNRESOLVED,
     Decision,
     _first_operand,
+    lazy_re,
+    record,
 )
 
 # --- analysis ----------------------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def _unknown_reason(seg: str, sub: str) -> str:
     )
 
 
-@dataclass(frozen=True)
+@record
 class TerraformCommand:
     """What a Terraform argument list does: kind is "read-only", "apply", "destroy", "state" (mutates
     state directly), "test" (applies real infrastructure of its own) or "unknown"; sub is the subcommand (two words for state/workspace); index is where
@@ -309,7 +310,7 @@ def _interpreter_code(name: str, args: Sequence[str]) -> list[str]:
 
 
 #: Code that runs what it reads from stdin (`exec(input())`, `eval(STDIN.read)`), not code that reads data.
-_RUNS_STDIN = re.compile(
+_RUNS_STDIN = lazy_re(
     r"\b(exec|eval|system|popen|spawn|execSync)\s*\(\s*(input|sys\.stdin|STDIN|<STDIN>|readline|process\.stdin)"
 )
 

@@ -4,8 +4,8 @@ knows (subcommands that mutate, wrappers, shells, interpreters, environment vari
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 #: Decision codes.
 ALLOWED = "allowed"
@@ -21,7 +21,39 @@ MAX_DEPTH = 8
 MAX_COMMAND = 100_000  # characters; the analysis is linear, ~1 s per 100 kB: hooks time out (and fail open)
 
 
-@dataclass(frozen=True)
+class _Lazy:
+    """A regular expression compiled when first used: the hook compiles only what one command needs."""
+
+    __slots__ = ("_args", "_compiled")
+
+    def __init__(self, pattern: str, flags: int) -> None:
+        self._args = (pattern, flags)
+        self._compiled: re.Pattern[str] | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if self._compiled is None:
+            self._compiled = re.compile(*self._args)
+        return getattr(self._compiled, name)
+
+
+def lazy_re(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """`re.compile`, deferred to the first match (module-level patterns of the guard)."""
+    return _Lazy(pattern, flags)  # type: ignore[return-value]
+
+
+def record(cls: type) -> type:
+    """An immutable record from a class of annotated fields (with defaults): what `dataclass(frozen=True)` or
+    `typing.NamedTuple` make, without importing `inspect` or `typing` (the agent hook starts for every
+    command an agent runs: those imports alone cost more than its analysis)."""
+    names = list(cls.__annotations__)
+    defaults = [cls.__dict__[n] for n in names if n in cls.__dict__]
+    base = namedtuple(cls.__name__, names, defaults=defaults)
+    ns = {"__slots__": (), "__doc__": cls.__doc__, "__module__": cls.__module__,
+          "__annotations__": cls.__annotations__}  # fmt: skip
+    return type(cls.__name__, (base,), ns)
+
+
+@record
 class Decision:
     """The guard's answer for one command line."""
 
@@ -56,17 +88,17 @@ _MUTATING_WORDS = _TF_APPLY | _TF_STATE_MUTATING | {"apply-all", "destroy-all"}
 
 # Versioned names (terraform1.9.5, terraform_1.9), renamed real binaries behind wrappers (terraform.real) and
 # container images (hashicorp/terraform:1.9, ...@sha256:...).
-_TF_NAME = re.compile(
+_TF_NAME = lazy_re(
     r"^(terraform|tofu|opentofu|tfgate-terraform)([-_]?v?\d+(\.\d+)*)?(\.(real|bin|orig|old|wrapped))?"
     r"(:(\d[\w.-]*|latest|light|full|beta[\w.-]*|alpha[\w.-]*|rc[\w.-]*))?(@sha256:[0-9a-f]+)?$"
 )
-_TG_NAME = re.compile(r"^terragrunt([-_]?v?\d[\w.]*)?$")
+_TG_NAME = lazy_re(r"^terragrunt([-_]?v?\d[\w.]*)?$")
 _SHELLS = frozenset(
     {"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash", "fish", "rbash", "busybox", "csh", "tcsh"}
 )  # fmt: skip
-_PYTHON = re.compile(r"^python[\d.]*$")
+_PYTHON = lazy_re(r"^python[\d.]*$")
 #: Interpreters whose code (an -c/-e argument, or stdin) could start Terraform: judged by what it mentions.
-_INTERPRETER = re.compile(
+_INTERPRETER = lazy_re(
     r"^(python[\d.]*|pypy[\d.]*|perl[\d.]*|ruby[\d.]*|node(js)?|deno|bun|php[\d.]*|lua[\d.]*|luajit|"
     r"[gmn]?awk|rscript|osascript|tclsh|expect|groovy|pwsh|powershell|cmd)$"
 )
@@ -81,7 +113,7 @@ _NON_EXECUTING = frozenset(
         "md5sum", "sha256sum", "chmod", "chown", "ln", "tree", "code", "vim", "nano", "open",
     }
 )  # fmt: skip
-_TF_WORD = re.compile(r"terraform|tofu|terragrunt", re.IGNORECASE)
+_TF_WORD = lazy_re(r"terraform|tofu|terragrunt", re.IGNORECASE)
 _TFGATE_COMMANDS = frozenset(
     {"check", "demo", "plan", "apply", "destroy", "guard", "approve", "approvals", "shim", "shim-exec",
      "audit", "state", "comment", "--version", "--help"}
@@ -160,7 +192,7 @@ def _wrapped_start(name: str, args: Sequence[str]) -> int | None:
 
 #: Environment variables that change what runs: TF_CLI_ARGS* adds arguments (even the subcommand) to
 #: every Terraform call; TFGATE_* pick the binary tfgate trusts, the audit log, the approvals ...
-_STEERING_NAME = re.compile(r"^(TF_CLI_ARGS\w*|TFGATE_\w+)(\+?=(.*))?$", re.DOTALL)
+_STEERING_NAME = lazy_re(r"^(TF_CLI_ARGS\w*|TFGATE_\w+)(\+?=(.*))?$", re.DOTALL)
 #: Builtins that set or export variables by name (`export X`, `read X`, `printf -v X`, `declare X=...`).
 _SETTERS = frozenset({"export", "declare", "typeset", "local", "readonly", "read", "printf", "mapfile",
                       "readarray", "env", "set"})  # fmt: skip
@@ -170,7 +202,7 @@ MAX_VALUE = 65_536  # characters a shell variable may hold in the analysis
 
 #: A Terraform-family program followed closely by a mutating subcommand (`os.system("terraform apply")`,
 #: `["terraform", "-chdir=x", "apply"]`), in text tfgate cannot parse as shell.
-_MUTATION_NEAR = re.compile(
+_MUTATION_NEAR = lazy_re(
     r"(terraform|tofu|terragrunt)\b.{0,60}?\b(apply|destroy|refresh|import|taint|untaint|force-unlock"
     r"|apply-all|destroy-all|state\W+(rm|mv|push|replace-provider)|workspace\W+delete)\b",
     re.IGNORECASE | re.DOTALL,
@@ -178,7 +210,7 @@ _MUTATION_NEAR = re.compile(
 
 
 #: Mutating words that are not also everyday words of code (`import` is: it counts only close after the name).
-_MUTATION_FAR = re.compile(
+_MUTATION_FAR = lazy_re(
     r"\b(apply|destroy|refresh|taint|untaint|force-unlock|apply-all|destroy-all)\b"
     r"|\bstate\W+(rm|mv|push|replace-provider)\b|\bworkspace\W+delete\b"
 )
@@ -194,8 +226,8 @@ def _dequote(text: str) -> str:
     return re.sub(r"[\"'\\`]", "", text)
 
 
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
-_VAR_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_ASSIGNMENT = lazy_re(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
+_VAR_REF = lazy_re(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _KEYWORDS = frozenset(
     {"!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while", "until", "coproc", "esac"}
 )

@@ -1,0 +1,86 @@
+"""One adapter per coding agent behind one small interface: `parse(payload) -> actions` (shell commands, file
+writes) and `allow()` / `deny(reason) -> Answer` (stdout, stderr, exit code) in the shape that agent treats as a
+go-ahead or a block, plus `config(command)`, the hook entry its configuration file takes (see `install`).
+
+Every agent but Cursor and Claude Code (with `onFailure: "block"`) lets a tool run when its hook crashes,
+times out or answers in an unexpected shape, so adapters never raise on bad input: they raise `Malformed`,
+which the hook answers with that agent's own deny."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+from tfgate.agents.words import record
+
+AGENTS = ("claude", "codex", "gemini", "cursor", "copilot", "windsurf", "cline", "kiro")
+
+
+@record
+class Action:
+    """What a tool call would do: run a shell command line, or write (create, edit, delete) a file."""
+
+    kind: str  # "shell" or "write"
+    text: str  # the command line, or the file's path
+    cwd: str | None = None
+
+
+@record
+class Answer:
+    """What the hook process prints and exits with."""
+
+    exit_code: int
+    stdout: str = ""
+    stderr: str = ""
+
+
+class Malformed(ValueError):
+    """The payload is not in the agent's documented shape (answered as a block, never as a pass)."""
+
+
+def load(agent: str) -> ModuleType:
+    """The adapter module of one agent (imported alone: the hook pays only for the agent it serves)."""
+    if agent not in AGENTS:
+        raise Malformed(f"unknown agent {agent!r} (known: {', '.join(AGENTS)})")
+    return importlib.import_module(f"tfgate.agents.adapters.{agent}")
+
+
+def field(data: object, *path: str, kind: type = str, required: bool = True) -> object:
+    """A value nested in a JSON object, of the given type; Malformed when it is missing or of another type."""
+    value = data
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            if required:
+                raise Malformed(f"no {'.'.join(path)} in the hook input")
+            return None
+        value = value[key]
+    if not isinstance(value, kind) or (kind is str and required and not value):
+        if not required and value is None:
+            return None
+        what = "non-empty string" if kind is str else getattr(kind, "__name__", "string or object")
+        raise Malformed(f"{'.'.join(path)} is not a {what}")
+    return value
+
+
+def shell_text(command: object) -> str:
+    """A shell command given as a string or as an argv list (`["bash", "-lc", "..."]`)."""
+    if isinstance(command, str) and command:
+        return command
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        import shlex
+
+        return command[0] if len(command) == 1 else shlex.join(command)
+    raise Malformed("the command is neither a non-empty string nor a list of strings")
+
+
+def under(cwd: str | None, directory: object) -> str | None:
+    """A tool's own directory field (relative to the working directory)."""
+    if not isinstance(directory, str) or not directory:
+        return cwd
+    return os.path.join(cwd or "", directory) if not os.path.isabs(directory) else directory
+
+
+def exit2(reason: str) -> Answer:
+    """The deny most agents share: exit 2 with the (non-empty) reason on stderr."""
+    return Answer(2, "", f"tfgate guard: {reason or 'blocked'}\n")

@@ -1,0 +1,56 @@
+"""Cursor hooks (.cursor/hooks.json): `beforeShellExecution` (command, cwd) and `preToolUse` (tool_name,
+tool_input) for file writes. Deny: `{"permission": "deny", "user_message", "agent_message"}` on stdout and exit
+2 (never "ask", which auto-review mode ignores); allow: `{"permission": "allow"}`. Entries carry `failClosed:
+true`, so a hook that crashes or times out blocks."""
+
+from __future__ import annotations
+
+import json
+
+from tfgate.agents.adapters import Action, Answer, Malformed, field, shell_text
+
+_FILE_TOOLS = ("Write", "Edit", "StrReplace", "MultiEdit", "Delete", "EditNotebook", "edit_file", "write")
+
+
+def _cwd(data: dict) -> str | None:
+    cwd = data.get("cwd")
+    if isinstance(cwd, str) and cwd:
+        return cwd
+    roots = data.get("workspace_roots")
+    return roots[0] if isinstance(roots, list) and roots and isinstance(roots[0], str) else None
+
+
+def parse(data: object) -> list[Action]:
+    event = field(data, "hook_event_name")
+    cwd = _cwd(data)
+    if event == "beforeShellExecution":
+        return [Action("shell", shell_text(field(data, "command", kind=object)), cwd)]
+    if event != "preToolUse":
+        raise Malformed(f"unexpected hook_event_name {event!r}")
+    tool = field(data, "tool_name")
+    tool_input = field(data, "tool_input", kind=dict)
+    if tool in _FILE_TOOLS:
+        path = next((tool_input[k] for k in ("file_path", "path", "target_file") if k in tool_input), None)
+        if not isinstance(path, str) or not path:
+            raise Malformed(f"{tool}: no file path in tool_input")
+        return [Action("write", path, cwd)]
+    command = tool_input.get("command")
+    return [] if command is None else [Action("shell", shell_text(command), cwd)]
+
+
+def allow() -> Answer:
+    return Answer(0, json.dumps({"permission": "allow"}) + "\n")
+
+
+def deny(reason: str) -> Answer:
+    out = {"permission": "deny", "user_message": f"tfgate guard: {reason}", "agent_message": reason}
+    return Answer(2, json.dumps(out) + "\n", f"tfgate guard: {reason}\n")
+
+
+def config(command: str) -> dict[str, list[dict]]:
+    entry = {"command": command, "timeout": 30, "failClosed": True}
+    return {"beforeShellExecution": [entry], "preToolUse": [dict(entry)]}
+
+
+FILES = {"project": ".cursor/hooks.json", "user": "~/.cursor/hooks.json"}
+TOP = {"version": 1}

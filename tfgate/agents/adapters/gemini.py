@@ -1,0 +1,42 @@
+"""Gemini CLI `BeforeTool` (.gemini/settings.json): run_shell_command, write_file, replace. Deny: exit 2 with
+the reason on stderr, and `{"decision": "deny", "reason": ...}` as the only stdout. Allow: exit 0, nothing."""
+
+from __future__ import annotations
+
+import json
+
+from tfgate.agents.adapters import Action, Answer, Malformed, field, shell_text, under
+
+EVENT = "BeforeTool"
+_FILE_TOOLS = ("write_file", "replace", "edit", "write_todos_file")
+
+
+def parse(data: object) -> list[Action]:
+    tool = field(data, "tool_name")
+    cwd = field(data, "cwd", required=False)
+    tool_input = field(data, "tool_input", kind=dict)
+    if tool in _FILE_TOOLS:
+        return [Action("write", field(tool_input, "file_path"), cwd)]
+    command = tool_input.get("command")
+    if command is None:
+        if tool == "run_shell_command":
+            raise Malformed("run_shell_command: no tool_input.command")
+        return []
+    where = tool_input.get("directory", tool_input.get("dir_path"))
+    return [Action("shell", shell_text(command), under(cwd, where))]
+
+
+def allow() -> Answer:
+    return Answer(0)
+
+
+def deny(reason: str) -> Answer:
+    return Answer(2, json.dumps({"decision": "deny", "reason": reason}) + "\n", f"tfgate guard: {reason}\n")
+
+
+def config(command: str) -> dict[str, list[dict]]:
+    hook = {"type": "command", "name": "tfgate-guard", "command": command, "timeout": 30000}
+    return {EVENT: [{"matcher": ".*", "hooks": [hook]}]}
+
+
+FILES = {"project": ".gemini/settings.json", "user": "~/.gemini/settings.json"}
