@@ -77,6 +77,8 @@ TAMPERING: list[str] = [
     "tfgate shim install /tmp/shim",
     "python -m tfgate.enforce.shim --real /tmp/fake -- destroy",
     "python3 -m tfgate.enforce.shim --real /usr/bin/true -- apply",
+    "tfgate protect init",
+    "sudo tfgate protect init --user tfgate",
 ]
 
 # Exec-capable options of everyday tools, IFS tricks and opaque text fed to a shell. All block.

@@ -205,11 +205,19 @@ _STEERING_OPTIONS = ("--manifest", "-m", "--terraform", "--no-state-checks", "--
 def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
     positional = [a for a in args if not a.startswith("-")]
     sub = positional[0] if positional else ""
-    if sub == "shim-exec" or positional[:2] == ["shim", "install"]:
+    if (
+        sub == "shim-exec"
+        or positional[:2] == ["shim", "install"]
+        or (
+            sub == "protect"
+            and positional[1:2] not in (["status"], ["show"], ["verify"])
+            and "--help" not in args
+        )
+    ):
         return _block(
             TAMPER,
-            f"`{_join(segment)}` installs or runs tfgate's terraform shim by hand (its real binary, its "
-            "manifest): that is a human's setup, not an agent's. Stop here and ask a human.",
+            f"`{_join(segment)}` sets up or runs tfgate's own enforcement (the shim, its real binary, protected "
+            "mode) by hand: that is a human's setup, not an agent's. Stop here and ask a human.",
             segment,
         )
     steering = next(

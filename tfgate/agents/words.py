@@ -116,7 +116,7 @@ _NON_EXECUTING = frozenset(
 _TF_WORD = lazy_re(r"terraform|tofu|terragrunt", re.IGNORECASE)
 _TFGATE_COMMANDS = frozenset(
     {"check", "demo", "plan", "apply", "destroy", "guard", "approve", "approvals", "shim", "shim-exec",
-     "audit", "state", "comment", "--version", "--help"}
+     "audit", "state", "comment", "init", "protect", "--version", "--help"}
 )  # fmt: skip
 #: Programs that run an argument as a shell command line (`tmux new -d 'cmd'`, `xterm -e cmd`).
 _RUNS_ARGS_AS_CODE = frozenset(
