@@ -191,6 +191,13 @@ def test_agent_specific_shapes() -> None:
         "tool_input": {"command": DESTROY},
     }
     assert judge("copilot", json.dumps(vs)).stdout.count('"deny"') == 1
+    mcp = {"hook_event_name": "beforeMCPExecution", "workspace_roots": ["/r"], "tool_name": "run",
+           "tool_input": json.dumps({"command": DESTROY}), "command": "npx mcp-server"}  # fmt: skip
+    assert judge("cursor", json.dumps(mcp)).exit_code == 2
+    mcp["tool_input"] = json.dumps({"query": "select 1"})
+    assert judge("cursor", json.dumps(mcp)).stdout == '{"permission": "allow"}\n'
+    mcp["tool_input"] = "{oops"
+    assert judge("cursor", json.dumps(mcp)).blocked
     for agent in ("claude", "codex", "gemini", "kiro"):  # tools with nothing to run pass
         read = {"tool_name": "Read", "cwd": "/r", "tool_input": {"file_path": "/r/tfgate.yaml"}}
         assert is_allow(

@@ -1,5 +1,5 @@
-"""Cursor hooks (.cursor/hooks.json): `beforeShellExecution` (command, cwd) and `preToolUse` (tool_name,
-tool_input) for file writes. Deny: `{"permission": "deny", "user_message", "agent_message"}` on stdout and exit
+"""Cursor hooks (.cursor/hooks.json): `beforeShellExecution` (command, cwd), `beforeMCPExecution` and
+`preToolUse` (tool_name, tool_input: an object, or for MCP a JSON string) for file writes and other tools. Deny: `{"permission": "deny", "user_message", "agent_message"}` on stdout and exit
 2 (never "ask", which auto-review mode ignores); allow: `{"permission": "allow"}`. Entries carry `failClosed:
 true`, so a hook that crashes or times out blocks."""
 
@@ -20,22 +20,38 @@ def _cwd(data: dict) -> str | None:
     return roots[0] if isinstance(roots, list) and roots and isinstance(roots[0], str) else None
 
 
+def _tool_input(data: dict) -> dict:
+    value = data.get("tool_input")
+    if isinstance(value, str):  # MCP calls give it as a JSON string
+        from tfgate.strict import json_loads
+
+        try:
+            value = json_loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise Malformed(f"tool_input is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Malformed("tool_input is not a JSON object")
+    return value
+
+
 def parse(data: object) -> list[Action]:
     event = field(data, "hook_event_name")
     cwd = _cwd(data)
     if event == "beforeShellExecution":
         return [Action("shell", shell_text(field(data, "command", kind=object)), cwd)]
-    if event != "preToolUse":
+    if event not in ("preToolUse", "beforeMCPExecution"):
         raise Malformed(f"unexpected hook_event_name {event!r}")
     tool = field(data, "tool_name")
-    tool_input = field(data, "tool_input", kind=dict)
+    tool_input = _tool_input(data)
     if tool in _FILE_TOOLS:
         path = next((tool_input[k] for k in ("file_path", "path", "target_file") if k in tool_input), None)
         if not isinstance(path, str) or not path:
             raise Malformed(f"{tool}: no file path in tool_input")
         return [Action("write", path, cwd)]
     command = tool_input.get("command")
-    return [] if command is None else [Action("shell", shell_text(command), cwd)]
+    if command is None or (event == "beforeMCPExecution" and not isinstance(command, (str, list))):
+        return []
+    return [Action("shell", shell_text(command), cwd)]
 
 
 def allow() -> Answer:
@@ -49,7 +65,7 @@ def deny(reason: str) -> Answer:
 
 def config(command: str) -> dict[str, list[dict]]:
     entry = {"command": command, "timeout": 30, "failClosed": True}
-    return {"beforeShellExecution": [entry], "preToolUse": [dict(entry)]}
+    return {"beforeShellExecution": [entry], "beforeMCPExecution": [dict(entry)], "preToolUse": [dict(entry)]}
 
 
 FILES = {"project": ".cursor/hooks.json", "user": "~/.cursor/hooks.json"}

@@ -40,3 +40,6 @@ def config(command: str) -> dict[str, list[dict]]:
 
 
 FILES = {"project": ".gemini/settings.json", "user": "~/.gemini/settings.json"}
+#: Stable-channel builds run hooks only with `hooksConfig.enabled` (kept as it is when already set).
+TOP = {"hooksConfig": {"enabled": True}}
+NOTE = "Gemini CLI runs hooks only when enabled: check that hooksConfig.enabled is true (set here unless it was set)."
