@@ -23,6 +23,7 @@ import msgspec
 
 from tfgate.errors import PlanError
 from tfgate.model import Change, ChangeClass, PlanInfo, Risk, SafetyNetRemoval
+from tfgate.plan.address import instance_ok
 from tfgate.plan.common import (
     DESTRUCTIVE,
     CatalogLike,
@@ -426,21 +427,25 @@ def _classify_show(
     mode = rc.mode
     if mode is not None and mode != "managed" and mode != "data":
         raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
-    parsed = resolve(label, address, mode, rc.type, rc.name, rc.module_address)
-    mode = parsed.mode
+    rtype, name, module = rc.type, rc.name, rc.module_address
+    if instance_ok(address, mode, rtype, name, module):
+        mode = "data" if mode == "data" else "managed"
+        module = module or None
+    else:  # the full parse: what is malformed, or which field contradicts the address
+        parsed = resolve(label, address, mode, rtype, name, module)
+        mode, rtype, name, module = parsed.mode, parsed.type, parsed.name, parsed.module
     if rc.previous_address is not None:
         resolve(label, rc.previous_address)
     managed = mode == "managed"
     if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
         # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
         cls, order, creates = ChangeClass.NO_OP, None, False
-    rtype = parsed.type
     fields: dict[str, Any] = {
         "address": address,
         "mode": mode,
         "type": shared(rtype),
-        "name": parsed.name,
-        "module_address": shared(parsed.module),
+        "name": name,
+        "module_address": shared(module),
         "index": rc.index,
         "provider": shared(rc.provider_name),
         "actions": actions,

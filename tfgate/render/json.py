@@ -133,7 +133,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             for a in result.approvals
         ],
         "changes": [
-            _change(c) for c in result.changes if c.change_class.value != "no_op" or c.moved or c.importing
+            _change(c) for c in result.changes if c.change_class is not _NO_OP or c.moved or c.importing
         ],
         "binding": _binding(result.binding),
         "way_out": _way_out(result.way_out),
