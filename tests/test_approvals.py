@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -165,6 +166,7 @@ def test_statement_round_trip_and_schema() -> None:
         ("format version 1", "unreadable"),
         ("no state field", "unreadable"),
         ("bad state", "unreadable"),
+        ("too long-lived", "too long-lived"),
     ],
 )
 def test_each_attack_is_refused_with_its_reason(
@@ -221,6 +223,8 @@ def test_each_attack_is_refused_with_its_reason(
         (tmp_path / "s.json.sig").write_text(
             "-----BEGIN SSH SIGNATURE-----\nAAAA\n-----END SSH SIGNATURE-----\n"
         )
+    elif attack == "too long-lived":
+        write(f, statement(expires_at=NOW + timedelta(hours=30)), keys["alice"])
     elif attack == "other root":
         write(f, statement(root="s3://tfstate-staging/orders.tfstate"), keys["alice"])
     elif attack == "other lineage":
@@ -454,3 +458,21 @@ def test_two_people_still_count_twice(keys, tmp_path: Path) -> None:
     c = write(tmp_path / "c.json", statement(signer="carol@corp.example.com"), keys["carol"])
     judged, _ = _judge_two([a, c], signers)
     assert judged[0].approved and judged[0].approved_by == ("alice@example.com", "carol@corp.example.com")
+
+
+def test_max_ttl_from_the_manifest(keys, signers, tmp_path: Path) -> None:
+    from tfgate.errors import ManifestError
+    from tfgate.policy.manifest import parse_manifest
+
+    m = parse_manifest(b"version: 1\napprovals: {allowed_signers: s, max_ttl: 2h}\n", tmp_path / "m.yaml")
+    assert m.max_ttl == timedelta(hours=2)
+    for bad in (b"0h", b"soon"):
+        with pytest.raises(ManifestError, match="max_ttl"):
+            parse_manifest(b"version: 1\napprovals: {max_ttl: " + bad + b"}\n", tmp_path / "m.yaml")
+    f = write(tmp_path / "a.json", statement(), keys["alice"])  # valid 4 h 1 min
+    counted = judge(
+        [f], (violation(),), dataclasses.replace(manifest(signers), max_ttl=timedelta(hours=2)), digest=DIGEST,
+        workspace="prod", now=NOW, binding=BINDING,
+    )  # fmt: skip
+    assert counted.outcomes[0].reason.startswith("too long-lived: valid for 4:01:00")
+    assert "at most 2:00:00 (approvals: {max_ttl})" in counted.outcomes[0].reason

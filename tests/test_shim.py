@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from tfgate.enforce.shim import MARKER, is_shim
+
+from .conftest import TF
 
 pytestmark = pytest.mark.slow
 
@@ -116,24 +119,51 @@ def test_apply_goes_through_the_gate(shimdir: Path, prod) -> None:
     assert "new2" not in run(shimdir, "state", "list", cwd=prod.dir).stdout
 
 
+def _keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return " ".join(Path(f"{path}.pub").read_text().split()[:2])
+
+
+def shim_approve(
+    workdir: Path, command: str, out: Path, key: Path, signer: str = "alice@example.com", *extra: str
+):
+    """`tfgate shim approve` as a human runs it (real CLI, real ssh-keygen)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tfgate", "shim", "approve", "-C", str(workdir), "--signer", signer, "--key", str(key),
+         "--reason", "CHG-1", "--yes", "--output", str(out), *extra, "--", *shlex.split(command)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def resign(stmt: Path, key: Path, **edit) -> Path:
+    """Edit a statement's fields and sign it again with the same key (a legitimately signed variant)."""
+    doc = json.loads(stmt.read_text())
+    doc.update(edit)
+    doc = {k: v for k, v in doc.items() if v is not ...}
+    stmt.write_text(json.dumps(doc))
+    Path(f"{stmt}.sig").unlink(missing_ok=True)
+    subprocess.run(
+        ["ssh-keygen", "-Y", "sign", "-q", "-f", str(key), "-n", "tfgate-shim", str(stmt)], check=True
+    )
+    return stmt
+
+
 @pytest.fixture
 def signer(prod, tmp_path: Path):
     if not shutil.which("ssh-keygen"):
         pytest.skip("ssh-keygen missing")
     key = tmp_path / "alice"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    pub = (tmp_path / "alice.pub").read_text().strip()
+    pub = _keygen(key)
     (prod.dir / "allowed_signers").write_text(f"alice@example.com {pub}\n")
 
-    def sign(command: str, name: str = "approval.json", **extra) -> Path:
+    def sign(command: str, name: str = "approval.json", **edit) -> Path:
         stmt = tmp_path / "approvals" / name
         stmt.parent.mkdir(exist_ok=True)
-        stmt.write_text(json.dumps({"tfgate": "shim-approval", "command": command, **extra}))
-        subprocess.run(
-            ["ssh-keygen", "-Y", "sign", "-q", "-f", str(key), "-n", "tfgate-shim", str(stmt)], check=True
-        )
-        return stmt
+        proc = shim_approve(prod.dir, command, stmt, key)
+        assert proc.returncode == 0, proc.stderr
+        return resign(stmt, key, **edit) if edit else stmt
 
+    sign.key = key  # type: ignore[attr-defined]
     return sign
 
 
@@ -157,7 +187,12 @@ def test_state_commands_refused_unless_approved(shimdir: Path, prod, signer) -> 
         shimdir, "state", "rm", "terraform_data.web", cwd=prod.dir, env_extra={"TFGATE_APPROVALS": str(other)}
     )
     assert proc.returncode == 1 and "not `state rm terraform_data.web`" in proc.stderr
-    old = signer("state rm terraform_data.web", "old.json", expires="2001-01-01T00:00:00Z")
+    old = signer(
+        "state rm terraform_data.web",
+        "old.json",
+        issued_at="2000-12-31T23:00:00Z",
+        expires="2001-01-01T00:00:00Z",
+    )
     proc = run(
         shimdir, "state", "rm", "terraform_data.web", cwd=prod.dir, env_extra={"TFGATE_APPROVALS": str(old)}
     )
@@ -170,7 +205,7 @@ def test_state_commands_refused_unless_approved(shimdir: Path, prod, signer) -> 
     proc = run(
         shimdir, "state", "rm", "terraform_data.db", cwd=prod.dir, env_extra={"TFGATE_APPROVALS": str(forged)}
     )
-    assert proc.returncode == 1 and "no valid signature" in proc.stderr
+    assert proc.returncode == 1 and "bad signature" in proc.stderr
     proc = run(
         shimdir, "state", "rm", "terraform_data.web", cwd=prod.dir, env_extra={"TFGATE_APPROVALS": str(good)}
     )
@@ -269,3 +304,115 @@ def test_pinned_manifest_protects_wherever_terraform_runs(tmp_path: Path, terraf
         text=True,
     )
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+TWO_OF = """version: 1
+approvals: {allowed_signers: allowed_signers, max_ttl: 8h}
+protect:
+  - name: prod-db
+    match: {address: ["terraform_data.db"]}
+    approvals: 2
+    approvers: ["alice@example.com", "carol@example.com"]
+"""
+
+
+@pytest.fixture
+def people(prod, tmp_path: Path) -> dict[str, Path]:
+    if not shutil.which("ssh-keygen"):
+        pytest.skip("ssh-keygen missing")
+    keys = {who: tmp_path / f"id_{who}" for who in ("alice", "bob", "carol")}
+    lines = [f"{who}@example.com {_keygen(k)}" for who, k in keys.items()]
+    (prod.dir / "allowed_signers").write_text("\n".join(lines) + "\n")
+    (prod.dir / "tfgate.yaml").write_text(TWO_OF)
+    return keys
+
+
+def _rm(shimdir: Path, workdir: Path, *approvals: Path) -> subprocess.CompletedProcess:
+    env = {"TFGATE_APPROVALS": os.pathsep.join(map(str, approvals))}
+    return run(shimdir, "state", "rm", "terraform_data.db", cwd=workdir, env_extra=env)
+
+
+def test_shim_approvals_obey_the_rules_protecting_what_the_command_touches(
+    shimdir: Path, prod, people, tmp_path: Path
+) -> None:
+    """The issue's attack: the rule wants 2 approvals from alice or carol; bob (merely listed) signs."""
+    out = tmp_path / "ap"
+    out.mkdir()
+    # `tfgate shim approve` refuses bob up front: he approves for no rule protecting terraform_data.db.
+    proc = shim_approve(
+        prod.dir, "state rm terraform_data.db", out / "bob.json", people["bob"], "bob@example.com"
+    )
+    assert proc.returncode == 2 and "not an approver of any rule protecting" in proc.stderr
+    # bob's statement made anyway (alice's, re-signed by bob as bob) does not count.
+    a = out / "alice.json"
+    assert shim_approve(prod.dir, "state rm terraform_data.db", a, people["alice"]).returncode == 0
+    shutil.copy(a, out / "bob.json")
+    bob = resign(out / "bob.json", people["bob"], signer="bob@example.com")
+    for approvals, counted in (((bob,), "0 counted"), ((a,), "1 counted: alice@example.com"),
+                               ((a, bob), "1 counted: alice@example.com")):  # fmt: skip
+        proc = _rm(shimdir, prod.dir, *approvals)
+        assert proc.returncode == 1, proc.stderr
+        assert (
+            "rule 'prod-db' protects terraform_data.db and needs 2 approval(s) from alice@example.com, "
+            in proc.stderr
+        )
+        assert counted in proc.stderr
+    # alice twice is one person.
+    a2 = resign(Path(shutil.copy(a, out / "alice2.json")), people["alice"], reason="again")
+    assert "1 counted: alice@example.com" in _rm(shimdir, prod.dir, a, a2).stderr
+    assert "terraform_data.db" in run(shimdir, "state", "list", cwd=prod.dir).stdout
+    c = out / "carol.json"
+    proc = shim_approve(prod.dir, "state rm terraform_data.db", c, people["carol"], "carol@example.com")
+    assert proc.returncode == 0, proc.stderr
+    stmt = json.loads(c.read_text())
+    assert (
+        stmt["version"] == 2
+        and stmt["workspace"] == "default"
+        and stmt["root"] == f"local:{prod.dir.resolve()}"
+    )
+    assert stmt["state"]["lineage"] == prod.state()["lineage"]
+    proc = _rm(shimdir, prod.dir, a, c)
+    assert proc.returncode == 0, proc.stderr
+    assert "approved by alice@example.com, carol@example.com" in proc.stderr
+    assert run(shimdir, "state", "list", cwd=prod.dir).stdout.split() == ["terraform_data.web"]
+
+
+def test_a_shim_approval_is_bound_to_its_directory_state_workspace_and_lifetime(
+    shimdir: Path, prod, people, tmp_path: Path, terraform_bin: Path
+) -> None:
+    (prod.dir / "tfgate.yaml").write_text(TWO_OF.replace("approvals: 2", "approvals: 1"))
+    a = tmp_path / "a.json"
+    assert shim_approve(prod.dir, "state rm terraform_data.db", a, people["alice"]).returncode == 0
+    # The same file in another directory with an identical configuration and its own state.
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("main.tf", "tfgate.yaml", "allowed_signers"):
+        shutil.copy(prod.dir / name, other / name)
+    twin = TF(other, terraform_bin)
+    twin.run("init", "-input=false")
+    twin.apply()
+    proc = _rm(shimdir, other, a)
+    assert proc.returncode == 1 and "other root: approves local:" in proc.stderr
+    assert "terraform_data.db" in run(shimdir, "state", "list", cwd=other).stdout
+    # Copying the approved state there is still another root; the state moving on is another state.
+    key = people["alice"]
+    variants = {
+        "other workspace": resign(Path(shutil.copy(a, tmp_path / "ws.json")), key, workspace="staging"),
+        "unreadable: missing field(s) expires": resign(Path(shutil.copy(a, tmp_path / "noexp.json")), key, expires=...),
+        "too long-lived": resign(Path(shutil.copy(a, tmp_path / "long.json")), key, expires="2099-01-01T00:00:00Z"),
+        "not a version 2 shim approval": resign(Path(shutil.copy(a, tmp_path / "v1.json")), key, version=...),
+    }  # fmt: skip
+    for expected, stmt in variants.items():
+        proc = _rm(shimdir, prod.dir, stmt)
+        assert proc.returncode == 1 and expected in proc.stderr, (expected, proc.stderr)
+    # `approve` refuses a --ttl over the manifest's max_ttl.
+    proc = shim_approve(
+        prod.dir, "state rm terraform_data.db", tmp_path / "x.json", key, "alice@example.com", "--ttl", "9h"
+    )
+    assert proc.returncode == 2 and "longer than the manifest allows (8:00:00" in proc.stderr
+    prod.write(BASE + 'resource "terraform_data" "extra" {}\n')
+    prod.apply()
+    proc = _rm(shimdir, prod.dir, a)
+    assert proc.returncode == 1 and "other state: approves state lineage" in proc.stderr
+    assert "the state changed since it was approved" in proc.stderr
+    assert "terraform_data.db" in run(shimdir, "state", "list", cwd=prod.dir).stdout

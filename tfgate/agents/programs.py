@@ -243,7 +243,9 @@ def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
             "is a human's call. Ask a human to confirm the workspace is new and run it.",
             segment,
         )
-    if positional[:1] == ["approve"] or positional[:2] in (["approvals", "sign"], ["approvals", "create"]):
+    if positional[:1] == ["approve"] or positional[:2] in (
+        ["approvals", "sign"], ["approvals", "create"], ["shim", "approve"],
+    ):  # fmt: skip
         return _block(
             SELF_APPROVAL,
             f"`{_join(segment)}` signs an approval. Approvals must come from a human reviewer: ask a human "

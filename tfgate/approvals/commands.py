@@ -97,7 +97,7 @@ def describe(target: Target, statement: Statement) -> str:
     return "\n".join(lines)
 
 
-def sign_file(path: Path, key: Path, *, ssh_keygen: str = "ssh-keygen") -> Path:
+def sign_file(path: Path, key: Path, *, ssh_keygen: str = "ssh-keygen", namespace: str = NAMESPACE) -> Path:
     """``ssh-keygen -Y sign -n tfgate -f KEY FILE`` (a public KEY signs through ssh-agent); returns FILE.sig.
 
     ssh-keygen talks to the terminal itself (passphrase, security-key touch); its output never contains
@@ -106,7 +106,7 @@ def sign_file(path: Path, key: Path, *, ssh_keygen: str = "ssh-keygen") -> Path:
     sig.unlink(missing_ok=True)
     try:
         proc = subprocess.run(
-            [ssh_keygen, "-Y", "sign", "-n", NAMESPACE, "-f", str(key), str(path)],
+            [ssh_keygen, "-Y", "sign", "-n", namespace, "-f", str(key), str(path)],
             stdout=subprocess.DEVNULL,  # stderr stays the user's: passphrase and touch prompts
         )
     except OSError as exc:
@@ -184,6 +184,7 @@ def run_approve(
         reason = prompt_reason()
     manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
     signers = usable_signers(manifest, opts.signer, opts.key, now or datetime.now(timezone.utc))
+    check_ttl(ttl, manifest)
     target, _ = load_target(opts.plan, manifest)
     statement = make_statement(
         target, signer=opts.signer, ttl=ttl, reason=reason or "", now=now or datetime.now(timezone.utc),
@@ -246,7 +247,9 @@ def run_approve(
     return 0
 
 
-def usable_signers(manifest: Any, signer: str, key: Path | None, now: datetime) -> Any:
+def usable_signers(
+    manifest: Any, signer: str, key: Path | None, now: datetime, namespace: str = NAMESPACE
+) -> Any:
     """The manifest's allowed signers, refusing (TfgateError, exit 2, with the fix) when no approval by
     SIGNER with KEY could ever count: no `approvals:` section, no usable file, SIGNER (or KEY, when its
     public half is known) not listed for namespace tfgate."""
@@ -264,17 +267,27 @@ def usable_signers(manifest: Any, signer: str, key: Path | None, now: datetime) 
             f"`approvals: {{allowed_signers: allowed_signers}}` and list each approver's key there, e.g. {line}"
         )
     signers = allowed_signers.load(Path(manifest.allowed_signers))
-    if not signers.lines_for_principal(signer, NAMESPACE):
+    if not signers.lines_for_principal(signer, namespace):
         raise TfgateError(
-            f"{signer} is not listed in {manifest.allowed_signers} for namespace {NAMESPACE!r}, so this "
+            f"{signer} is not listed in {manifest.allowed_signers} for namespace {namespace!r}, so this "
             f"approval could not count: add a line {line} (or sign as a principal listed there)"
         )
     public = _public_key(key) if key is not None else None
     if public is not None:
-        auth = signers.authorize(public, signer, NAMESPACE, now)
+        auth = signers.authorize(public, signer, namespace, now)
         if not auth.ok:
             raise TfgateError(_not_listed(signer, public, signers, f"{auth.kind}: {auth.reason}"))
     return signers
+
+
+def check_ttl(ttl: timedelta, manifest: Any) -> None:
+    from tfgate.approvals.statement import max_ttl
+
+    if ttl > max_ttl(manifest):
+        raise TfgateError(
+            f"--ttl {ttl} is longer than the manifest allows ({max_ttl(manifest)}, approvals: {{max_ttl}}): "
+            "such an approval would not count; use a shorter --ttl"
+        )
 
 
 def _not_listed(signer: str, key: Any, signers: Any, why: str) -> str:

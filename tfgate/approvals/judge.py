@@ -7,18 +7,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tfgate.approvals.statement import (
     CLOCK_SKEW,
+    DEFAULT_MAX_TTL,
     MAX_STATEMENT_BYTES,
     NAMESPACE,
     Statement,
     StatementError,
     _rfc3339,
     describe_state,
+    lifetime_problem,
+    max_ttl,
     signature_path,
     statement_files,
 )
@@ -55,8 +58,9 @@ def load_signers(manifest: Any) -> Any:
 
 
 def check_statement(
-    source: Path, signers: Any, *, digest: str, workspace: str, now: datetime, binding: StateBinding
-) -> tuple[_Valid | None, ApprovalOutcome | None]:
+    source: Path, signers: Any, *, digest: str, workspace: str, now: datetime, binding: StateBinding,
+    limit: timedelta = DEFAULT_MAX_TTL,
+) -> tuple[_Valid | None, ApprovalOutcome | None]:  # fmt: skip
     """Everything about one statement that does not depend on the other statements."""
     from tfgate.approvals import sshsig
 
@@ -100,6 +104,8 @@ def check_statement(
         )
     if problem := binding_problem(statement, binding):
         return refuse(problem, signer)
+    if too_long := lifetime_problem(statement.issued_at, statement.expires_at, limit):
+        return refuse(too_long, signer)
     if now >= statement.expires_at:
         return refuse(f"expired: at {_rfc3339(statement.expires_at)}", signer)
     if statement.issued_at > now + CLOCK_SKEW:
@@ -108,7 +114,7 @@ def check_statement(
     return _Valid(name, statement, key.fingerprint, person, signers.lines_of(person)), None
 
 
-def binding_problem(statement: Statement, binding: StateBinding) -> str | None:
+def binding_problem(statement: Any, binding: StateBinding) -> str | None:
     """Why a statement's root and prior state are not this plan's (the refusal reason), or None."""
     if not binding.known:
         return f"state unknown: {binding.problem}"
@@ -148,7 +154,7 @@ def judge(
     valid: list[_Valid] = []
     for f in files:
         ok, outcome = check_statement(
-            f, signers, digest=digest, workspace=workspace, now=now, binding=binding
+            f, signers, digest=digest, workspace=workspace, now=now, binding=binding, limit=max_ttl(manifest)
         )
         results[str(f)] = outcome
         if ok is not None:

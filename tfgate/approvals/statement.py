@@ -47,6 +47,8 @@ CLOCK_SKEW = timedelta(minutes=5)
 MAX_STATEMENT_BYTES = 16 * 1024 * 1024
 #: provisioner: the provisioner commands a change will run (tfgate's rule `provisioner_commands`).
 CLASSES = ("delete", "replace", "forget", "safety_net", "provisioner")
+#: The longest an approval may be valid (expires - issued_at) unless the manifest says `approvals: {max_ttl}`.
+DEFAULT_MAX_TTL = timedelta(hours=24)
 _KEYS = (
     "tfgate_approval",
     "plan_digest",
@@ -192,6 +194,21 @@ def _state(value: object) -> tuple[str, int] | None:
 
 def describe_state(state: tuple[str, int] | None) -> str:
     return f"state lineage {state[0]} serial {state[1]}" if state else "no prior state"
+
+
+def max_ttl(manifest: object) -> timedelta:
+    """The manifest's `approvals: {max_ttl}`, else 24 hours."""
+    return getattr(manifest, "max_ttl", None) or DEFAULT_MAX_TTL
+
+
+def lifetime_problem(issued: datetime, expires: datetime, limit: timedelta) -> str | None:
+    """The refusal when a statement is valid for longer than the manifest allows (clock skew tolerated)."""
+    if expires - issued <= limit + CLOCK_SKEW:
+        return None
+    return (
+        f"too long-lived: valid for {expires - issued} ({_rfc3339(issued)} to {_rfc3339(expires)}), the "
+        f"manifest allows at most {limit} (approvals: {{max_ttl}})"
+    )
 
 
 def _time(text: str, name: str) -> datetime:

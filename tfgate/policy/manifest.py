@@ -60,6 +60,8 @@ class RuleSpec(msgspec.Struct, forbid_unknown_fields=True):
 
 class ApprovalsSpec(msgspec.Struct, forbid_unknown_fields=True):
     allowed_signers: str | None = None
+    #: The longest an approval may be valid (expires - issued_at), e.g. "24h" (the default).
+    max_ttl: str | None = None
 
 
 class StateSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -241,6 +243,8 @@ class Manifest:
     audit_log: Path | None = None
     #: `plan: {provisioners: block|warn}`: whether provisioner commands a plan will run block (approvable).
     provisioners: str = "block"
+    #: approvals: {max_ttl}: the longest an approval may be valid (None: the 24 h default).
+    max_ttl: timedelta | None = None
 
     def rules_for(self, change: Change, *, tags_known: bool = True) -> tuple[Rule, ...]:
         """Rules that match the change, whatever its class (state checks ask about creates too)."""
@@ -340,7 +344,17 @@ def parse_manifest(text: bytes, path: Path) -> Manifest:
         ledger=_rel(base, state.ledger),
         audit_log=_rel(base, spec.audit.log if spec.audit else None),
         provisioners=spec.plan.provisioners if spec.plan else "block",
+        max_ttl=_max_ttl(spec.approvals, path),
     )
+
+
+def _max_ttl(spec: ApprovalsSpec | None, path: Path) -> timedelta | None:
+    if spec is None or spec.max_ttl is None:
+        return None
+    ttl = parse_duration(spec.max_ttl, f"{path}: at `$.approvals.max_ttl`")
+    if ttl <= timedelta(0):
+        raise ManifestError(f"{path}: at `$.approvals.max_ttl`: must be positive")
+    return ttl
 
 
 def _rel(base: Path, value: str | None) -> Path | None:
