@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tfgate import __version__
+from tfgate import __version__, cli_approvals
 from tfgate.cli_common import (
     ApprovalsOpt,
     AuditLogOpt,
@@ -299,41 +299,7 @@ def shim_install(
     raise typer.Exit(guarded(body))
 
 
-@shim_app.command("approve", context_settings=_PASSTHROUGH)
-def shim_approve(
-    args: Annotated[list[str], typer.Argument(help="The Terraform arguments to approve, after --.")],
-    signer: Annotated[str, typer.Option("--signer", "-s", help="Your principal in allowed_signers.")],
-    key: Annotated[Path, typer.Option("--key", "-k", help="SSH private key, or its .pub (ssh-agent).")],
-    reason: Annotated[str, typer.Option("--reason", "-r", help="Why (required).")],
-    ttl: Annotated[str, typer.Option("--ttl", help="How long it stays valid (at most max_ttl).")] = "4h",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Statement file or directory.")
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing statement file.")] = False,
-    manifest: ManifestOpt = None,
-    terraform: TerraformOpt = None,
-    chdir: ChdirOpt = Path("."),
-    audit_log: AuditLogOpt = None,
-) -> None:
-    """Sign an approval of one state-changing Terraform command (`tfgate shim approve -- state rm ADDR`),
-    bound to this root, workspace and state; the shim runs it when TFGATE_APPROVALS names enough of them."""
-    from tfgate.approvals.shim import ShimApproveOptions, run_shim_approve
-
-    opts = ShimApproveOptions(
-        args=tuple(args), signer=signer, key=key, reason=reason, workdir=chdir, ttl=ttl, output=output,
-        manifest=manifest, terraform=terraform, yes=yes, force=force, audit_log=audit_log,
-    )  # fmt: skip
-    raise typer.Exit(
-        guarded(
-            lambda: run_shim_approve(
-                opts,
-                echo=lambda text: typer.echo(text, err=True),
-                confirm=lambda text: typer.confirm(text, default=False, err=True),
-                interactive=sys.stdin.isatty(),
-            )
-        )
-    )
+shim_app.command("approve", context_settings=_PASSTHROUGH)(cli_approvals.shim_approve)
 
 
 @app.command("shim-exec", hidden=True, context_settings=_PASSTHROUGH)
