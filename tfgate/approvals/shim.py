@@ -421,7 +421,7 @@ def run_shim_approve(
     args = list(opts.args)
     what = classify_terraform(args)
     if what.sub == "refresh":
-        what = type(what)("state", what.sub, what.index)
+        what = what._replace(kind="state")
     if what.kind not in ("state", "test"):
         raise TfgateError(
             f"`{shlex.join(args)}` is not a command the shim asks approval for ({what.kind}): apply and destroy "

@@ -20,7 +20,6 @@ a shim, never inside DIR). At run time:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import sys
@@ -258,7 +257,7 @@ def run(real: str, args: Sequence[str], *, name: str = "terraform", manifest: Pa
     args = merged_cli_args(args, os.environ)
     what = classify_terraform(args)
     if what.sub == "refresh":  # refresh writes state without a plan to check: a state command here
-        what = dataclasses.replace(what, kind="state")
+        what = what._replace(kind="state")
     if what.kind == "read-only":
         _exec([*real_argv, *args])
     cwd = Path.cwd()
