@@ -39,6 +39,10 @@ TAMPERING: list[str] = [
     "docker run -v $PWD:/w img rm /w/tfgate.yaml",
     "mkdir -p .tfgate",
     "git stash -u",
+    "awk '{print > \"tfgate.yaml\"}' /dev/null",
+    "git apply <<'EOF'\n--- a/tfgate.yaml\n+++ b/tfgate.yaml\n@@ -1 +1 @@\n-a\n+b\nEOF",
+    "cp -l tfgate.yaml /tmp/editable.yaml",
+    "cp -s .tfgate/ledger.json /tmp/l.json",
     "find . -name 'tfgate.*' -delete",
     "find . -name tfgate.yaml -exec rm {} \\;",
     "git checkout HEAD~3 -- tfgate.yaml",
@@ -126,6 +130,10 @@ EXEC_AND_OPAQUE: list[tuple[str, str | None]] = [
     ("printf '\\x74erraform apply' | sh", OPAQUE),
     ("echo H4sI | base64 -d | gunzip | python3", OPAQUE),
     ("echo dGVy | base64 -d | xargs -0 sh -c", OPAQUE),
+    ('python3 -c "$(echo aW1wb3J0IG9z | base64 -d)"', OPAQUE),
+    ("echo dGVycmFmb3JtIGFwcGx5 | base64 -d > run.sh && sh run.sh", OPAQUE),
+    ("printf 'Host x\\n  ProxyCommand terraform destroy -auto-approve\\n' > /tmp/c && ssh -F /tmp/c x", None),
+    ("echo '* * * * * terraform apply -auto-approve' > /tmp/cron && crontab /tmp/cron", None),
 ]
 
 # Everyday command lines that look alike. All pass.
@@ -191,6 +199,10 @@ EVERYDAY: list[str] = [
     "terraform plan -out=.tfgate/plan.bin",
     "tfgate demo --terraform embedded",
     "sed -i s/a/b/ *.tf",
+    "bash <<'EOF'\ncat tfgate.yaml\nEOF",
+    "git commit -F - <<'EOF'\nprotect the database in tfgate.yaml\nEOF",
+    "cat > notes.md <<'EOF'\nwe never edit tfgate.yaml by hand\nEOF",
+    "printf 'Host x\\n  User deploy\\n' > /tmp/c && ssh -F /tmp/c x uptime",
 ]
 
 

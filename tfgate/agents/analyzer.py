@@ -72,6 +72,13 @@ from tfgate.agents.words import (
     mentions_mutation,
 )
 
+#: Programs that run commands from a file they are given (`ssh -F cfg` with ProxyCommand, `crontab FILE`,
+#: `at -f`, `sed -f`, `vim -S`, `gdb -x`, `expect FILE`, `tar -T`... ): a file written on the line is their code.
+_READS_COMMANDS_FROM = frozenset(
+    {"ssh", "scp", "sftp", "crontab", "at", "batch", "sed", "gsed", "vim", "nvim", "vi", "ex", "expect", "gdb",
+     "tar", "git", "less", "rsync", "zip"}
+)  # fmt: skip
+
 
 class _Analyzer(Checks):
     def __init__(self, command: str, cwd: str | None = None) -> None:
@@ -154,10 +161,13 @@ class _Analyzer(Checks):
         """A file written on this line (`> run.sh`, a heredoc to `cat > x.py`) and run later on it (`sh run.sh`,
         `./run.sh`, `source`, `python3 x.py`, `make` of a written Makefile): its content is judged as code."""
         written: dict[str, list[str]] = {}
+        opaque: set[str] = set()  # written by a decoder (`base64 -d > run.sh`): its content cannot be read
         for simple in simples:
             for target in simple.writes:
                 content = [*simple.stdin_texts, _join(simple.words[1:])]
                 written.setdefault(program_name(target), []).extend(content)
+                if self._opaque_words(simple.words):
+                    opaque.add(program_name(target).lower())
         if not written:
             return ALLOW
         for simple in simples:
@@ -170,12 +180,15 @@ class _Analyzer(Checks):
                 _family(words[0]) in ("shell", "python", "eval")
                 or _INTERPRETER.match(name)
                 or name in ("source", ".", "make", "gmake", "just", "task", "bash", "sh")
+                or name in _READS_COMMANDS_FROM
             ):
                 runs.update(program_name(a) for a in words[1:])
                 if name in ("make", "gmake"):
                     runs.update({"makefile", "gnumakefile"})
             for target, content in written.items():
                 if target.lower() in {r.lower() for r in runs} and simple.writes == []:
+                    if target.lower() in opaque:
+                        return self._opaque_block(_join(words), words)
                     text = "\n".join(content)
                     if mentions_mutation(_dequote(text)):
                         return _block(

@@ -78,7 +78,7 @@ class Checks:
             )
         wrapper = _wrapped_start(name, args) is not None  # the command it runs is judged as itself
         hit = tamper(fam if fam in ("terraform", "terragrunt", "tfgate") else name, [] if wrapper else args,
-                     writes, self.ground)  # fmt: skip
+                     writes, self.ground, () if fam in ("shell", "eval") else stdin)  # fmt: skip
         if hit:
             return _block(TAMPER, tamper_reason(_join(words), *hit), words)
         if name in ("cd", "pushd") and args[:1] and not args[0].startswith(("-", "$", "~")):
@@ -100,9 +100,8 @@ class Checks:
             d = self._payload(words, name, "", "line", depth)
             if not d.allowed:
                 return d
-        if self._opaque(prog) or (
-            (fam in ("shell", "eval") or name in ("source", ".")) and any(self._opaque(a) for a in args)
-        ):
+        runs_text = fam in ("shell", "eval", "python") or name in ("source", ".") or _INTERPRETER.match(name)
+        if self._opaque(prog) or (runs_text and any(self._opaque(a) for a in args)):
             return self._opaque_block(_join(words), None)
         return ALLOW
 

@@ -92,7 +92,7 @@ def _sed_writes(args: Sequence[str]) -> bool:
     return any(cmd in "wW" or flag_w for cmd, _, flag_w in sed_commands(args))
 
 
-def _git(args: Sequence[str], ground: Ground) -> tuple[str, str] | None:
+def _git(args: Sequence[str], ground: Ground, stdin: Sequence[str] = ()) -> tuple[str, str] | None:
     k = 0
     while k < len(args) and args[k].startswith("-"):
         k += 2 if args[k] in _GIT_VALUED else 1
@@ -110,7 +110,7 @@ def _git(args: Sequence[str], ground: Ground) -> tuple[str, str] | None:
     if sub in _GIT_READERS:
         return None
     contents = sub in ("checkout", "restore", "rm", "clean", "mv")
-    return _first(_operands(rest), ground, contents=contents)
+    return _first(_operands(rest), ground, contents=contents) or _stdin_names(stdin)  # `git apply <<EOF`
 
 
 def _first(words: Sequence[str], ground: Ground, *, contents: bool = False) -> tuple[str, str] | None:
@@ -132,6 +132,9 @@ def _copy(name: str, args: Sequence[str], ground: Ground) -> tuple[str, str] | N
     contents = name == "rsync" and any(a.startswith("--delete") for a in args)
     if what := ground.path(target, contents=contents):
         return target, what
+    linking = re.search("[ls]", _short_flags(args)) or {"--link", "--symbolic-link"} & set(args)
+    if name == "cp" and linking and (hit := _first(operands, ground)):  # a link to the ground edits it
+        return hit
     full_target = ground._full(target)
     into = (
         target.endswith("/") or target in (".", "..") or len(operands) > 1 or target != _operands(args)[-1]
@@ -169,13 +172,15 @@ def _find(args: Sequence[str], ground: Ground) -> tuple[str, str] | None:
     return _first(starts or ["."], ground, contents=not patterns)
 
 
-def tamper(name: str, args: Sequence[str], writes: Sequence[str], ground: Ground) -> tuple[str, str] | None:
+def tamper(
+    name: str, args: Sequence[str], writes: Sequence[str], ground: Ground, stdin: Sequence[str] = ()
+) -> tuple[str, str] | None:
     """(the word, what of tfgate's ground it is) when this simple command changes tfgate's ground."""
     for target in writes:
         if what := ground.path(target):
             return f"> {target}", what
     if name == "git":
-        return _git(args, ground)
+        return _git(args, ground, stdin)
     if name == "find" and not _reads_only(name, args):
         return _find(args, ground)
     if name in _READERS and _reads_only(name, args):
@@ -197,6 +202,13 @@ def tamper(name: str, args: Sequence[str], writes: Sequence[str], ground: Ground
             return word, what
         if any(ch in word for ch in " ('\"") and (mention := mentions_ground(word)):
             return mention, f"tfgate's files ({mention}), named in code"
+    return _stdin_names(stdin)  # `patch <<EOF` with a diff of the manifest
+
+
+def _stdin_names(stdin: Sequence[str]) -> tuple[str, str] | None:
+    for text in stdin:
+        if mention := mentions_ground(text):
+            return mention, f"tfgate's files ({mention}), named in the input it is given"
     return None
 
 
