@@ -58,15 +58,20 @@ def _root(
     """tfgate: a hard check between anyone (a person, a CI job, an AI agent) and `terraform apply`."""
 
 
+PlansArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="PLAN...",
+        help="Saved binary plan, `terraform show -json` output, `terraform plan -json` stream, or - for "
+        "stdin. Several plans (or NAME=PATH): one combined result, a verdict per root (its directory).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def check(
-    plan: Annotated[
-        str,
-        typer.Argument(
-            metavar="PLAN",
-            help="Saved binary plan, `terraform show -json` output, `terraform plan -json` stream, or - for stdin.",
-        ),
-    ],
+    plans: PlansArg,
     manifest: ManifestOpt = None,
     approvals: ApprovalsOpt = None,
     workspace: WorkspaceOpt = None,
@@ -86,30 +91,23 @@ def check(
     audit_log: AuditLogOpt = None,
     new_workspace: NewWorkspaceOpt = False,
 ) -> None:
-    """Check a plan: exit 0 if allowed, 1 if blocked by policy, 2 on a usage or input error."""
-    from tfgate.pipeline import CheckOptions, run_check
+    """Check a plan: exit 0 if allowed, 1 if blocked by policy, 2 on a usage or input error. With several
+    plans: a verdict per root and the worst exit code overall (an input error in one root is exit 2, the
+    others still reported)."""
+    from tfgate.pipeline import CheckOptions
+    from tfgate.roots import run_gate
 
     def body() -> int:
         root = working_dir(chdir)
-        result = run_check(
-            CheckOptions(
-                plan=at(root, plan),
-                input_format=input_format,
-                terraform=terraform,
-                manifest=at(root, manifest),
-                approvals=tuple(at(root, a) for a in approvals or ()),
-                workspace=workspace,
-                workdir=root,
-                state_checks=not no_state_checks,
-                new_workspace=new_workspace,
-            )
-        )
-        from tfgate.audit import record_check
-
-        record_check(result, command=sys.argv, log=audit_log, cwd=root)
+        opts = CheckOptions(
+            plan=plans[0], input_format=input_format, terraform=terraform, manifest=at(root, manifest),
+            approvals=tuple(at(root, a) for a in approvals or ()), workspace=workspace, workdir=root,
+            state_checks=not no_state_checks, new_workspace=new_workspace,
+        )  # fmt: skip
+        outcome = run_gate(plans, opts, audit_log=audit_log)
         reports = {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab}
-        emit(result, fmt, {kind: at(root, path) for kind, path in reports.items()})
-        return result.exit_code
+        emit(outcome, fmt, {kind: at(root, path) for kind, path in reports.items()})
+        return outcome.exit_code
 
     raise typer.Exit(guarded(body))
 
@@ -496,40 +494,27 @@ def state_check(
 
 @app.command()
 def comment(
-    plan: Annotated[str, typer.Argument(metavar="PLAN", help="The plan, in any form `tfgate check` reads.")],
-    repo: Annotated[
-        str | None,
-        typer.Option(
-            "--repo",
-            help="GitHub OWNER/NAME (default GITHUB_REPOSITORY); GitLab project id or path "
-            "(default CI_PROJECT_ID).",
+    plans: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="PLAN...",
+            help="The plan, in any form `tfgate check` reads; several plans (or NAME=PATH): one combined "
+            "comment and a status per root.",
+            show_default=False,
         ),
+    ],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="OWNER/NAME, or GitLab project (default: from CI).")
     ] = None,
     pr: Annotated[
-        int | None,
-        typer.Option(
-            "--pr",
-            help="Pull request number, or merge request IID (default: the event, CI_MERGE_REQUEST_IID).",
-        ),
+        int | None, typer.Option("--pr", help="Pull/merge request number (default: from CI).")
     ] = None,
-    sha: Annotated[
-        str | None,
-        typer.Option(
-            "--sha",
-            help="The planned commit, for the status (default: the event's head, GITHUB_SHA, CI_COMMIT_SHA).",
-        ),
-    ] = None,
+    sha: Annotated[str | None, typer.Option("--sha", help="The planned commit (default: from CI).")] = None,
     api_url: Annotated[
-        str | None,
-        typer.Option(
-            "--api-url", help="API URL (GitHub Enterprise: default GITHUB_API_URL; GitLab: CI_API_V4_URL)."
-        ),
+        str | None, typer.Option("--api-url", help="API URL (default: GITHUB_API_URL, CI_API_V4_URL).")
     ] = None,
     forge: Annotated[
-        str | None,
-        typer.Option(
-            "--forge", help="github or gitlab (default: gitlab when GITLAB_CI is set, else github)."
-        ),
+        str | None, typer.Option("--forge", help="github or gitlab (default: gitlab when GITLAB_CI is set).")
     ] = None,
     report_gitlab: ReportGitlabOpt = None,
     allow_comment_failure: Annotated[
@@ -545,31 +530,24 @@ def comment(
     audit_log: AuditLogOpt = None,
 ) -> None:
     """Check PLAN, post the Markdown report as the pull or merge request's comment for this workspace
-    (updated in place on later runs) and set the commit status tfgate/<workspace>. Token: GITHUB_TOKEN;
-    GitLab: GITLAB_TOKEN (else CI_JOB_TOKEN). Exit 1 when blocked; 2 when commenting fails (unless
+    (updated in place on later runs) and set the commit status tfgate/<workspace>. Several plans: one
+    comment with a table of roots, statuses tfgate/<root> and tfgate overall. Token: GITHUB_TOKEN; GitLab:
+    GITLAB_TOKEN (else CI_JOB_TOKEN). Exit 1 when blocked; 2 when commenting fails (unless
     --allow-comment-failure) or on any input error."""
-    from tfgate.forge.comment import choose_forge, open_forge, post, resolve_target
-    from tfgate.forge.http import ForgeError
-    from tfgate.pipeline import CheckOptions, run_check
+    from tfgate.forge.comment import choose_forge, publish, resolve_target
+    from tfgate.pipeline import CheckOptions
+    from tfgate.roots import run_gate
 
     def body() -> int:
         root = working_dir(chdir)
         target = resolve_target(repo, pr, sha, api_url, choose_forge(forge))
-        result = run_check(
-            CheckOptions(plan=at(root, plan), terraform=terraform, manifest=at(root, manifest),
-                         approvals=tuple(at(root, a) for a in approvals or ()), workspace=workspace, workdir=root)
-        )  # fmt: skip
-        from tfgate.audit import record_check
-
-        record_check(result, command=sys.argv, log=audit_log, cwd=root)
-        emit(result, fmt, {"gitlab": at(root, report_gitlab)})
-        try:
-            typer.echo(f"tfgate: {post(result, target, open_forge(target))}", err=True)
-        except ForgeError as exc:
-            if not allow_comment_failure:
-                raise
-            typer.echo(f"tfgate: warning: could not comment (tolerated): {exc}", err=True)
-        return result.exit_code
+        opts = CheckOptions(plan=plans[0], terraform=terraform, manifest=at(root, manifest),
+                            approvals=tuple(at(root, a) for a in approvals or ()), workspace=workspace,
+                            workdir=root)  # fmt: skip
+        outcome = run_gate(plans, opts, audit_log=audit_log)
+        emit(outcome, fmt, {"gitlab": at(root, report_gitlab)})
+        publish(outcome, target, tolerate=allow_comment_failure, echo=lambda line: typer.echo(line, err=True))
+        return outcome.exit_code
 
     raise typer.Exit(guarded(body))
 

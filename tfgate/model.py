@@ -300,3 +300,66 @@ class Result:
     @property
     def blocked_violations(self) -> tuple[Violation, ...]:
         return tuple(v for v in self.violations if not v.approved)
+
+
+@dataclass(frozen=True)
+class RootResult:
+    """One root (a Terraform working directory) of a combined check: its Result, or the input error that
+    stopped it (exit 2 for the whole run; the other roots are still checked and reported)."""
+
+    name: str
+    source: str
+    result: Result | None = None
+    error: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ERROR if self.result is None else self.result.exit_code
+
+    @property
+    def status(self) -> str:
+        """ "allow", "block" or "error"."""
+        return "error" if self.result is None else self.result.verdict.value
+
+    @property
+    def destroys(self) -> int:
+        s = self.result.summary if self.result else Summary()
+        return s.delete + s.replace
+
+    @property
+    def blocked(self) -> int:
+        return len(self.result.blocked_violations) if self.result else 0
+
+    @property
+    def approvals_needed(self) -> int:
+        """More signers needed before every protected change is approved: the largest shortfall of any
+        blocked change (one signer's statement can count toward all of them)."""
+        if self.result is None:
+            return 0
+        gaps = [v.approvals_required - len(v.counted_by) for v in self.result.blocked_violations]
+        return max([0, *gaps])
+
+    @property
+    def changed(self) -> bool:
+        """Whether the plan changes anything (a root without changes is folded away in reports)."""
+        if self.result is None:
+            return True
+        s = self.result.summary
+        return bool(s.create + s.update + s.delete + s.replace + s.forget + s.move + s.import_)
+
+
+@dataclass(frozen=True)
+class CombinedResult:
+    """Many roots checked in one run (a monorepo, Terragrunt run-all): each root's verdict, and the worst
+    as the overall exit code (2 > 1 > 0)."""
+
+    roots: tuple[RootResult, ...]
+    tool_version: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        return max((r.exit_code for r in self.roots), default=EXIT_ERROR)
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.ALLOW if self.exit_code == EXIT_ALLOW else Verdict.BLOCK

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.errors import TfgateError
 from tfgate.forge.base import Forge, ForgeError, upsert
-from tfgate.model import Result, Verdict
+from tfgate.model import CombinedResult, Result, RootResult, Verdict
 
 FORGES = ("github", "gitlab")
 
@@ -144,3 +145,48 @@ def post(result: Result, target: Target, forge: Forge) -> str:
         target_url=target.run_url,
     )
     return f"{line}; status {context} on {sha[:12]}"
+
+
+def root_status(root: RootResult) -> tuple[bool, str]:
+    """(success, description) of a root's status; an input error is a failure that says so."""
+    if root.result is None:
+        return False, f"input error: {root.error}"[:140]
+    return root.result.verdict is Verdict.ALLOW, status_description(root.result)
+
+
+def post_roots(combined: CombinedResult, target: Target, forge: Forge) -> str:
+    """One combined comment, a status `tfgate/<root>` per root and `tfgate` overall (success only when
+    every root is allowed). Returns a one-line account; raises ForgeError on failure."""
+    from tfgate.render.common import roots_tally
+    from tfgate.render.markdown import ROOTS_MARKER, render_roots
+
+    action, comment_id = upsert(forge, render_roots(combined), ROOTS_MARKER)
+    line = f"{action} comment {comment_id} on {forge.where}"
+    sha = _need_sha(line, target, "tfgate/<root>")
+    for root in combined.roots:
+        success, description = root_status(root)
+        forge.set_status(
+            sha, context=f"tfgate/{root.name}", success=success, description=description,
+            target_url=target.run_url,
+        )  # fmt: skip
+    ok = combined.exit_code == 0
+    forge.set_status(
+        sha, context="tfgate", success=ok, description=f"{'allowed' if ok else 'blocked'}: {roots_tally(combined)}",
+        target_url=target.run_url,
+    )  # fmt: skip
+    return f"{line}; statuses tfgate/<root> for {len(combined.roots)} roots and tfgate on {sha[:12]}"
+
+
+def publish(
+    outcome: Result | CombinedResult, target: Target, *, tolerate: bool, echo: Callable[[str], None]
+) -> None:
+    """Post one result or a combined one; a forge failure raises unless tolerated (then it is reported)."""
+    try:
+        if isinstance(outcome, CombinedResult):
+            echo(f"tfgate: {post_roots(outcome, target, open_forge(target))}")
+        else:
+            echo(f"tfgate: {post(outcome, target, open_forge(target))}")
+    except ForgeError as exc:
+        if not tolerate:
+            raise
+        echo(f"tfgate: warning: could not comment (tolerated): {exc}")

@@ -8,19 +8,21 @@ from importlib import import_module
 from pathlib import Path
 
 from tfgate.errors import TfgateError
-from tfgate.model import Result
+from tfgate.model import CombinedResult, Result
 
 FORMATS = ("text", "json", "markdown", "html", "gitlab")
 
 
-def render(result: Result, fmt: str, *, color: bool = False) -> str:
-    """Render the result in one of FORMATS. Renderers present; they decide nothing."""
+def render(result: Result | CombinedResult, fmt: str, *, color: bool = False) -> str:
+    """Render the result in one of FORMATS; each format module has `render(Result)` and
+    `render_roots(CombinedResult)`. Renderers present; they decide nothing."""
     if fmt not in FORMATS:
         raise TfgateError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     module = import_module(f"tfgate.render.{fmt}")
+    fn = module.render_roots if isinstance(result, CombinedResult) else module.render
     if fmt == "text":
-        return module.render(result, color=color)
-    return module.render(result)
+        return fn(result, color=color)
+    return fn(result)
 
 
 def report_dir(path: Path) -> Path:

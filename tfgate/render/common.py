@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tfgate.model import Change, ChangeClass, NeededApproval, Result, Risk, Violation, WayOut
+from tfgate.model import Change, ChangeClass, CombinedResult, NeededApproval, Result, Risk, Violation, WayOut
 
 _RISK_ORDER = {Risk.HIGH: 0, Risk.MEDIUM: 1, Risk.LOW: 2, Risk.NONE: 3}
 
@@ -105,3 +105,12 @@ def template(name: str, *, autoescape: bool) -> Any:
     env.globals["approval_state"] = approval_state
     env.globals["needed_line"] = needed_line
     return env
+
+
+def roots_tally(combined: CombinedResult) -> str:
+    """ "3 roots: 1 blocked, 1 input error, 1 allowed" (only the kinds present)."""
+    counts = {k: sum(r.status == k for r in combined.roots) for k in ("block", "error", "allow")}
+    words = {"block": "blocked", "error": "input error", "allow": "allowed"}
+    tally = ", ".join(f"{n} {words[k]}" for k, n in counts.items() if n)
+    n = len(combined.roots)
+    return f"{n} root{'' if n == 1 else 's'}: {tally}"

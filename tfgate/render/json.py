@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from tfgate.model import Change, ChangeClass, Finding, Result, Risk, WayOut
+from tfgate.model import Change, ChangeClass, CombinedResult, Finding, Result, Risk, WayOut
 
 _NO_OP = ChangeClass.NO_OP
 
@@ -173,5 +173,40 @@ def render(result: Result) -> str:
     document costs more than the whole gate decision)."""
     data = msgspec.json.encode(result_to_dict(result))
     if len(result.changes) <= 2000:
+        data = msgspec.json.format(data, indent=2)
+    return data.decode() + "\n"
+
+
+def roots_to_dict(combined: CombinedResult) -> dict[str, Any]:
+    """A combined run: the overall verdict and exit code, and under `roots` each root's summary with its
+    full single-plan result (or its input error)."""
+    roots = []
+    for r in combined.roots:
+        entry: dict[str, Any] = {
+            "name": r.name,
+            "source": r.source,
+            "verdict": r.status,
+            "exit_code": r.exit_code,
+            "destroys": r.destroys,
+            "blocked": r.blocked,
+            "approvals_needed": r.approvals_needed,
+        }
+        if r.result is None:
+            entry["error"] = r.error
+        else:
+            entry["result"] = result_to_dict(r.result)
+        roots.append(entry)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "tfgate", "version": combined.tool_version},
+        "verdict": combined.verdict.value,
+        "exit_code": combined.exit_code,
+        "roots": roots,
+    }
+
+
+def render_roots(combined: CombinedResult) -> str:
+    data = msgspec.json.encode(roots_to_dict(combined))
+    if sum(len(r.result.changes) for r in combined.roots if r.result) <= 2000:
         data = msgspec.json.format(data, indent=2)
     return data.decode() + "\n"

@@ -5,8 +5,15 @@ Colour only when asked (the CLI asks on a TTY without NO_COLOR); plain and stabl
 
 from __future__ import annotations
 
-from tfgate.model import Change, Result, Severity, Verdict
-from tfgate.render.common import approval_state, destructive_unprotected, summary_line, way_out_lines, why
+from tfgate.model import Change, CombinedResult, Result, Severity, Verdict
+from tfgate.render.common import (
+    approval_state,
+    destructive_unprotected,
+    roots_tally,
+    summary_line,
+    way_out_lines,
+    why,
+)
 
 _RED, _GREEN, _YELLOW, _BOLD, _DIM, _RESET = (
     "\033[31m",
@@ -84,3 +91,27 @@ def _action(change: Change) -> str:
     if change.safety_nets and not change.destroys:
         return "UNSAFE"
     return change.change_class.value.upper()
+
+
+def render_roots(combined: CombinedResult, *, color: bool = False) -> str:
+    """The summary table of every root, then each root's report (allowed roots without changes only in
+    the table) and each input error."""
+
+    def c(code: str, text: str) -> str:
+        return f"{code}{text}{_RESET}" if color else text
+
+    blocked = combined.verdict is Verdict.BLOCK
+    head = c(_BOLD + (_RED if blocked else _GREEN), f"tfgate: {'BLOCKED' if blocked else 'ALLOWED'}")
+    out = [f"{head} ({roots_tally(combined)})", ""]
+    width = max([4, *(len(r.name) for r in combined.roots)])
+    out.append(f"  {'root':<{width}}  verdict  destroys  blocked  approvals still needed")
+    for r in combined.roots:
+        out.append(
+            f"  {r.name:<{width}}  {r.status.upper():<7}  {r.destroys:>8}  {r.blocked:>7}  {r.approvals_needed:>22}"
+        )
+    for r in combined.roots:
+        if r.result is None:
+            out += ["", c(_BOLD, f"== {r.name} =="), c(_RED, f"tfgate: error: {r.error}")]
+        elif r.status != "allow" or r.changed:
+            out += ["", c(_BOLD, f"== {r.name} =="), render(r.result, color=color).rstrip("\n")]
+    return "\n".join(out) + "\n"
