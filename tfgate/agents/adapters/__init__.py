@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
 from types import ModuleType
 
 from tfgate.agents.words import record
@@ -72,6 +73,39 @@ def shell_text(command: object) -> str:
 
         return command[0] if len(command) == 1 else shlex.join(command)
     raise Malformed("the command is neither a non-empty string nor a list of strings")
+
+
+def json_object(value: object, what: str) -> dict:
+    """A JSON object given as an object or as a JSON string to decode again (strictly: no repeated key)."""
+    if isinstance(value, str):
+        from tfgate.strict import json_loads
+
+        try:
+            value = json_loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise Malformed(f"{what} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is not a JSON object")
+    return value
+
+
+def tool_call(
+    tool: str, args: dict, cwd: str | None, *, file_tools: Sequence[str], path_keys: Sequence[str] = ("file_path",),
+    shells: Sequence[str] = (),
+) -> list[Action]:  # fmt: skip
+    """The shape most agents share: a file tool names its file; any other tool is judged by its `command`
+    argument when it has one (which the agent's shell tools must)."""
+    if tool in file_tools:
+        path = next((args[k] for k in path_keys if k in args), None)
+        if not isinstance(path, str) or not path:
+            raise Malformed(f"{tool}: no file path in the tool arguments")
+        return [Action("write", path, cwd)]
+    command = args.get("command")
+    if command is None:
+        if tool in shells:
+            raise Malformed(f"{tool}: no command in the tool arguments")
+        return []
+    return [Action("shell", shell_text(command), cwd)]
 
 
 def under(cwd: str | None, directory: object) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tfgate.agents.adapters import Action, Answer, Malformed, field, shell_text
+from tfgate.agents.adapters import Action, Answer, Malformed, field, tool_call
 
 _FILE_TOOLS = (
     "write_to_file",
@@ -23,16 +23,11 @@ def parse(data: object) -> list[Action]:
     params = field(data, "preToolUse", "parameters", kind=dict)
     roots = data.get("workspaceRoots")
     cwd = roots[0] if isinstance(roots, list) and roots and isinstance(roots[0], str) else None
-    if tool in _FILE_TOOLS:
-        return [Action("write", field(params, "path"), cwd)]
-    command = params.get("command")
-    if command is None:
-        if tool == "execute_command":
-            raise Malformed("execute_command: no parameters.command")
+    if tool == "use_mcp_tool" and not isinstance(params.get("command"), str):
         return []
-    if tool == "use_mcp_tool" and not isinstance(command, str):
-        return []
-    return [Action("shell", shell_text(command), cwd)]
+    return tool_call(
+        tool, params, cwd, file_tools=_FILE_TOOLS, path_keys=("path",), shells=("execute_command",)
+    )
 
 
 def allow() -> Answer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, shell_text, under
+from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, tool_call, under
 from tfgate.agents.words import lazy_re
 
 EVENT = "PreToolUse"
@@ -19,6 +19,10 @@ def parse(data: object) -> list[Action]:
     tool = field(data, "tool_name")
     cwd = field(data, "cwd", required=False)
     tool_input = field(data, "tool_input", kind=dict)
+    if tool in _PATCH_TOOLS and isinstance(
+        tool_input.get("file_path"), str
+    ):  # Edit/Write in the Claude shape
+        return [Action("write", tool_input["file_path"], cwd)]
     if tool in _PATCH_TOOLS:
         patch = tool_input.get("command", tool_input.get("input", tool_input.get("patch")))
         if isinstance(patch, list):
@@ -29,12 +33,8 @@ def parse(data: object) -> list[Action]:
         if not files:
             raise Malformed(f"{tool}: the patch names no file")
         return [Action("write", f, cwd) for f in files]
-    command = tool_input.get("command")
-    if command is None:
-        if tool in ("Bash", "shell", "local_shell", "exec_command", "unified_exec"):
-            raise Malformed(f"{tool}: no tool_input.command")
-        return []  # an MCP tool without a command
-    return [Action("shell", shell_text(command), under(cwd, tool_input.get("workdir")))]
+    shells = ("Bash", "shell", "local_shell", "exec_command", "unified_exec")
+    return tool_call(tool, tool_input, under(cwd, tool_input.get("workdir")), file_tools=(), shells=shells)
 
 
 def allow() -> Answer:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from tfgate.agents.adapters import Action, Answer, Malformed, field, shell_text
+from tfgate.agents.adapters import Action, Answer, field, json_object, tool_call
 
 _SHELLS = ("bash", "powershell", "shell", "run_in_terminal")
 _FILE_TOOLS = ("create", "edit", "write", "str_replace", "str_replace_editor", "apply_patch", "insert")
@@ -18,28 +18,10 @@ def parse(data: object) -> list[Action]:
         tool, args = field(data, "tool_name"), field(data, "tool_input", kind=dict)
     else:
         tool = field(data, "toolName")
-        args = field(data, "toolArgs", kind=(str, dict))
-        if isinstance(args, str):
-            from tfgate.strict import json_loads
-
-            try:
-                args = json_loads(args)
-            except (ValueError, RecursionError) as exc:
-                raise Malformed(f"toolArgs is not JSON: {exc}") from None
-            if not isinstance(args, dict):
-                raise Malformed("toolArgs is not a JSON object")
+        args = json_object(field(data, "toolArgs", kind=(str, dict)), "toolArgs")
     cwd = data.get("cwd") if isinstance(data.get("cwd"), str) else None
-    if tool in _FILE_TOOLS:
-        path = next((args[k] for k in ("path", "file_path", "filePath") if k in args), None)
-        if not isinstance(path, str) or not path:
-            raise Malformed(f"{tool}: no path in the tool arguments")
-        return [Action("write", path, cwd)]
-    command = args.get("command")
-    if command is None:
-        if tool in _SHELLS:
-            raise Malformed(f"{tool}: no command in the tool arguments")
-        return []
-    return [Action("shell", shell_text(command), cwd)]
+    keys = ("path", "file_path", "filePath")
+    return tool_call(tool, args, cwd, file_tools=_FILE_TOOLS, path_keys=keys, shells=_SHELLS)
 
 
 def allow() -> Answer:

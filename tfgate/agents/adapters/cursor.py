@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from tfgate.agents.adapters import Action, Answer, Malformed, field, shell_text
+from tfgate.agents.adapters import Action, Answer, Malformed, field, json_object, shell_text, tool_call
 
 _FILE_TOOLS = ("Write", "Edit", "StrReplace", "MultiEdit", "Delete", "EditNotebook", "edit_file", "write")
 
@@ -20,20 +20,6 @@ def _cwd(data: dict) -> str | None:
     return roots[0] if isinstance(roots, list) and roots and isinstance(roots[0], str) else None
 
 
-def _tool_input(data: dict) -> dict:
-    value = data.get("tool_input")
-    if isinstance(value, str):  # MCP calls give it as a JSON string
-        from tfgate.strict import json_loads
-
-        try:
-            value = json_loads(value)
-        except (ValueError, RecursionError) as exc:
-            raise Malformed(f"tool_input is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise Malformed("tool_input is not a JSON object")
-    return value
-
-
 def parse(data: object) -> list[Action]:
     event = field(data, "hook_event_name")
     cwd = _cwd(data)
@@ -42,16 +28,11 @@ def parse(data: object) -> list[Action]:
     if event not in ("preToolUse", "beforeMCPExecution"):
         raise Malformed(f"unexpected hook_event_name {event!r}")
     tool = field(data, "tool_name")
-    tool_input = _tool_input(data)
-    if tool in _FILE_TOOLS:
-        path = next((tool_input[k] for k in ("file_path", "path", "target_file") if k in tool_input), None)
-        if not isinstance(path, str) or not path:
-            raise Malformed(f"{tool}: no file path in tool_input")
-        return [Action("write", path, cwd)]
-    command = tool_input.get("command")
-    if command is None or (event == "beforeMCPExecution" and not isinstance(command, (str, list))):
-        return []
-    return [Action("shell", shell_text(command), cwd)]
+    tool_input = json_object(data.get("tool_input"), "tool_input")  # MCP calls give a JSON string
+    if event == "beforeMCPExecution" and not isinstance(tool_input.get("command"), (str, list)):
+        return []  # an MCP tool whose arguments hold no command line
+    keys = ("file_path", "path", "target_file")
+    return tool_call(tool, tool_input, cwd, file_tools=_FILE_TOOLS, path_keys=keys)
 
 
 def allow() -> Answer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tfgate.agents.adapters import Action, Answer, Malformed, field, shell_text, under
+from tfgate.agents.adapters import Action, Answer, field, tool_call, under
 
 EVENT = "BeforeTool"
 _FILE_TOOLS = ("write_file", "replace", "edit", "write_todos_file")
@@ -15,15 +15,8 @@ def parse(data: object) -> list[Action]:
     tool = field(data, "tool_name")
     cwd = field(data, "cwd", required=False)
     tool_input = field(data, "tool_input", kind=dict)
-    if tool in _FILE_TOOLS:
-        return [Action("write", field(tool_input, "file_path"), cwd)]
-    command = tool_input.get("command")
-    if command is None:
-        if tool == "run_shell_command":
-            raise Malformed("run_shell_command: no tool_input.command")
-        return []
-    where = tool_input.get("directory", tool_input.get("dir_path"))
-    return [Action("shell", shell_text(command), under(cwd, where))]
+    where = under(cwd, tool_input.get("directory", tool_input.get("dir_path")))
+    return tool_call(tool, tool_input, where, file_tools=_FILE_TOOLS, shells=("run_shell_command",))
 
 
 def allow() -> Answer:

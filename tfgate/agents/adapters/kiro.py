@@ -3,7 +3,7 @@ exit 2 with the reason on stderr (returned to the model). Allow: exit 0."""
 
 from __future__ import annotations
 
-from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, shell_text
+from tfgate.agents.adapters import Action, Answer, exit2, field, tool_call
 
 _SHELLS = ("execute_bash", "execute_cmd", "shell", "bash")
 _FILE_TOOLS = ("fs_write", "write")
@@ -13,14 +13,7 @@ def parse(data: object) -> list[Action]:
     tool = field(data, "tool_name")
     cwd = field(data, "cwd", required=False)
     tool_input = field(data, "tool_input", kind=dict)
-    if tool in _FILE_TOOLS:
-        return [Action("write", field(tool_input, "path"), cwd)]
-    command = tool_input.get("command")
-    if command is None:
-        if tool in _SHELLS:
-            raise Malformed(f"{tool}: no tool_input.command")
-        return []
-    return [Action("shell", shell_text(command), cwd)]
+    return tool_call(tool, tool_input, cwd, file_tools=_FILE_TOOLS, path_keys=("path",), shells=_SHELLS)
 
 
 def allow() -> Answer:
