@@ -559,6 +559,22 @@ def main() -> None:
     import gc
 
     gc.disable()
-    command = typer.main.get_command(app)
+    command = typer.main.get_command(_running(app))
     tidy_help(command)
     command()
+
+
+def _running(app: typer.Typer) -> typer.Typer:
+    """The app with only the command this process runs, when a plain command is named first: typer
+    inspects every registered command's signature on each start, most of `tfgate check`'s start-up work
+    (help, errors and usage read the same; anything else gets the whole app)."""
+    import copy
+
+    name = sys.argv[1] if len(sys.argv) > 1 else None
+    for info in app.registered_commands:
+        if info.callback and (info.name or typer.main.get_command_name(info.callback.__name__)) == name:
+            view = copy.copy(app)
+            view.registered_commands = [info]
+            view.registered_groups = []
+            return view
+    return app
