@@ -100,3 +100,25 @@ def test_example_applies_only_through_tfgate() -> None:
     lines = [line.strip() for r in runs for line in r.splitlines()]
     assert any(shlex.split(line)[:2] == ["tfgate", "apply"] for line in lines if line.startswith("tfgate"))
     assert wf["permissions"]["pull-requests"] == "write" and wf["permissions"]["statuses"] == "write"
+
+
+def test_gitlab_example_plans_in_merge_requests_and_applies_only_through_tfgate() -> None:
+    path = REPO / "examples" / "gitlab-ci.yml"
+    ci = _load(path)  # valid YAML
+    jobs = {name: job for name, job in ci.items() if isinstance(job, dict) and "script" in job}
+    scripts = {name: "\n".join(job["script"]) for name, job in jobs.items()}
+    assert not any(re.search(r"\bterraform\b[^|;&]*\bapply\b", s) for s in scripts.values())
+    assert jobs["plan"]["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert jobs["apply"]["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"}]
+    assert jobs["apply"]["environment"]["name"] == "production" and jobs["apply"]["resource_group"]
+    assert jobs["plan"]["artifacts"]["reports"]["terraform"] == "tfgate-gitlab.json"
+    calls = [shlex.split(m.group(0)) for s in scripts.values() for m in re.finditer(r"\btfgate [^|;&\n]+", s)]
+    assert [c[:2] for c in calls] == [["tfgate", "comment"], ["tfgate", "check"], ["tfgate", "apply"]]
+    assert (
+        "--report-gitlab" in calls[0]
+        and calls[0][calls[0].index("--report-gitlab") + 1] == "tfgate-gitlab.json"
+    )
+    runner = CliRunner()
+    for words in calls:  # every option it uses exists (click refuses an unknown one before --help)
+        result = runner.invoke(app, [*words[1:], "--help"])
+        assert result.exit_code == 0, f"{' '.join(words)}: {result.output}"

@@ -516,6 +516,9 @@ def comment(
     forge: Annotated[
         str | None, typer.Option("--forge", help="github or gitlab (default: gitlab when GITLAB_CI is set).")
     ] = None,
+    report_md: ReportMdOpt = None,
+    report_html: ReportHtmlOpt = None,
+    report_json: ReportJsonOpt = None,
     report_gitlab: ReportGitlabOpt = None,
     allow_comment_failure: Annotated[
         bool,
@@ -545,7 +548,8 @@ def comment(
                             approvals=tuple(at(root, a) for a in approvals or ()), workspace=workspace,
                             workdir=root)  # fmt: skip
         outcome = run_gate(plans, opts, audit_log=audit_log)
-        emit(outcome, fmt, {"gitlab": at(root, report_gitlab)})
+        reports = {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab}
+        emit(outcome, fmt, {kind: at(root, path) for kind, path in reports.items()})
         publish(outcome, target, tolerate=allow_comment_failure, echo=lambda line: typer.echo(line, err=True))
         return outcome.exit_code
 
