@@ -193,7 +193,7 @@ def test_unwritable_report_path_is_a_one_line_input_error(scenario) -> None:
 @pytest.mark.slow
 def test_demo_blocks_the_silent_database_destroy() -> None:
     proc = tfgate("demo", "--terraform", "embedded", "--format", "json")
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 0, proc.stderr  # blocked, then approved and applied: the story ran as told
     doc = _json(proc)
     assert {v["address"] for v in doc["violations"]} == {
         "module.database.terraform_data.primary",
@@ -201,6 +201,7 @@ def test_demo_blocks_the_silent_database_destroy() -> None:
     }
     assert doc["summary"]["update"] == 2 and doc["summary"]["delete"] == 2
     assert "production is untouched" in proc.stderr.decode()
+    assert "applied exactly the approved plan" in proc.stderr.decode()
 
 
 def test_terraform_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

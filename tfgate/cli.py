@@ -14,6 +14,8 @@ import typer
 
 from tfgate import __version__, cli_approvals
 from tfgate.cli_common import (
+    DEMO_KEEP_HELP,
+    DEMO_TERRAFORM_HELP,
     ApprovalsOpt,
     AuditLogOpt,
     ChdirOpt,
@@ -114,14 +116,13 @@ def check(
 
 @app.command()
 def demo(
-    keep: Annotated[
-        Path | None, typer.Option("--keep", help="Build the demo in this directory and keep it.")
-    ] = None,
-    terraform: TerraformOpt = None,
+    keep: Annotated[Path | None, typer.Option("--keep", metavar="DIR", help=DEMO_KEEP_HELP)] = None,
+    terraform: Annotated[str | None, typer.Option("--terraform", help=DEMO_TERRAFORM_HELP)] = None,
     fmt: FormatOpt = None,
 ) -> None:
-    """Run the whole story on a bundled example: production state, a plan that silently destroys the
-    protected database, and the gate blocking it. Exits with the gate's code (1: blocked)."""
+    """The whole story on a bundled example, offline: production state, a plan that silently destroys the
+    protected database, the gate blocking it, a throwaway SSH key signing an approval, and `tfgate apply`
+    applying exactly that plan. Exit 0 when the story ran as told."""
     from tfgate.demo import run_demo
 
     raise typer.Exit(guarded(lambda: run_demo(keep=keep, terraform=terraform, fmt=fmt)))

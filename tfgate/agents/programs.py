@@ -79,11 +79,17 @@ def _block(code: str, reason: str, segment: Sequence[str] | str) -> Decision:
 
 
 def _apply_reason(seg: str, sub: str) -> str:
-    gated = "tfgate destroy" if sub == "destroy" or "-destroy" in seg.split() else "tfgate apply PLANFILE"
+    if sub == "destroy" or "-destroy" in seg.split():
+        instead = "`tfgate destroy` (it plans the destroy, checks that plan and applies exactly it)"
+    else:
+        instead = (
+            "`tfgate plan` (it saves and checks the plan and prints where it is), then `tfgate apply "
+            "PLANFILE` with that file (it applies exactly the checked plan)"
+        )
     return (
-        f"`{seg}` changes infrastructure without tfgate's gate. Instead run `tfgate plan` to save and check "
-        f"the plan, then `{gated}` (it applies exactly the checked plan). If tfgate blocks it, stop and ask a "
-        "human to review the plan and sign an approval (`tfgate approve`); do not work around the gate."
+        f"`{seg}` changes infrastructure without tfgate's gate. Instead run {instead}. If tfgate blocks "
+        "it, stop and ask a human to review the plan and sign an approval (`tfgate approve`, the command its "
+        "report ends with); do not work around the gate."
     )
 
 

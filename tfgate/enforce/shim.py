@@ -101,6 +101,8 @@ def install(
 
         manifest = manifest.resolve()
         load_manifest(manifest)  # a bad or missing manifest is an error now, not at the first apply
+    if shim_dir.exists() and not shim_dir.is_dir():
+        raise ShimError(f"{shim_dir}: not a directory")
     shim_dir.mkdir(parents=True, exist_ok=True)
     reals: dict[str, str] = {}
     for name in NAMES:
