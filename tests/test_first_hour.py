@@ -83,8 +83,8 @@ STATE = {
 
 def test_init_protects_the_data_bearing_resources_the_state_holds(tmp_path: Path) -> None:
     from tfgate.approvals import allowed_signers
+    from tfgate.approvals.shim import NAMESPACE as SHIM_NAMESPACE
     from tfgate.approvals.statement import NAMESPACE
-    from tfgate.enforce.shim import NAMESPACE as SHIM_NAMESPACE
     from tfgate.model import Change, ChangeClass
     from tfgate.policy.manifest import load_manifest
 

@@ -83,8 +83,8 @@ def _build(src: Path, root: Path, tf: Sequence[str]) -> Path:
 
 def _keygen(key: Path, signers: Path) -> None:
     """A throwaway approver: a fresh ed25519 key (real ssh-keygen) listed in allowed_signers."""
+    from tfgate.approvals.shim import NAMESPACE as SHIM_NAMESPACE
     from tfgate.approvals.statement import NAMESPACE
-    from tfgate.enforce.shim import NAMESPACE as SHIM_NAMESPACE
 
     for path in (key, key.with_name(key.name + ".pub")):
         path.unlink(missing_ok=True)

@@ -9,8 +9,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tfgate.approvals.shim import NAMESPACE as SHIM_NAMESPACE
 from tfgate.approvals.statement import NAMESPACE as PLAN_NAMESPACE
-from tfgate.enforce.shim import NAMESPACE as SHIM_NAMESPACE
 from tfgate.errors import TfgateError
 from tfgate.policy.way_out import APPROVALS_DIR
 
