@@ -6,7 +6,8 @@ The shape, every part a parameter: half the changes are no-ops that still carry 
 ``after`` (equal), a third sit in nested module instances such as ``module.svc["team-7.3"].module.stack[2]``
 (thousands of distinct instances, ``--depth`` levels deep, for_each keys with dots, slashes, brackets and
 quotes), a third in one-level module instances, the rest at the root; tags on every object; about 1.9 KB
-per change at the default ``--value-bytes``; every address unique. A few percent of the changes are
+per change at the default ``--value-bytes``; every address unique; JSON text (IAM-policy-like) inside
+some values. A few percent of the changes are
 destroys and replaces of data-bearing types; some no-ops were moved (``previous_address``) or imported.
 Written compactly and sorted by address, as Terraform writes it. Deterministic (seeded).
 """
@@ -98,6 +99,13 @@ def _attrs(rng: random.Random, i: int, rtype: str, env: str, size: int) -> dict[
         "deletion_protection": env == "production",
         "timeouts": None,
     }
+    if i % 5 == 0:  # JSON text inside a value, as IAM policies are (`": ` and `", "` inside a string)
+        attrs["policy"] = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "s3:List*"]}],
+            }
+        )
     base = len(json.dumps(attrs, separators=(",", ":")))
     blocks = max(0, (size - base) // 140)
     attrs["rule"] = [

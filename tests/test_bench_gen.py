@@ -44,3 +44,25 @@ def test_deterministic(tmp_path: Path) -> None:
     a, _ = write(50, tmp_path / "a")
     b, _ = write(50, tmp_path / "b")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_monorepo_shape(tmp_path: Path) -> None:
+    """bench/gen_monorepo.py: the shape issue 16 measured (half no-ops with values, a third in nested module
+    instances, keys with dots, slashes, brackets and quotes, tags everywhere, ~1.9 KB per change)."""
+    from gen_monorepo import write as write_monorepo
+
+    n = 3000
+    path = write_monorepo(n, tmp_path)
+    plan = load_plan(path, catalog=load_catalog())
+    changes = plan.changes
+    assert len({c.address for c in changes}) == n
+    no_ops = sum(c.change_class.value == "no_op" for c in changes)
+    assert 0.45 < no_ops / n < 0.55
+    nested = [c for c in changes if (c.module_address or "").count("module.") >= 2]
+    assert 0.28 < len(nested) / n < 0.38 and len({c.module_address for c in nested}) > 300
+    keys = "".join(c.address for c in changes)
+    assert all(ch in keys for ch in (".", "/", "[", '\\"'))
+    assert any(c.change_class.value == "delete" for c in changes)
+    assert all("tags" in dict(c.prior) for c in changes if c.change_class.value == "delete")
+    assert 1700 < path.stat().st_size / n < 2100
+    assert write_monorepo(n, tmp_path / "again").read_bytes() == path.read_bytes()  # deterministic

@@ -491,11 +491,19 @@ def _classify_show(
         fields["prior"] = prior
     if hidden_tags:
         fields["hidden_tags"] = hidden_tags
-    risk = rank(cls, data_bearing=data_bearing, safety_net_removed=bool(nets), protected=False)
+    risk = _RISK[cls, data_bearing, bool(nets)]
     if risk is not Risk.NONE:
         fields["risk"] = risk
     return build_change(fields)
 
+
+# The risk of an unprotected change (protection raises it in evaluate), by class, data-bearing, net removed.
+_RISK = {
+    (cls, db, net): rank(cls, data_bearing=db, safety_net_removed=net, protected=False)
+    for cls in ChangeClass
+    for db in (False, True)
+    for net in (False, True)
+}
 
 _TAG_KEYS = frozenset({"tags", "tags_all", "labels"})
 _ALL_TAGS = ("*",)
