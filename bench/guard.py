@@ -20,6 +20,7 @@ import compileall
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,17 +36,20 @@ CONSOLE = (
     "import sys; from tfgate.agents.hook import main; sys.exit(main())"  # what pip's console script runs
 )
 
+WORK = Path(
+    tempfile.mkdtemp(prefix="tfgate-bench-guard-")
+)  # a Terraform root with a manifest, as agents see it
 PAYLOADS = {
-    "claude Bash (allowed)": ("claude", {"session_id": "s", "cwd": str(REPO), "hook_event_name": "PreToolUse",
+    "claude Bash (allowed)": ("claude", {"session_id": "s", "cwd": str(WORK), "hook_event_name": "PreToolUse",
                                          "tool_name": "Bash",
                                          "tool_input": {"command": "git status && terraform plan -out=p.bin"}}),
-    "codex shell (allowed)": ("codex", {"session_id": "s", "cwd": str(REPO), "hook_event_name": "PreToolUse",
-                                        "tool_name": "Bash", "tool_input": {"command": "ls -la && make test"}}),
-    "claude Write (allowed)": ("claude", {"cwd": str(REPO), "hook_event_name": "PreToolUse", "tool_name": "Write",
-                                          "tool_input": {"file_path": str(REPO / "main.tf"), "content": "x"}}),
-    "cursor shell (allowed)": ("cursor", {"hook_event_name": "beforeShellExecution", "cwd": str(REPO),
-                                          "workspace_roots": [str(REPO)], "command": "grep -rn apply docs/"}),
-    "claude Bash (blocked)": ("claude", {"cwd": str(REPO), "hook_event_name": "PreToolUse", "tool_name": "Bash",
+    "codex shell (allowed)": ("codex", {"session_id": "s", "cwd": str(WORK), "hook_event_name": "PreToolUse",
+                                        "tool_name": "Bash", "tool_input": {"command": "npm test -- --watch=false && make build"}}),
+    "claude Write (allowed)": ("claude", {"cwd": str(WORK), "hook_event_name": "PreToolUse", "tool_name": "Write",
+                                          "tool_input": {"file_path": str(WORK / "main.tf"), "content": "x"}}),
+    "cursor shell (allowed)": ("cursor", {"hook_event_name": "beforeShellExecution", "cwd": str(WORK),
+                                          "workspace_roots": [str(WORK)], "command": "grep -rn apply docs/"}),
+    "claude Bash (blocked)": ("claude", {"cwd": str(WORK), "hook_event_name": "PreToolUse", "tool_name": "Bash",
                                          "tool_input": {"command": "terraform destroy -auto-approve"}}),
 }  # fmt: skip
 
@@ -99,6 +103,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
     opts = ap.parse_args()
     compileall.compile_dir(str(REPO / "tfgate"), quiet=1)
+    (WORK / "tfgate.yaml").write_text(
+        "approvals:\n  allowed_signers: allowed_signers\naudit:\n  log: audit.jsonl\n"
+    )
+    (WORK / ".tfgate").mkdir()
+    (WORK / "main.tf").write_text('resource "terraform_data" "x" {}\n')
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(REPO)
     fd, audit = tempfile.mkstemp(prefix="tfgate-bench-audit-", suffix=".jsonl")
@@ -123,6 +132,7 @@ def main() -> int:
             times[name].append(wall)
             cpu[name].append(used)
     os.unlink(audit)
+    shutil.rmtree(WORK)
     median_us, max_us, count = _tables_us()
     floor = statistics.median(times["python -c pass"])
     cpu_floor = statistics.median(cpu["python -c pass"])

@@ -266,6 +266,11 @@ def test_the_working_directory_is_looked_at(workdir: Path, monkeypatch: pytest.M
         assert not check_command(command.replace("/tmp/evil", str(workdir / "evil")), cwd).allowed, command
     (workdir / "evil" / "tfgate.yml").write_text("rules: []\n")
     assert not check_command(f"cp -r {workdir / 'evil'}/. infra/", cwd).allowed
+    (workdir / "infra" / "tfgate.json").write_text('{"audit": {"log": "../logs/b.jsonl"}}')
+    (workdir / "flow").mkdir()
+    (workdir / "flow" / "tfgate.yaml").write_text("approvals: {allowed_signers: /etc/keys/signers}\n")
+    assert not check_command("rm ../logs/b.jsonl", str(workdir / "infra")).allowed  # a JSON manifest's log
+    assert not check_command("cp me.pub /etc/keys/signers", str(workdir / "flow")).allowed  # flow-style YAML
     for command in ["rm -rf src", "rm src/*.py", "mv src lib", "tar xzf x.tgz -C /tmp/x", "cp -r src /tmp/x"]:
         assert check_command(command, cwd).allowed, command
     link = workdir / "innocent.yaml"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterator
 
 from tfgate.agents.words import lazy_re
@@ -73,9 +74,11 @@ def _static(parts: list[str]) -> str | None:
     for part in parts:
         if part in _DIRS:
             return _DIRS[part]
-    for pattern, what in _NAMES:
-        if fnmatch.fnmatchcase(parts[-1], pattern):
-            return f"{what} ({parts[-1]})"
+    last = parts[-1]
+    if last.startswith(("tfgate.", "allowed_signers", "approval-")):  # fnmatch compiles a pattern per name
+        for pattern, what in _NAMES:
+            if fnmatch.fnmatchcase(last, pattern):
+                return f"{what} ({last})"
     if parts[:2] == ["", "etc"] and len(parts) > 2 and parts[2] == "tfgate":
         return "tfgate's system configuration (/etc/tfgate)"
     for suffix in _AGENT_CONFIGS:
@@ -244,27 +247,49 @@ def _walk(root: str) -> str | None:
     return None
 
 
+#: `key: value` lines of the manifest keys that name files (block YAML or JSON; flow style falls back to YAML).
+_FILE_KEYS = lazy_re(
+    r"""(?m)^[ \t]*["']?(allowed_signers|ledger|log)["']?[ \t]*:[ \t]*["']?([^"'#,\n{}]+?)["']?[ \t]*,?[ \t]*(#.*)?$"""
+)
+_KEY_WHAT = {
+    "allowed_signers": "the approvals allowed_signers file",
+    "ledger": "tfgate's ledger",
+    "log": "the audit log",
+}
+
+
 def _manifest_paths(base: str) -> Iterator[tuple[str, str]]:
-    """The files the manifest in `base` names (allowed_signers, ledger, audit log), read without schema."""
+    """The files the manifests in `base` name (allowed_signers, ledger, audit log). Read by lines, not parsed
+    (PyYAML costs more than the whole hook); a manifest in flow style is parsed."""
     for name in ("tfgate.yaml", "tfgate.yml", "tfgate.json"):
         path = os.path.join(base, name)
-        if not os.path.isfile(path):
-            continue
         try:
-            import yaml
-
             with open(path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh)
-        except Exception:
-            return
-        if not isinstance(data, dict):
-            return
-        for section, key, what in (
-            ("approvals", "allowed_signers", "the approvals allowed_signers file"),
-            ("state", "ledger", "tfgate's ledger"),
-            ("audit", "log", "the audit log"),
-        ):
-            value = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
-            if isinstance(value, str) and value:
-                yield os.path.join(base, os.path.expanduser(value)), f"{what} ({value})"
-        return
+                text = fh.read(1_000_000)
+        except (OSError, UnicodeDecodeError):
+            continue
+        found = [(m.group(1), m.group(2).strip()) for m in _FILE_KEYS.finditer(text)]
+        if "{" in text and len(found) < len(re.findall(r"allowed_signers|ledger|\blog\b", text)):
+            found += _parsed(text)  # flow style (`audit: {log: x}`, one-line JSON)
+        for key, value in found:
+            if value:
+                yield os.path.join(base, os.path.expanduser(value)), f"{_KEY_WHAT[key]} ({value})"
+
+
+def _parsed(text: str) -> list[tuple[str, str]]:
+    try:
+        import yaml
+
+        data = yaml.safe_load(text)
+    except Exception:
+        return []
+    out = []
+    for section, key in (("approvals", "allowed_signers"), ("state", "ledger"), ("audit", "log")):
+        value = (
+            data.get(section, {}).get(key)
+            if isinstance(data, dict) and isinstance(data.get(section), dict)
+            else None
+        )
+        if isinstance(value, str):
+            out.append((key, value))
+    return out

@@ -54,9 +54,9 @@ def _family(word: str) -> str | None:
             if fnmatch.fnmatchcase(real, name) or (len(literal) >= 4 and literal.startswith(real)):
                 return fam  # terr*form, terraform_1.9*
         return None
-    if _TF_NAME.match(name):
-        return "terraform"
-    if _TG_NAME.match(name):
+    if name.startswith(("terraform", "tofu", "opentofu", "tfgate-terraform")) and _TF_NAME.match(name):
+        return "terraform"  # (the prefix test first: the hook compiles a pattern only when one can match)
+    if name.startswith("terragrunt") and _TG_NAME.match(name):
         return "terragrunt"
     if name == "tfgate":
         return "tfgate"
@@ -64,7 +64,7 @@ def _family(word: str) -> str | None:
         return "shell"
     if name == "eval":
         return "eval"
-    if _PYTHON.match(name):
+    if name.startswith("python") and _PYTHON.match(name):
         return "python"
     return None
 
