@@ -41,7 +41,7 @@ class CatalogLike(Protocol):
     ) -> tuple[SafetyNetRemoval, ...]: ...
 
 
-_SHARED: dict[str, str] = {}
+SHARED_STRINGS: dict[str, str] = {}
 
 
 def shared(text: str | None) -> str | None:
@@ -49,9 +49,9 @@ def shared(text: str | None) -> str | None:
     a 100,000-change plan keeps a handful of distinct ones instead of 100,000 copies."""
     if text is None:
         return None
-    if len(_SHARED) > 100_000:
-        _SHARED.clear()
-    return _SHARED.setdefault(text, text)
+    if len(SHARED_STRINGS) > 100_000:
+        SHARED_STRINGS.clear()
+    return SHARED_STRINGS.setdefault(text, text)
 
 
 def resolve(

@@ -26,6 +26,7 @@ from tfgate.model import Change, ChangeClass, PlanInfo, Risk, SafetyNetRemoval
 from tfgate.plan.address import instance_ok
 from tfgate.plan.common import (
     DESTRUCTIVE,
+    SHARED_STRINGS,
     CatalogLike,
     LoadedPlan,
     build_change,
@@ -440,14 +441,15 @@ def _classify_show(
     if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
         # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
         cls, order, creates = ChangeClass.NO_OP, None, False
+    provider = rc.provider_name
     fields: dict[str, Any] = {
         "address": address,
         "mode": mode,
-        "type": shared(rtype),
+        "type": SHARED_STRINGS.get(rtype) or shared(rtype),
         "name": name,
-        "module_address": shared(module),
+        "module_address": (SHARED_STRINGS.get(module) or shared(module)) if module else None,
         "index": rc.index,
-        "provider": shared(rc.provider_name),
+        "provider": None if provider is None else SHARED_STRINGS.get(provider) or shared(provider),
         "actions": actions,
         "change_class": cls,
     }
