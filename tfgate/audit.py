@@ -4,8 +4,8 @@ Every line is a JSON object (sorted keys, no spaces) with ``seq`` (1, 2, ...), `
 previous line's bytes without its newline; for the first line, of the empty string) and ``hash``
 (SHA-256 hex of the line's own canonical JSON without the ``hash`` key). Editing, deleting, inserting or
 reordering lines breaks the chain; `verify` names the line. Anyone who can write the file can rewrite
-the whole chain from some point on, so keep the head hash (`verify` prints it) somewhere else, e.g. in CI
-logs, and pass it back with ``--head`` to detect truncation or a rewritten tail.
+the whole chain from some point on, so its head is anchored elsewhere (tfgate.anchor: the ledger after each
+gated apply, anchor files, signed checkpoints; or ``--head`` with a hash kept in CI logs).
 
 Appends take an exclusive ``flock`` on the log while they read the last line and write the new one with
 a single ``os.write`` on an ``O_APPEND`` descriptor, so concurrent tfgate processes keep the chain intact.
@@ -389,27 +389,3 @@ def verify(path: Path, *, head: str | None = None) -> VerifyReport:
             )
     problems.sort(key=lambda p: p.line)
     return VerifyReport(path, len(lines), tuple(dict.fromkeys(problems)), last)
-
-
-def main_verify(log: Path | None, *, head: str | None = None, manifest: Path | None = None) -> int:
-    """`tfgate audit verify`: prints the outcome; 0 intact, 1 tampered or empty (AuditError -> 2: a missing
-    or unreadable log)."""
-    import sys
-
-    manifest_log = None
-    if log is None and not os.environ.get(ENV_LOG):
-        from tfgate.policy.manifest import load_manifest
-
-        manifest_log = load_manifest(manifest, cwd=Path.cwd()).audit_log
-    path = resolve_log(log, manifest_log=manifest_log)
-    report = verify(path, head=head)
-    if report.ok:
-        sys.stdout.write(f"audit log {path}: intact, {report.entries} entries, head sha256:{report.head}\n")
-        return 0
-    for problem in report.problems:
-        sys.stdout.write(f"{path}: line {problem.line}: {problem.message}\n")
-    verdict = "TAMPERED" if report.entries else "EMPTY, cannot be verified"
-    sys.stdout.write(
-        f"audit log {path}: {verdict} ({len(report.problems)} problem(s) in {report.entries} lines)\n"
-    )
-    return 1

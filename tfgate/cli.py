@@ -319,19 +319,8 @@ audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log
 app.add_typer(audit_app, name="audit")
 
 
-@audit_app.command("verify")
-def audit_verify(
-    log: Annotated[Path | None, typer.Argument(help="Audit log (default: the configured log).")] = None,
-    head: Annotated[
-        str | None, typer.Option("--head", help="A head hash recorded earlier that must still be in the log.")
-    ] = None,
-    manifest: ManifestOpt = None,
-) -> None:
-    """Verify the hash chain: exit 0 when intact, 1 naming every edited, deleted, inserted or reordered
-    line (or when the log is empty), 2 when the log is missing or cannot be read."""
-    from tfgate.audit import main_verify
-
-    raise typer.Exit(guarded(lambda: main_verify(log, head=head, manifest=manifest)))
+audit_app.command("verify")(cli_approvals.audit_verify)
+audit_app.command("checkpoint")(cli_approvals.audit_checkpoint)
 
 
 PlanForApprovalArg = Annotated[

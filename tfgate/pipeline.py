@@ -118,15 +118,15 @@ def _destroys(plan: object) -> bool:
     return any(statement_class(c) for c in plan.changes)  # type: ignore[attr-defined]
 
 
-def record_applied(workdir: Path, manifest_path: Path | None, result: Result) -> None:
+def record_applied(
+    workdir: Path, manifest_path: Path | None, result: Result, audit_log: str | Path | None = None
+) -> None:
     """After `terraform apply` of an allowed plan: the ledger learns the state it produced (the check
-    before it recorded the state as it was), so the next run can tell that state being put back."""
-    from tfgate import state
+    before it recorded the state as it was), so the next run can tell that state being put back, and the
+    audit log's head, so a log cut short or rebuilt is caught (tfgate.anchor)."""
+    from tfgate.anchor import anchor_in_ledger
 
-    manifest = load_manifest(manifest_path, cwd=workdir)
-    state.record_ledger(
-        workdir=workdir, plan=None, manifest=manifest, workspace=result.workspace, result=result
-    )
+    anchor_in_ledger(workdir, load_manifest(manifest_path, cwd=workdir), result, audit_log)
 
 
 def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str | None) -> Result:

@@ -429,7 +429,7 @@ def _apply_sealed(
 
         # The apply is done: a ledger that cannot record it is a warning, not a failure.
         try:
-            record_applied(opts.workdir, opts.manifest, result)
+            record_applied(opts.workdir, opts.manifest, result, opts.audit_log)
         except Exception as exc:
             _say(f"warning: applied, but the ledger could not record the new state: {exc}")
     return code

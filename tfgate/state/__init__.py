@@ -418,6 +418,12 @@ def _s3_ledger(manifest: Any, evidence: Any) -> bool:
     return manifest.ledger is None and evidence is not None and hasattr(evidence, "bucket")
 
 
+def ledger_document(workdir: Path, manifest: Any, workspace: str) -> tuple[str, dict[str, Any]]:
+    """(where, contents) of the ledger this working directory's runs write (the S3 object for S3 backends)."""
+    _, evidence = current_state(workdir, workspace)
+    return _load_ledger(workdir, manifest, evidence if hasattr(evidence, "bucket") else None)
+
+
 def _load_ledger(workdir: Path, manifest: Any, evidence: Any) -> tuple[str, dict[str, Any]]:
     """The ledger: the manifest's path, else an object next to an S3 state, else .tfgate/ledger.json."""
     if _s3_ledger(manifest, evidence):
@@ -430,8 +436,11 @@ def _load_ledger(workdir: Path, manifest: Any, evidence: Any) -> tuple[str, dict
     return str(path), read_ledger(path)
 
 
-def record_ledger(*, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result) -> None:
-    """After an allowed run, remember this workspace's state identity for the next run."""
+def record_ledger(
+    *, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result, audit_head: Any = None
+) -> None:
+    """After an allowed run, remember this workspace's state identity for the next run (and, after a gated
+    apply, the audit log's head: ``audit_head`` is a tfgate.anchor.Head)."""
     try:
         current, evidence = current_state(workdir, workspace)
     except TfgateError:
@@ -447,6 +456,10 @@ def record_ledger(*, workdir: Path, plan: Any, manifest: Any, workspace: str, re
         resources=current.resources,
         digest=result.plan.digest,
     )
+    if audit_head is not None:
+        from tfgate.state.ledger import record_audit_head
+
+        record_audit_head(data, log=audit_head.log, seq=audit_head.seq, head=audit_head.hash)
     if _s3_ledger(manifest, evidence):
         from tfgate.state import s3
 

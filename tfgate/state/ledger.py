@@ -2,7 +2,10 @@
 
 A JSON document `{"workspaces": {NAME: {"lineage", "serial", "max_serial", "resources", "digest", "time"}}}`,
 by default `.tfgate/ledger.json` in the working directory (manifest `state: {ledger: PATH}`), or an object next
-to the state for S3 backends. Written atomically (temporary file, then rename)."""
+to the state for S3 backends. Written atomically (temporary file, then rename).
+
+``"audit": {LOG: {"seq", "head", "time"}}`` (tfgate.anchor) is the audit log's head after the last gated apply,
+so a log cut short or rebuilt from scratch no longer holds it."""
 
 from __future__ import annotations
 
@@ -69,3 +72,20 @@ def write_ledger(path: Path, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
     os.replace(tmp, path)
+
+
+def record_audit_head(data: dict[str, Any], *, log: str, seq: int, head: str) -> dict[str, Any]:
+    """Remember the audit log's head (its last line's seq and hash) in the ledger document."""
+    heads = data.setdefault("audit", {})
+    if not isinstance(heads, dict):
+        raise TfgateError("the ledger's `audit` entry is not a mapping (edited?)")
+    heads[log] = {"seq": seq, "head": head, "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return data
+
+
+def audit_heads(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The audit heads the ledger anchors, by log path."""
+    heads = data.get("audit") or {}
+    if not isinstance(heads, dict):
+        raise TfgateError("the ledger's `audit` entry is not a mapping (edited?)")
+    return heads
