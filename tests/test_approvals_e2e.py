@@ -516,3 +516,28 @@ def test_approve_checks_the_key_after_signing_when_its_public_half_is_unknown(
     )  # fmt: skip
     assert res.exit_code == 2 and "could not count (unknown signer" in res.stderr
     assert not out.exists() and not Path(f"{out}.sig").exists()
+
+
+def test_approving_from_a_report_uses_its_binding_and_refuses_one_without(w: World, tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(cli("check", "plan.json", "--format", "json", "--no-state-checks").stdout)
+    doc = json.loads(report.read_text())
+    assert doc["binding"] == {
+        "root": w.root, "lineage": w.state[0], "serial": w.state[1], "source": "state", "problem": None,
+    }  # fmt: skip
+    # A report edited to name another state: the statement says so, and `check` (reading the real state) refuses it.
+    edited = dict(doc, binding=dict(doc["binding"], lineage="0000-forged"))
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    approve(w, "alice", tmp_path / "a.json", plan=str(tmp_path / "edited.json"))
+    code, out = check("-a", str(tmp_path / "a.json"))
+    assert code == 1 and out["approvals"][0]["reason"].startswith(
+        "other state: approves state lineage 0000-forged"
+    )
+    del doc["binding"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    res = cli(
+        "approve", str(tmp_path / "old.json"), "--signer", "alice@example.com", "--key", str(w.keys["alice"]),
+        "--reason", "r", "--yes", "--output", str(tmp_path / "b.json"),
+    )  # fmt: skip
+    assert res.exit_code == 2 and "names no root and prior state (`binding`)" in res.stderr
+    assert not (tmp_path / "b.json").exists()
