@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tfgate.approvals.shim import NAMESPACE as SHIM_NAMESPACE
 from tfgate.approvals.statement import NAMESPACE as PLAN_NAMESPACE
+from tfgate.checkpoint import NAMESPACE as AUDIT_NAMESPACE
 from tfgate.errors import TfgateError
 from tfgate.policy.way_out import APPROVALS_DIR
 
@@ -116,7 +117,9 @@ def signers_text() -> str:
             "# allowed_signers, written by `tfgate init`: who may sign tfgate approvals. OpenSSH's format",
             "# (ssh-keygen(1), ALLOWED SIGNERS): PRINCIPALS [OPTIONS] KEYTYPE BASE64 [COMMENT], one line per person.",
             f'# namespaces="{NAMESPACES}": {PLAN_NAMESPACE} for plan approvals (`tfgate approve`), {SHIM_NAMESPACE} for',
-            "# the terraform shim's state-command approvals. Add an approver (their PUBLIC key only):",
+            "# the terraform shim's state-command approvals; add "
+            f"{AUDIT_NAMESPACE} for whoever signs audit checkpoints (`tfgate audit checkpoint`).",
+            "# Add an approver (their PUBLIC key only):",
             f'#   echo "alice@example.com namespaces=\\"{NAMESPACES}\\" $(cut -d\' \' -f1,2 ~/.ssh/id_ed25519.pub)"'
             f" >> {SIGNERS}",
             "# Never list a key the agent or CI can use: whoever holds a listed key can approve.",
