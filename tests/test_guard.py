@@ -110,6 +110,11 @@ TABLE: list[tuple[str, bool, str | None]] = [
     # an agent signing its own approval
     ("tfgate approve plan.bin", BLOCK, SELF_APPROVAL),
     ("ssh-keygen -Y sign -f ~/.ssh/id_ed25519 -n tfgate approval.json", BLOCK, SELF_APPROVAL),
+    (
+        "tfgate shim approve -s me -k ~/.ssh/id -r why -y -- state rm aws_db_instance.main",
+        BLOCK,
+        SELF_APPROVAL,
+    ),
     # read-only and unrelated commands pass
     ("terraform init -input=false", ALLOW, None),
     ("terraform validate", ALLOW, None),

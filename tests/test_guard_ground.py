@@ -82,6 +82,7 @@ TAMPERING: list[str] = [
     "python -m tfgate.enforce.shim --real /tmp/fake -- destroy",
     "python3 -m tfgate.enforce.shim --real /usr/bin/true -- apply",
     "tfgate protect init",
+    "python3 -m tfgate.approvals.shim --help",
     "sudo tfgate protect init --user tfgate",
 ]
 

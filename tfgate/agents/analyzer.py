@@ -377,7 +377,9 @@ class _Analyzer(Checks):
                     return _terraform(rest, words)
                 if module in ("tfgate", "tfgate.cli"):
                     return _tfgate(rest, words)
-                if module.startswith("tfgate.enforce"):
+                if module.startswith(
+                    ("tfgate.enforce", "tfgate.approvals")
+                ):  # the shim's and approvals' insides
                     return _tfgate(["shim-exec", *rest], words)
         if fam == "shell":
             if name == "busybox":
