@@ -52,7 +52,14 @@ def resolve_log(
 ) -> Path:
     """Where the log is: ``--audit-log``, then ``$TFGATE_AUDIT_LOG``, the manifest's ``audit.log``,
     else ``.tfgate/audit.jsonl`` under cwd."""
+    from tfgate import sysconfig
+
     base = Path(cwd) if cwd else Path.cwd()
+    # The system pin's audit log wins; a non-root user's --audit-log / $TFGATE_AUDIT_LOG beside it is refused.
+    # (A protected root's agent user cannot write it: its own runs go to the usual place, informational.)
+    pinned = sysconfig.resolve(base, audit_log=explicit, pinned_root_required=False, runs_terraform=False)
+    if pinned.pin is not None and pinned.pin.audit_log is not None and not sysconfig.is_agent_of(pinned.pin):
+        return pinned.pin.audit_log if explicit is None or not sysconfig.is_root() else Path(explicit)
     chosen = explicit or os.environ.get(ENV_LOG) or manifest_log
     path = Path(chosen).expanduser() if chosen else DEFAULT_LOG
     return path if path.is_absolute() else base / path

@@ -33,6 +33,7 @@ from tfgate.cli_common import (
     guarded,
     tidy_help,
 )
+from tfgate.cli_protect import make_protect_app
 from tfgate.errors import TfgateError
 from tfgate.paths import at, working_dir
 from tfgate.render import emit
@@ -317,6 +318,7 @@ def shim_exec(
 
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 app.add_typer(audit_app, name="audit")
+app.add_typer(make_protect_app(guarded), name="protect")
 
 
 audit_app.command("verify")(cli_approvals.audit_verify)

@@ -29,6 +29,8 @@ class CheckOptions:
     shown_plan: str | None = None
     #: What runs the plan once it is approved, in the way out: "check" or "apply".
     then: str = "check"
+    #: "check" when a user asked for exactly this check; "approve" for what approvals are made against.
+    purpose: str = "check"
 
 
 def resolve_workspace(workdir: Path, explicit: str | None) -> str:
@@ -53,7 +55,17 @@ def run_check(opts: CheckOptions) -> Result:
 
     now = opts.now or datetime.now(timezone.utc)
     workdir = opts.workdir
-    manifest = load_manifest(opts.manifest, cwd=workdir)
+    from tfgate import sysconfig
+
+    # The system pin: pinned manifest, allowed_signers and Terraform; overrides refused for non-root users
+    # (skipping state checks is an override only when the user asked for it, not for `approve`).
+    manifest, pinned = sysconfig.gate_manifest(
+        opts.manifest,
+        workdir,
+        terraform=opts.terraform,
+        state_checks=opts.state_checks or opts.purpose != "check",
+    )
+    opts = dataclasses.replace(opts, terraform=pinned.terraform)
     plan = load_plan(
         opts.plan,
         input_format=opts.input_format,
@@ -133,13 +145,13 @@ def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str
     """`tfgate state check`: the state-integrity checks alone, as a Result with no plan changes."""
     import hashlib
 
-    from tfgate import state
+    from tfgate import state, sysconfig
     from tfgate.model import PlanInfo
     from tfgate.plan.loader import LoadedPlan
     from tfgate.policy.evaluate import evaluate
 
     now = datetime.now(timezone.utc)
-    manifest = load_manifest(manifest_path, cwd=workdir)
+    manifest, _ = sysconfig.gate_manifest(manifest_path, workdir)
     ws = resolve_workspace(workdir, workspace)
     info = PlanInfo(
         source=f"{workdir} (no plan)",

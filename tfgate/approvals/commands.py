@@ -169,8 +169,8 @@ def run_approve(
     now: datetime | None = None,
 ) -> int:
     """`tfgate approve`: show, confirm, write the statement, sign it. Returns the exit code."""
+    from tfgate import sysconfig
     from tfgate.approvals import sshsig
-    from tfgate.policy.manifest import load_manifest
 
     if not opts.statement_only and opts.key is None:
         raise TfgateError("--key is required (or --statement-only to sign by hand)")
@@ -182,7 +182,7 @@ def run_approve(
         if not interactive or prompt_reason is None:
             raise TfgateError("a --reason is required (it goes into the statement and the audit log)")
         reason = prompt_reason()
-    manifest = load_manifest(opts.plan.manifest, cwd=opts.plan.workdir)
+    manifest = sysconfig.gate_manifest(opts.plan.manifest, opts.plan.workdir)[0]  # the system pin, if any
     signers = usable_signers(manifest, opts.signer, opts.key, now or datetime.now(timezone.utc))
     check_ttl(ttl, manifest)
     target, _ = load_target(opts.plan, manifest)
@@ -355,12 +355,12 @@ def run_verify(
     paths: Sequence[Path], opts: PlanOptions, *, fmt: str = "text", now: datetime | None = None
 ) -> tuple[str, int]:
     """Explain approval by approval what counts; exit 0 when the plan would then be allowed, else 1."""
-    from tfgate.policy.manifest import load_manifest
+    from tfgate import sysconfig
 
     now = now or datetime.now(timezone.utc)
     if not paths:
         raise TfgateError("give at least one approval file or directory")
-    manifest = load_manifest(opts.manifest, cwd=opts.workdir)
+    manifest = sysconfig.gate_manifest(opts.manifest, opts.workdir)[0]  # the system pin, if any
     target, _ = load_target(opts, manifest)
     counted = judge(
         paths, target.violations, manifest, digest=target.digest, workspace=target.workspace, now=now,

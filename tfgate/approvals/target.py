@@ -286,6 +286,7 @@ def load_target(opts: PlanOptions, manifest: Any, approvals: Sequence[Path] = ()
             workspace=opts.workspace,
             workdir=opts.workdir,
             state_checks=False,
+            purpose="approve",
         )
     )
     return target_from_result(result), result

@@ -148,6 +148,7 @@ def terraform_plan(opts: GateOptions, *, destroy: bool = False) -> PlanRun:
         f"-out={plan_file}",
         "-input=false",
         *(["-destroy"] if destroy else []),
+        *(["-lock=false"] if _agent_of_protected(opts) else []),  # the state is not theirs to lock
         *opts.tf_args,
     ]
     code = run_streamed(
@@ -231,12 +232,24 @@ def _warm_up(opts: GateOptions | None = None) -> None:
             configured_backend(opts.workdir)  # loads python-hcl2 if the backend block needs it
 
 
+def pinned(opts: GateOptions) -> GateOptions:
+    """OPTS under the system pin (/etc/tfgate/config.yaml): its manifest, Terraform and audit log; a non-root
+    user's overrides of them refused (TfgateError)."""
+    from tfgate import sysconfig
+
+    r = sysconfig.resolve(
+        opts.workdir, manifest=opts.manifest, terraform=opts.terraform, audit_log=opts.audit_log
+    )
+    return dataclasses.replace(opts, manifest=r.manifest, terraform=r.terraform, audit_log=r.audit_log)
+
+
 def run_plan(opts: GateOptions, emit: Emit, *, destroy: bool = False) -> int:
     """`tfgate plan`: plan, check, reports; exits with the gate's code (or Terraform's when it failed)."""
     import threading
 
     from tfgate.audit import record_check
 
+    opts = pinned(opts)
     warm = threading.Thread(target=_warm_up, args=(opts,), daemon=True)
     warm.start()
     run = terraform_plan(opts, destroy=destroy)
@@ -304,9 +317,9 @@ def run_apply(
     destroy: bool = False,
     confirm: Callable[[], bool] | None = None,
 ) -> int:
-    """`tfgate apply [PLANFILE]` / `tfgate destroy`: check, then apply exactly the checked plan."""
-    from tfgate.audit import record_check, record_event
-
+    """`tfgate apply [PLANFILE]` / `tfgate destroy`: check, then apply exactly the checked plan (in a protected
+    root: handed to the privileged side through sudo, which checks and applies)."""
+    opts = pinned(opts)
     apply_args = opts.tf_args
     if plan_file is None:  # tfgate plans: the flags apply takes too go to both
         apply_args = tuple(
@@ -325,50 +338,87 @@ def run_apply(
     original = plan_file if plan_file.is_absolute() else Path.cwd() / plan_file
     from tfgate.enforce.sealed import read_once, seal
 
+    protected = _protected_handoff(opts)
+    if protected is not None:
+        return protected(opts, emit, original, confirm, check=check, _say=_say)
     with seal(read_once(original)) as sealed:
-        checked_sha = sealed.sha256
-        result = check(opts, sealed.path, shown=original)
-        result = dataclasses.replace(result, plan=dataclasses.replace(result.plan, source=str(original)))
-        event_fields = {"plan_file": str(original), "plan_sha256": checked_sha}
-        record_check(result, command=opts.command, log=opts.audit_log, cwd=opts.workdir, extra=event_fields)
-        emit(result)
-        if result.exit_code != 0:
-            record_event(
-                "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
-                manifest_log=_manifest_log(opts), reason="blocked by the gate", verdict="block",
-                plan_digest=result.plan.digest, **event_fields,
-            )  # fmt: skip
-            if out_dir is not None:
-                write_reports(result, out_dir)
-                _say(f"blocked: nothing applied; the plan is {plan_file}, its reports beside it")
-            else:
-                _say(f"blocked: nothing applied; the plan is {original}")
-            return result.exit_code
-        problems = []
-        if result.plan.file_sha256 not in (None, checked_sha):
-            problems.append("the checked copy does not match what was read")
-        now_copy, now_original = sealed.current_sha256(), _sha_or_missing(original)
-        if now_copy != checked_sha:
-            problems.append(f"the private copy changed (sha256 {checked_sha} -> {now_copy})")
-        if now_original != checked_sha:
-            problems.append(f"{plan_file} changed after the check (sha256 {checked_sha} -> {now_original})")
-        if problems:
-            reason = "; ".join(problems)
-            record_event(
-                "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
-                manifest_log=_manifest_log(opts), reason=reason, verdict="block",
-                plan_digest=result.plan.digest, **event_fields,
-            )  # fmt: skip
-            raise PlanChangedError(f"{reason}; nothing applied")
-        if confirm is not None and not confirm():
-            record_event(
-                "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
-                manifest_log=_manifest_log(opts), reason="not confirmed", verdict="allow",
-                plan_digest=result.plan.digest, **event_fields,
-            )  # fmt: skip
-            _say("not confirmed: nothing applied")
-            return 1
-        return _apply_sealed(opts, result, sealed.path, apply_args, event_fields)
+        return apply_checked(opts, sealed, emit=emit, label=str(original), original=original,
+                             apply_args=apply_args, confirm=confirm, out_dir=out_dir)  # fmt: skip
+
+
+def apply_checked(
+    opts: GateOptions,
+    sealed,
+    *,
+    emit: Emit,
+    label: str,
+    original: Path | None = None,
+    apply_args: Sequence[str] = (),
+    confirm: Callable[[], bool] | None = None,
+    out_dir: Path | None = None,
+) -> int:
+    """Check the SEALED plan; when allowed (ORIGINAL, if given, unchanged too) and confirmed, apply exactly it."""
+    from tfgate.audit import record_check, record_event
+
+    checked_sha = sealed.sha256
+    result = check(opts, sealed.path, shown=original)
+    result = dataclasses.replace(result, plan=dataclasses.replace(result.plan, source=label))
+    event_fields = {"plan_file": label, "plan_sha256": checked_sha}
+    record_check(result, command=opts.command, log=opts.audit_log, cwd=opts.workdir, extra=event_fields)
+    emit(result)
+    if result.exit_code != 0:
+        record_event(
+            "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+            manifest_log=_manifest_log(opts), reason="blocked by the gate", verdict="block",
+            plan_digest=result.plan.digest, **event_fields,
+        )  # fmt: skip
+        if out_dir is not None:
+            write_reports(result, out_dir)
+            _say(f"blocked: nothing applied; the plan is {label}, its reports beside it")
+        else:
+            _say(f"blocked: nothing applied; the plan is {label}")
+        return result.exit_code
+    problems = []
+    if result.plan.file_sha256 not in (None, checked_sha):
+        problems.append("the checked copy does not match what was read")
+    now_copy = sealed.current_sha256()
+    now_original = checked_sha if original is None else _sha_or_missing(original)
+    if now_copy != checked_sha:
+        problems.append(f"the private copy changed (sha256 {checked_sha} -> {now_copy})")
+    if now_original != checked_sha:
+        problems.append(f"{label} changed after the check (sha256 {checked_sha} -> {now_original})")
+    if problems:
+        reason = "; ".join(problems)
+        record_event(
+            "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+            manifest_log=_manifest_log(opts), reason=reason, verdict="block",
+            plan_digest=result.plan.digest, **event_fields,
+        )  # fmt: skip
+        raise PlanChangedError(f"{reason}; nothing applied")
+    if confirm is not None and not confirm():
+        record_event(
+            "refusal", command=opts.command, log=opts.audit_log, cwd=opts.workdir,
+            manifest_log=_manifest_log(opts), reason="not confirmed", verdict="allow",
+            plan_digest=result.plan.digest, **event_fields,
+        )  # fmt: skip
+        _say("not confirmed: nothing applied")
+        return 1
+    return _apply_sealed(opts, result, sealed.path, apply_args, event_fields)
+
+
+def _agent_of_protected(opts: GateOptions) -> bool:
+    from tfgate import sysconfig
+
+    return sysconfig.is_agent_of(sysconfig.resolve(opts.workdir).pin)
+
+
+def _protected_handoff(opts: GateOptions) -> Callable[..., int] | None:
+    """In a protected root, for its agent user: the handoff to the privileged side; else None."""
+    if not _agent_of_protected(opts):
+        return None
+    from tfgate.enforce.handoff import handoff
+
+    return handoff
 
 
 def terminal_confirmation(what: str, stdin=None) -> Callable[[], bool]:

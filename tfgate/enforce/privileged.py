@@ -1,0 +1,252 @@
+"""Protected mode's privileged half: `tfgate-privileged apply ROOT`, run through sudo as the privileged user.
+
+Small on purpose (the OpenSSH pattern: the part with the power does little and trusts nothing). The command
+line is fixed by the sudoers drop-in `tfgate protect init` writes (no flags the caller chooses); the
+environment is the wrapper's (`env -i`); the only input is one JSON document on stdin: the plan's bytes
+and the approval statements. It then
+
+1. checks that ROOT is pinned in the system configuration as protected for this user, with the caller
+   (sudo's SUDO_USER) as its agent user;
+2. seals the plan's bytes in a memfd (read once; nothing the caller can write);
+3. refuses a plan whose backend is not the pinned one (only the default local backend is supported), and
+   checks it with the pinned manifest, allowed_signers and Terraform, against the privileged state;
+4. installs the providers the plan's lock file names into its own data directory (never the caller's
+   `.terraform/`), then applies exactly the sealed bytes.
+
+Everything is recorded in the pinned audit log. Exit codes as everywhere: 0 applied, 1 blocked, 2 error.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pwd
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from tfgate.errors import TfgateError
+
+MAX_INPUT = 1 << 30
+#: The privileged state directory's name: a direct `terraform apply` by the agent fails naming this path.
+STATE = "tfgate-apply-only"
+#: The local backend with its defaults, as a saved plan records it (msgpack {path: nil, workspace_dir: nil}).
+_LOCAL_DEFAULT = b"\x82\xa4path\xc0\xadworkspace_dir\xc0"
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if i >= len(data) or shift > 63:
+            raise TfgateError("the plan's tfplan record is malformed")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def _fields(data: bytes) -> list[tuple[int, int, object]]:
+    """Top-level protobuf fields (number, wire type, value) of a message; enough to find the backend."""
+    out, i = [], 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 2:
+            size, i = _varint(data, i)
+            value, i = data[i : i + size], i + size
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            value, i = data[i : i + size], i + size
+        else:
+            raise TfgateError("the plan's tfplan record is malformed")
+        out.append((number, wire, value))
+    return out
+
+
+def plan_backend(plan: bytes) -> tuple[str, bytes, str]:
+    """(type, msgpack config, workspace) of the backend a saved plan will write its state to."""
+    import io
+
+    try:
+        tfplan = zipfile.ZipFile(io.BytesIO(plan)).read("tfplan")
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise TfgateError(f"not a saved plan: {exc}") from None
+    backends = [v for n, w, v in _fields(tfplan) if n == 13 and w == 2]
+    if len(backends) != 1:
+        raise TfgateError("the plan names no single backend (a state store?): refused in protected mode")
+    parts = {n: v for n, w, v in _fields(backends[0]) if w == 2}  # type: ignore[arg-type]
+    config = {n: v for n, w, v in _fields(parts.get(2, b"")) if w == 2}  # type: ignore[arg-type]
+    return bytes(parts.get(1, b"")).decode(), bytes(config.get(1, b"")), bytes(parts.get(3, b"")).decode()
+
+
+def read_request(stream: object) -> tuple[bytes, list[tuple[str, bytes, bytes]], bool]:
+    """The caller's one JSON document: {"plan": b64, "approvals": [[name, statement b64, sig b64]],
+    "new_workspace": bool}. TfgateError for anything else."""
+    raw = stream.buffer.read(MAX_INPUT + 1)  # type: ignore[attr-defined]
+    if len(raw) > MAX_INPUT:
+        raise TfgateError("request larger than 1 GiB")
+    from tfgate.strict import json_loads
+
+    try:
+        doc = json_loads(raw)
+        if not isinstance(doc, dict) or set(doc) - {"plan", "approvals", "new_workspace"}:
+            raise ValueError("unexpected fields")
+        plan = base64.b64decode(doc["plan"], validate=True)
+        approvals = []
+        for name, statement, sig in doc.get("approvals", []):
+            safe = Path(str(name)).name
+            if not safe.endswith(".json") or safe != name:
+                raise ValueError(f"approval name {name!r}")
+            approvals.append(
+                (safe, base64.b64decode(statement, validate=True), base64.b64decode(sig, validate=True))
+            )
+        new_workspace = doc.get("new_workspace", False)
+        if not isinstance(new_workspace, bool):
+            raise ValueError("new_workspace")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TfgateError(f"malformed request on stdin: {exc}") from None
+    return plan, approvals, new_workspace
+
+
+def _protected_pin(root: Path):  # -> sysconfig.Pin
+    from tfgate import sysconfig
+
+    config = sysconfig.load()
+    if config is None:
+        raise TfgateError("no system configuration: protected mode is not set up (tfgate protect init)")
+    pin = config.pin_for(root)
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    if pin is None or pin.root is None or pin.protected is None:
+        raise TfgateError(f"{root} is not a protected root in {config.source}")
+    if pin.protected.user != me:
+        raise TfgateError(f"{root} is protected for user {pin.protected.user}, not {me}")
+    caller = os.environ.get("SUDO_USER")
+    if caller != pin.protected.agent_user:
+        raise TfgateError(
+            f"{root} accepts applies from {pin.protected.agent_user} through sudo, not {caller}"
+        )
+    if pin.manifest is None or pin.terraform is None or pin.audit_log is None:
+        raise TfgateError(
+            f"{config.source}: protected root {root} must pin manifest, terraform and audit_log"
+        )
+    return pin
+
+
+def run(root: Path) -> int:
+    """Check and apply the plan on stdin for the protected ROOT."""
+    from tfgate.enforce import gated
+    from tfgate.enforce.sealed import seal
+
+    os.umask(0o022)
+    pin = _protected_pin(root)
+    base = state_dir_of(pin)
+    plan, approvals, new_workspace = read_request(sys.stdin)
+    kind, config, workspace = plan_backend(plan)
+    if kind != "local" or config != _LOCAL_DEFAULT:
+        raise TfgateError(
+            f"the plan writes its state to backend {kind!r} with its own settings: protected mode applies only "
+            "to the state it holds (the default local backend)"
+        )
+    if workspace != "default":
+        raise TfgateError(f"workspace {workspace!r}: protected mode holds the default workspace only")
+    env = privileged_env(base)
+    os.environ.clear()
+    os.environ.update(env)
+    with tempfile.TemporaryDirectory(prefix="tfgate-approvals-") as tmp:
+        paths = []
+        for name, statement, sig in approvals:
+            (Path(tmp) / name).write_bytes(statement)
+            (Path(tmp) / (name + ".sig")).write_bytes(sig)
+            paths.append(Path(tmp) / name)
+        opts = gated.GateOptions(
+            workdir=base / STATE, terraform=pin.terraform, manifest=pin.manifest, approvals=tuple(paths),
+            audit_log=str(pin.audit_log), command=("tfgate-privileged", "apply", str(root)),
+            new_workspace=new_workspace, auto_approve=True,
+        )  # fmt: skip
+        with seal(plan) as sealed:
+            install_providers(opts, plan, base)
+            label = f"{root} (plan from {env['SUDO_USER']}, sha256 {sealed.sha256[:12]})"
+            return gated.apply_checked(opts, sealed, emit=_emit, label=label)
+
+
+def state_dir_of(pin) -> Path:
+    """The privileged directory of a protected root: the manifest is pinned at BASE/policy/tfgate.yaml."""
+    return Path(pin.manifest).parent.parent
+
+
+def privileged_env(base: Path) -> dict[str, str]:
+    """What Terraform runs with on the privileged side: its own data dir, plugin cache and CLI config."""
+    data = base / "data"
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(data),
+        "LANG": "C.UTF-8",
+        "TF_DATA_DIR": str(data / "tfdata"),
+        "TF_PLUGIN_CACHE_DIR": str(data / "plugins"),
+        "TF_CLI_CONFIG_FILE": str(data / "terraformrc"),
+        "TF_IN_AUTOMATION": "1",
+        "CHECKPOINT_DISABLE": "1",
+        "SUDO_USER": os.environ.get("SUDO_USER", ""),
+    }
+
+
+def install_providers(opts, plan: bytes, base: Path) -> None:
+    """`terraform init -lockfile=readonly -backend=false` on the plan's own root module and lock file, in the
+    privileged data directory: providers come from the registry, checked against the plan's lock file
+    hashes, never from the caller's `.terraform/`. A plan that needs only built-in providers needs none."""
+    import io
+    import subprocess
+
+    archive = zipfile.ZipFile(io.BytesIO(plan))
+    lock = archive.read(".terraform.lock.hcl") if ".terraform.lock.hcl" in archive.namelist() else b""
+    if b"provider " not in lock:
+        return
+    config = Path(tempfile.mkdtemp(prefix="config-", dir=base / "data"))
+    for name in archive.namelist():
+        if name.startswith("tfconfig/m-/") and "/" not in name[len("tfconfig/m-/") :]:
+            (config / Path(name).name).write_bytes(archive.read(name))
+    (config / ".terraform.lock.hcl").write_bytes(lock)
+    from tfgate.plan.terraform import find_terraform
+
+    proc = subprocess.run(
+        [*find_terraform(opts.terraform), "init", "-input=false", "-backend=false", "-lockfile=readonly", "-get=false"],
+        cwd=config, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise TfgateError(
+            f"cannot install the plan's providers (checked against its lock file): {proc.stderr[-800:]}"
+        )
+
+
+def _emit(result: object) -> None:
+    from tfgate.render import render
+
+    sys.stdout.write(render(result, "text"))  # type: ignore[arg-type]
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2 or args[0] != "apply" or not args[1].startswith("/"):
+        sys.stderr.write(
+            "usage: tfgate-privileged apply /ABSOLUTE/ROOT  (plan and approvals as JSON on stdin)\n"
+        )
+        raise SystemExit(2)
+    try:
+        code = run(Path(args[1]))
+    except TfgateError as exc:
+        sys.stderr.write(f"tfgate (privileged): error: {exc}\n")
+        code = exc.exit_code
+    except Exception as exc:  # fail closed
+        sys.stderr.write(f"tfgate (privileged): internal error ({type(exc).__name__}): {exc}\n")
+        code = 2
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
