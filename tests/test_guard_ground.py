@@ -279,6 +279,17 @@ def test_the_working_directory_is_looked_at(workdir: Path, monkeypatch: pytest.M
     assert not check_command("sed -i d innocent.yaml", cwd).allowed  # a symlink to the manifest
 
 
+def test_git_clean_of_an_untracked_manifest(tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "tfgate.yaml").write_text("rules: []\n")
+    (tmp_path / "build.log").write_text("x\n")
+    assert not check_command("git clean -fd", str(tmp_path)).allowed  # it would remove the manifest
+    subprocess.run(["git", "-C", str(tmp_path), "add", "tfgate.yaml"], check=True)
+    assert check_command("git clean -fd", str(tmp_path)).allowed  # tracked: git clean leaves it
+
+
 def test_the_shim_directory_and_tfgate_itself_are_ground(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -107,10 +107,35 @@ def _git(args: Sequence[str], ground: Ground, stdin: Sequence[str] = ()) -> tupl
         what = ground.path(".", contents=True) or ("tfgate's files" if ground.cwd is None else None)
         if what:
             return f"git {sub}", what
+    if sub == "clean" and (
+        what := _untracked_ground(ground)
+    ):  # `git clean -fd` removes an untracked manifest
+        return "git clean", what
     if sub in _GIT_READERS:
         return None
     contents = sub in ("checkout", "restore", "rm", "clean", "mv")
     return _first(_operands(rest), ground, contents=contents) or _stdin_names(stdin)  # `git apply <<EOF`
+
+
+def _untracked_ground(ground: Ground) -> str | None:
+    """Ground at the top of the working directory that git does not track (what `git clean` would remove)."""
+    import subprocess
+
+    if ground.cwd is None:
+        return "tfgate's files, which may be untracked here"
+    try:
+        names = [n for n in os.listdir(ground.cwd) if ground.path(n)]
+    except OSError:
+        return None
+    if not names:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", ground.cwd, "ls-files", "--others", "--exclude-standard", "--", *names],
+                             capture_output=True, text=True, timeout=5)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return f"tfgate's files ({', '.join(names)}), which git may not track"
+    untracked = out.stdout.split() if out.returncode == 0 else names
+    return f"tfgate's files git does not track ({', '.join(untracked)})" if untracked else None
 
 
 def _first(words: Sequence[str], ground: Ground, *, contents: bool = False) -> tuple[str, str] | None:
