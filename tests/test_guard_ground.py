@@ -274,6 +274,10 @@ def test_the_working_directory_is_looked_at(workdir: Path, monkeypatch: pytest.M
     assert not check_command("cp me.pub /etc/keys/signers", str(workdir / "flow")).allowed  # flow-style YAML
     for command in ["rm -rf src", "rm src/*.py", "mv src lib", "tar xzf x.tgz -C /tmp/x", "cp -r src /tmp/x"]:
         assert check_command(command, cwd).allowed, command
+    cache = workdir / "node_modules" / "left-pad"
+    cache.mkdir(parents=True)
+    (cache / "tfgate.yaml").write_text("not ours\n")  # caches are not walked: `rm -rf node_modules` passes
+    assert check_command("rm -rf node_modules .terraform", cwd).allowed
     link = workdir / "innocent.yaml"
     link.symlink_to(workdir / "tfgate.yaml")
     assert not check_command("sed -i d innocent.yaml", cwd).allowed  # a symlink to the manifest

@@ -52,7 +52,7 @@ _PATH_WORD = lazy_re(r"^(?:--?[\w-]+=|-[A-Za-z](?=[./~\w])|[A-Za-z_]\w*=|[\w.@-]
 _NO_WALK = frozenset(
     {".git", "node_modules", ".terraform", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
 )
-MAX_WALK = 20_000
+MAX_WALK = 50_000  # entries looked at before a removed directory counts as unknown (blocked)
 #: Everything the names above can appear as inside a longer text (code given to `python -c`, `perl -e`).
 _MENTION = lazy_re(
     r"(?i)(tfgate\.(ya?ml|json)|allowed_signers|approval-[^\s'\"]*\.json|\.tfgate\b|/etc/tfgate"
@@ -233,6 +233,8 @@ def _shim_pins(script: str) -> Iterator[tuple[str, str]]:
 
 def _walk(root: str) -> str | None:
     """The first piece of ground inside a directory that is about to be removed or overwritten (bounded)."""
+    if os.path.basename(root.rstrip("/")) in _NO_WALK:
+        return None  # `rm -rf node_modules`, `.terraform`: caches that never hold tfgate's files
     seen = 0
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root).lower().replace("\\", "/").split("/")
