@@ -300,3 +300,39 @@ def test_plan_swapped_as_terraform_starts_applying_is_not_what_is_applied(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert sorted(r["name"] for r in tf.state()["resources"]) == ["db", "new"]
+
+
+# --- providers outside the allow-list, data "external" -----------------------------------------------------
+
+
+def test_providers_outside_the_allow_list_block_until_approved(evil, tmp_path: Path) -> None:
+    tf, plan = evil
+    manifest = tmp_path / "tfgate.yaml"
+    manifest.write_text(
+        'version: 1\nplan: {provisioners: warn, providers: ["registry.terraform.io/hashicorp/*"]}\n'
+    )
+    result = _check(plan, tf.dir, manifest=manifest)
+    finding = _finding(result, "provider_not_allowed")
+    assert finding.blocks and "terraform.io/builtin/terraform" in finding.message
+    assert [v.address for v in result.violations] == ['provider["terraform.io/builtin/terraform"]']
+    manifest.write_text('version: 1\nplan: {provisioners: warn, providers: ["terraform.io/builtin/*"]}\n')
+    assert _check(plan, tf.dir, manifest=manifest).exit_code == 0
+
+
+def test_a_data_external_read_during_the_apply_is_a_command(tmp_path: Path) -> None:
+    """Hand-written edge case (the external provider cannot be downloaded offline): a deferred read."""
+    doc = {
+        "format_version": "1.2",
+        "terraform_version": "1.11.4",
+        "resource_changes": [
+            {"address": "data.external.x", "mode": "data", "type": "external", "name": "x",
+             "provider_name": "registry.terraform.io/hashicorp/external",
+             "change": {"actions": ["read"], "before": None, "after": None}},
+        ],
+        "configuration": {"root_module": {}},
+    }  # fmt: skip
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    result = _check(path, tmp_path)
+    assert _finding(result, "provisioner_commands").blocks
+    assert [v.address for v in result.violations] == ["data.external.x"]

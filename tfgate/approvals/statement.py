@@ -45,7 +45,8 @@ NAMESPACE = "tfgate"
 #: How far in the future an issued_at may lie (clock skew between machines).
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_STATEMENT_BYTES = 16 * 1024 * 1024
-#: provisioner: the provisioner commands a change will run (tfgate's rule `provisioner_commands`).
+#: provisioner: code a change brings along, its provisioner commands or an unlisted provider (tfgate's rules
+#: `provisioner_commands`, `provider_not_allowed`).
 CLASSES = ("delete", "replace", "forget", "safety_net", "provisioner")
 #: The longest an approval may be valid (expires - issued_at) unless the manifest says `approvals: {max_ttl}`.
 DEFAULT_MAX_TTL = timedelta(hours=24)
@@ -228,7 +229,7 @@ def _rfc3339(when: datetime) -> str:
 def violation_class(v: Violation) -> str:
     """The statement class of a violation: an update is a safety-net removal; tfgate's provisioner rule is
     its own class (approving a destroy does not approve the commands it runs)."""
-    if v.rule == "provisioner_commands":
+    if v.rule in ("provisioner_commands", "provider_not_allowed"):
         return "provisioner"
     return "safety_net" if v.change_class is ChangeClass.UPDATE else v.change_class.value
 

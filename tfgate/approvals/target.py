@@ -14,7 +14,7 @@ import msgspec
 from tfgate.approvals.statement import _DIGEST, ApprovedChange, destructive, statement_class, violation_class
 from tfgate.errors import TfgateError
 from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval, StateBinding, Violation
-from tfgate.policy.manifest import PROVISIONER_RULE
+from tfgate.policy.manifest import RESERVED_RULES
 
 # --- what a reviewer approves ----------------------------------------------------------------------------
 
@@ -120,7 +120,7 @@ class _Report(msgspec.Struct):
 
 
 def _report_class(v: _ReportViolation) -> str:
-    if v.rule == PROVISIONER_RULE:
+    if v.rule in RESERVED_RULES:
         return "provisioner"
     return "safety_net" if v.class_ == "update" else v.class_
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfgate.model import Change
+from tfgate.model import Change, ChangeClass
 
 #: (module names from the root, resource type, resource name): a resource block in the configuration.
 BlockKey = tuple[tuple[str, ...], str, str]
@@ -69,7 +69,12 @@ class Provisioners:
         return None
 
     def running(self, change: Change) -> tuple[Provisioner, ...]:
-        """The provisioners this change will run (managed creates, replaces, destroys)."""
+        """The provisioners this change will run (managed creates, replaces, destroys), and the program of a
+        `data "external"` read during the apply."""
+        if change.mode == "data":
+            if change.type == "external" and change.change_class is ChangeClass.READ:
+                return (Provisioner("data.external", None, "its `program` runs during the apply"),)
+            return ()
         if change.mode != "managed" or not (change.creates or change.destroys):
             return ()
         found = self.blocks.get((module_path(change.module_address), change.type, change.name), ())

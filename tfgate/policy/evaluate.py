@@ -143,9 +143,10 @@ def assess(plan: LoadedPlan, manifest: Manifest) -> tuple[tuple[Change, ...], tu
                     for r in rules
                 )
         changes.append(change)
-    from tfgate.policy.provisioners import provisioner_violations
+    from tfgate.policy.provisioners import provider_violations, provisioner_violations
 
     violations.extend(provisioner_violations(plan, manifest))
+    violations.extend(provider_violations(plan, manifest))
     return tuple(changes), tuple(violations)
 
 
@@ -179,11 +180,12 @@ def evaluate(
     violations = apply_counts(violations, counted)
     outcomes = counted.outcomes
 
-    from tfgate.policy.provisioners import provisioner_findings
+    from tfgate.policy.provisioners import provider_findings, provisioner_findings
 
     all_findings = (
         *plan_findings(plan, manifest),
         *provisioner_findings(plan, manifest, violations),
+        *provider_findings(plan, manifest, violations),
         *findings,
     )
     reasons: list[str] = [

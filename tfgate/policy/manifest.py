@@ -22,7 +22,9 @@ from tfgate.strict import json_loads, yaml_load
 DEFAULT_NAMES = ("tfgate.yaml", "tfgate.yml", "tfgate.json")
 #: Rule names tfgate's own approvable checks use (an approval names them like a manifest rule).
 PROVISIONER_RULE = "provisioner_commands"
-RESERVED_RULES = frozenset({PROVISIONER_RULE})
+PROVIDER_RULE = "provider_not_allowed"
+#: Both approve code the plan brings along (statement class `provisioner`).
+RESERVED_RULES = frozenset({PROVISIONER_RULE, PROVIDER_RULE})
 RuleAction = Literal["delete", "replace", "forget", "safety_net"]
 _Pattern = Annotated[str, msgspec.Meta(min_length=1)]
 # A pattern or a non-empty list of patterns: an empty list or string would be a rule that silently
@@ -77,6 +79,8 @@ class PlanSpec(msgspec.Struct, forbid_unknown_fields=True):
     """What a plan may run besides its providers: provisioner commands block (approvable) or only warn."""
 
     provisioners: Literal["block", "warn"] = "block"
+    #: Provider source addresses (globs, e.g. "registry.terraform.io/hashicorp/*") a plan may use; unset: any.
+    providers: Annotated[list[_Pattern], msgspec.Meta(min_length=1)] | None = None
 
 
 class ManifestSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -243,6 +247,8 @@ class Manifest:
     audit_log: Path | None = None
     #: `plan: {provisioners: block|warn}`: whether provisioner commands a plan will run block (approvable).
     provisioners: str = "block"
+    #: `plan: {providers: [...]}`: the provider allow-list (None: any provider).
+    providers: tuple[str, ...] | None = None
     #: approvals: {max_ttl}: the longest an approval may be valid (None: the 24 h default).
     max_ttl: timedelta | None = None
 
@@ -344,6 +350,7 @@ def parse_manifest(text: bytes, path: Path) -> Manifest:
         ledger=_rel(base, state.ledger),
         audit_log=_rel(base, spec.audit.log if spec.audit else None),
         provisioners=spec.plan.provisioners if spec.plan else "block",
+        providers=tuple(spec.plan.providers) if spec.plan and spec.plan.providers else None,
         max_ttl=_max_ttl(spec.approvals, path),
     )
 

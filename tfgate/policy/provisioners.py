@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tfgate.model import Change, Finding, Severity, Violation
+from tfgate.model import Change, ChangeClass, Finding, Severity, Violation
 from tfgate.plan.common import LoadedPlan
-from tfgate.policy.manifest import PROVISIONER_RULE, Manifest
+from tfgate.policy.manifest import PROVIDER_RULE, PROVISIONER_RULE, Manifest, glob_to_regex
 
 
 def _running(plan: LoadedPlan) -> list[tuple[Change, tuple]]:
@@ -43,6 +43,57 @@ def provisioner_violations(plan: LoadedPlan, manifest: Manifest) -> tuple[Violat
             deposed=c.deposed,
         )
         for c, found in _running(plan)
+    )
+
+
+def _unlisted(plan: LoadedPlan, manifest: Manifest) -> dict[str, list[str]]:
+    """Providers the plan uses that the manifest's `plan: {providers: [...]}` does not list -> addresses."""
+    if manifest.providers is None:
+        return {}
+    import re
+
+    allowed = re.compile("(?:" + "|".join(glob_to_regex(g) for g in manifest.providers) + r")\Z", re.DOTALL)
+    out: dict[str, list[str]] = {}
+    for c in plan.changes:
+        name = c.provider or "(unknown provider)"
+        if not allowed.match(name):
+            out.setdefault(name, []).append(c.address)
+    return out
+
+
+def _some(addresses: list[str]) -> str:
+    return ", ".join(addresses[:3]) + (f" and {len(addresses) - 3} more" if len(addresses) > 3 else "")
+
+
+def provider_violations(plan: LoadedPlan, manifest: Manifest) -> tuple[Violation, ...]:
+    """One approvable violation per provider outside the allow-list (address `provider["NAME"]`)."""
+    return tuple(
+        Violation(
+            address=f'provider["{name}"]',
+            rule=PROVIDER_RULE,
+            change_class=ChangeClass.READ,
+            reason=f"provider {name} is not in the manifest's `plan: {{providers}}` (used by {_some(addrs)})",
+        )
+        for name, addrs in _unlisted(plan, manifest).items()
+    )
+
+
+def provider_findings(
+    plan: LoadedPlan, manifest: Manifest, violations: Sequence[Violation]
+) -> tuple[Finding, ...]:
+    """`provider_not_allowed`: providers outside the allow-list (blocks while any is unapproved)."""
+    unlisted = _unlisted(plan, manifest)
+    if not unlisted:
+        return ()
+    blocked = [v for v in violations if v.rule == PROVIDER_RULE and not v.approved]
+    return (
+        Finding(
+            "provider_not_allowed",
+            Severity.BLOCK if blocked else Severity.INFO,
+            f"{len(unlisted)} provider(s) outside the manifest's allow-list would run with the applier's "
+            f"credentials: {', '.join(unlisted)}" + ("" if blocked else " (approved)"),
+            (("providers", sorted(unlisted)),),
+        ),
     )
 
 
