@@ -76,6 +76,11 @@ TAMPERING: list[str] = [
     "PATH=/tmp/fake:$PATH tfgate apply plan.bin",
     "export PATH=/tmp/fake:$PATH; terraform plan",
     "PATH=.:$PATH terraform plan",
+    "export PATH=/tmp/fake:$PATH",
+    "export PATH=./bin:$PATH",
+    "PATH=:$PATH",
+    'export PATH="$(mktemp -d):$PATH"',
+    "export PATH=/usr/local/bin:$PATH",  # this machine's second, real terraform, before any shim
     "tfgate shim-exec --real /tmp/fake -- apply",
     "tfgate shim install --manifest empty.yaml ~/bin",
     "tfgate shim install /tmp/shim",
@@ -178,6 +183,9 @@ EVERYDAY: list[str] = [
     'while IFS= read -r line; do echo "$line"; done < list.txt',
     'IFS=, read -r a b <<< "x,y"',
     'export PATH="$HOME/.local/bin:$PATH"',
+    'export PATH="$PATH:/opt/tools/bin"',
+    'export PATH="$GOPATH/bin:$PATH"',
+    "export PATH=/usr/bin:$PATH",
     "tfgate plan",
     "tfgate apply .tfgate/plans/x/plan.bin",
     "tfgate check plan.json --format json",
@@ -313,6 +321,8 @@ def test_the_shim_directory_and_tfgate_itself_are_ground(
     assert check_command("ls shim && cat shim/terraform", str(tmp_path)).allowed
     assert not check_command(f"echo 'rules: []' > {pinned}", str(tmp_path)).allowed  # the manifest it pins
     assert not check_command("cp /tmp/fake /opt/tf/terraform", str(tmp_path)).allowed  # the binary it runs
+    assert not check_command("export PATH=/usr/bin:/bin", str(tmp_path)).allowed  # drops the shim
+    assert check_command(f"export PATH={shim}:/usr/bin:/bin", str(tmp_path)).allowed
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tfgate.agents import execopts
 from tfgate.agents.env import Setting
-from tfgate.agents.ground import mentions_ground
+from tfgate.agents.ground import mentions_ground, path_change
 from tfgate.agents.lexer import ParseError, _Lexer, substitutions
 from tfgate.agents.programs import _block, _family, _interpreter_code, _InterpreterCode, _join, program_name
 from tfgate.agents.protect import _READERS, tamper, tamper_reason
@@ -46,6 +46,10 @@ class Checks:
         for s in found:
             if s.name == "PATH" and (s.value is None or s.value):
                 self.path_changed = True
+                why = path_change(s.value, self.ground) if s.value else None
+                if why:  # blocked even alone: an agent's shell keeps it for the next command
+                    return _block(TAMPER, f"`{_join(words)[:200]}` puts {why}, so a later `terraform` or "
+                                  "`tfgate` may not be the real one. Stop here and ask a human.", words)  # fmt: skip
             if s.name == "IFS" and not s.prefix:
                 self.ifs_changed = True
             if s.value and execopts.exec_var(s.name):

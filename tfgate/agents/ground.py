@@ -295,3 +295,40 @@ def _parsed(text: str) -> list[tuple[str, str]]:
         if isinstance(value, str):
             out.append((key, value))
     return out
+
+
+_TEMP_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/private/tmp")
+_FOUND_ON_PATH = ("terraform", "tofu", "terragrunt", "tfgate", "tfgate-guard", "tfgate-terraform")
+
+
+def path_change(value: str, ground: Ground) -> str | None:
+    """Why a new PATH value could make `terraform` or `tfgate` something else (None: it cannot): a directory put
+    before the old PATH that is relative, temporary, computed by a command, or holds its own terraform/tfgate;
+    or a PATH that no longer holds the terraform shim's directory."""
+    entries = value.split(":")
+    keeps = next((k for k, e in enumerate(entries) if e in ("$PATH", "${PATH}")), None)
+    first = entries if keeps is None else entries[:keeps]
+    for entry in first:
+        if not entry:
+            return "an empty entry (the working directory) first on PATH"
+        if "$(" in entry or "`" in entry:
+            return f"`{entry}`, a directory a command computes, first on PATH"
+        path = os.path.expandvars(os.path.expanduser(entry))
+        if "$" in path:
+            continue  # a variable the hook does not know (`$GOPATH/bin`)
+        if not path.startswith("/"):
+            return f"`{entry}`, a relative directory, first on PATH"
+        if any(_shim_script(os.path.join(path, n)) is not None for n in ("terraform", "tofu")):
+            continue  # the terraform shim's own directory
+        if path.startswith(_TEMP_DIRS):
+            return f"`{entry}`, a temporary directory anyone can fill, first on PATH"
+        for name in _FOUND_ON_PATH:
+            exe = os.path.join(path, name)
+            if os.path.isfile(exe) and _shim_script(exe) is None:
+                return f"`{entry}`, which holds another {name}, before the terraform shim on PATH"
+    if keeps is None:
+        kept = {os.path.realpath(os.path.expandvars(os.path.expanduser(e))) for e in entries if e}
+        for path, what in ground.dynamic():
+            if what.startswith("the terraform shim directory") and path not in kept:
+                return f"a PATH without {what}"
+    return None
