@@ -163,7 +163,7 @@ def main() -> int:
         "",
         f"Budget: median <= {BUDGET_MS:.0f} ms per allowed command. Slowest allowed median: wall {allowed:.1f} ms "
         f"({verdict} the budget on this run, floor {floor:.1f} ms), CPU {allowed_cpu:.1f} ms ({cpu_verdict}; CPU "
-        "time is what an idle machine's wall time would be, and what load does not inflate). In-process "
+        "time is roughly what an idle machine's wall time would be, and load inflates it far less). In-process "
         f"`check_command` over the {count} lines of the guard's test tables: median {median_us:.0f} us, "
         f"max {max_us:.0f} us.",
         "",
