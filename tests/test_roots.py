@@ -195,3 +195,31 @@ def test_combined_comment_fits_and_keeps_every_roots_blocked_rows_first(mono: Pa
     assert "| `envs/dev` | ✅ allow |" in text  # the summary table is never cut
     small = render_roots(_many_blocked(combined, 40), limit=20000)
     assert len(small) <= 20000 and small.count('\\["prod2-00039"\\]') == 1
+
+
+def test_root_names_and_manifests(tmp_path: Path) -> None:
+    from tfgate.errors import TfgateError
+    from tfgate.roots import nearest_manifest, parse_roots
+
+    cache = tmp_path / "live/prod/vpc/.terragrunt-cache/h1/h2/modules/vpc"
+    cache.mkdir(parents=True)
+    (tmp_path / "x=y.json").write_text("{}")
+    roots = parse_roots(
+        ["live/prod/vpc/.terragrunt-cache/h1/h2/modules/vpc/tfplan", "x=y.json", "top=plan.bin"], tmp_path
+    )
+    assert [r.name for r in roots] == ["live/prod/vpc", ".", "top"]  # a file named x=y.json is a path
+    assert roots[0].workdir == tmp_path / "live/prod/vpc/.terragrunt-cache/h1/h2/modules/vpc"
+    for args, message in (
+        (["my dir/plan.bin"], "name it NAME=PATH"),
+        (["../elsewhere/plan.bin", "a/plan.bin"], "is outside"),
+        (["a/plan.bin", "b=a/../a/plan.bin", "a=c/plan.bin"], "two plans for root 'a'"),
+        (["x/../../plan.bin=p"], "name it NAME=PATH"),
+    ):
+        with pytest.raises(TfgateError, match=message):
+            parse_roots(args, tmp_path)
+    assert nearest_manifest(cache, tmp_path) is None
+    (tmp_path / "tfgate.yaml").write_text(PROTECT)
+    assert nearest_manifest(cache, tmp_path) == tmp_path / "tfgate.yaml"
+    (tmp_path / "live/prod/vpc/tfgate.yaml").write_text(PROTECT)
+    assert nearest_manifest(cache, tmp_path) == tmp_path / "live/prod/vpc/tfgate.yaml"
+    assert nearest_manifest(cache, cache) is None  # never above the base directory
