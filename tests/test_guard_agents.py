@@ -310,3 +310,20 @@ def test_cli_install_prints_what_it_wrote(tmp_path: Path) -> None:
     assert doc["version"] == 1 and "--agent cursor" in doc["hooks"]["beforeShellExecution"][0]["command"]
     proc = _guard("install", "--agent", "kiro", "--scope", "user", env={"HOME": str(tmp_path / "h")})
     assert proc.returncode == 0 and (tmp_path / "h" / ".kiro" / "agents" / "tfgate.json").is_file()
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_an_internal_error_is_that_agents_block(agent: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import io
+
+    from tfgate.agents import hook
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise RuntimeError("analyzer bug")
+
+    monkeypatch.setattr(hook, "check_command", boom)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(SHELL[agent](PLAN))))
+    code = hook.guarded_run([], agent=agent)
+    out = capsys.readouterr()
+    assert is_block(agent, code, out.out, out.err), (code, out)
+    assert "internal error" in out.out + out.err
