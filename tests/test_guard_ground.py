@@ -81,6 +81,9 @@ TAMPERING: list[str] = [
     "PATH=:$PATH",
     'export PATH="$(mktemp -d):$PATH"',
     "export PATH=/usr/local/bin:$PATH",  # this machine's second, real terraform, before any shim
+    "echo 'export PATH=/tmp/x:$PATH' >> ~/.bashrc",  # runs in every later shell
+    "echo 'export TFGATE_AUDIT_LOG=/dev/null' >> .envrc",
+    "cat >> ~/.zshrc <<'EOF'\nexport PATH=./bin:$PATH\nEOF",
     "tfgate shim-exec --real /tmp/fake -- apply",
     "tfgate shim install --manifest empty.yaml ~/bin",
     "tfgate shim install /tmp/shim",
@@ -209,6 +212,8 @@ EVERYDAY: list[str] = [
     "tfgate demo --terraform embedded",
     "sed -i s/a/b/ *.tf",
     "bash <<'EOF'\ncat tfgate.yaml\nEOF",
+    "echo 'alias ll=\"ls -l\"' >> ~/.bashrc",
+    "echo 'export PATH=\"$HOME/.local/bin:$PATH\"' >> ~/.profile",
     "git commit -F - <<'EOF'\nprotect the database in tfgate.yaml\nEOF",
     "cat > notes.md <<'EOF'\nwe never edit tfgate.yaml by hand\nEOF",
     "printf 'Host x\\n  User deploy\\n' > /tmp/c && ssh -F /tmp/c x uptime",
@@ -341,6 +346,9 @@ def test_the_shim_directory_and_tfgate_itself_are_ground(
     ],
 )
 def test_file_tools_writing_the_ground(path: str, allowed: bool) -> None:
+    startup = check_write("/home/u/.bashrc", "/repo", "alias ll='ls -l'\nexport PATH=/tmp/evil:$PATH\n")
+    assert not startup.allowed and ".bashrc" in startup.reason
+    assert check_write("/home/u/.bashrc", "/repo", "alias ll='ls -l'\n").allowed
     d = check_write(path, "/repo")
     assert d.allowed is allowed, d
     if not allowed:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from tfgate.agents.checks import Checks
 from tfgate.agents.env import settings, steering
-from tfgate.agents.ground import Ground, mentions_ground
+from tfgate.agents.ground import STARTUP_FILES, Ground, mentions_ground
 from tfgate.agents.lexer import ParseError, _braces, _Lexer, _Simple
 from tfgate.agents.programs import (
     _RUNS_STDIN,
@@ -560,12 +560,19 @@ def check_command(command: str, cwd: str | None = None) -> Decision:
     return decision
 
 
-def check_write(path: str, cwd: str | None = None) -> Decision:
-    """A file tool (Write, Edit, apply_patch ...) writing `path`: blocked when it is tfgate's own ground."""
+def check_write(path: str, cwd: str | None = None, content: str = "") -> Decision:
+    """A file tool (Write, Edit, apply_patch ...) writing `path`: blocked when it is tfgate's own ground; what
+    it writes into a shell start-up file (`.bashrc`, `.envrc` ...) is judged as the commands it is."""
     what = Ground(cwd).path(path)
-    if what is None:
-        return ALLOW
-    return _block(TAMPER, tamper_reason(f"write {path}", path, what), f"write {path}")
+    if what is not None:
+        return _block(TAMPER, tamper_reason(f"write {path}", path, what), f"write {path}")
+    if program_name(path) in STARTUP_FILES and content:
+        d = check_command(content, cwd)
+        if not d.allowed:
+            return Decision(
+                False, f"writing {path}, which later shells run: {d.reason}", f"write {path}", d.code
+            )
+    return ALLOW
 
 
 def check_argv(argv: Sequence[str]) -> Decision:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tfgate.agents import execopts
 from tfgate.agents.env import Setting
-from tfgate.agents.ground import mentions_ground, path_change
+from tfgate.agents.ground import STARTUP_FILES, mentions_ground, path_change
 from tfgate.agents.lexer import ParseError, _Lexer, substitutions
 from tfgate.agents.programs import _block, _family, _interpreter_code, _InterpreterCode, _join, program_name
 from tfgate.agents.protect import _READERS, tamper, tamper_reason
@@ -81,6 +81,15 @@ class Checks:
                 words,
             )
         wrapper = _wrapped_start(name, args) is not None  # the command it runs is judged as itself
+        for target in writes:  # `echo 'export PATH=/tmp/x:$PATH' >> ~/.bashrc` runs in every later shell
+            if program_name(target) in STARTUP_FILES:
+                try:
+                    d = self.analyze("\n".join([*stdin, _join(args)]), depth + 1)
+                except ParseError:
+                    d = _block(UNRESOLVED, f"`{_join(words)[:200]}` writes text tfgate cannot read into {target}, "
+                               "which later shells run; blocked (fail closed).", words)  # fmt: skip
+                if not d.allowed:
+                    return d
         hit = tamper(fam if fam in ("terraform", "terragrunt", "tfgate") else name, [] if wrapper else args,
                      writes, self.ground, () if fam in ("shell", "eval") else stdin)  # fmt: skip
         if hit:

@@ -61,6 +61,13 @@ _MENTION = lazy_re(
 )
 
 
+#: Files a shell reads at start-up: what is written into them runs in every later shell (PATH, TFGATE_*, aliases).
+STARTUP_FILES = frozenset(
+    {".bashrc", ".bash_profile", ".bash_login", ".profile", ".zshrc", ".zprofile", ".zshenv", ".zlogin", ".envrc",
+     ".kshrc", ".mkshrc", ".cshrc", ".tcshrc", ".login", "config.fish", "bash.bashrc", "environment"}
+)  # fmt: skip
+
+
 def mentions_ground(text: str) -> str | None:
     """The first name of tfgate's ground named anywhere in a text (for code tfgate cannot read)."""
     m = _MENTION.search(text)

@@ -33,7 +33,7 @@ class HookAnswer:
 
 def _judge_action(action: Action) -> Decision:
     if action.kind == "write":
-        return check_write(action.text, action.cwd)
+        return check_write(action.text, action.cwd, action.content)
     return check_command(action.text, action.cwd)
 
 

@@ -25,6 +25,8 @@ class Action:
     kind: str  # "shell" or "write"
     text: str  # the command line, or the file's path
     cwd: str | None = None
+    #: The new text a write puts in the file, as far as the payload shows it (judged for shell startup files).
+    content: str = ""
 
 
 @record
@@ -75,6 +77,20 @@ def shell_text(command: object) -> str:
     raise Malformed("the command is neither a non-empty string nor a list of strings")
 
 
+_NEW_TEXT = ("content", "contents", "new_string", "new_str", "file_text", "new_source", "diff", "text")
+
+
+def new_text(args: object) -> str:
+    """The new text of a file tool's arguments (`content`, `new_string`, each of `edits[].new_string` ...)."""
+    if isinstance(args, list):
+        return "\n".join(new_text(a) for a in args)
+    if not isinstance(args, dict):
+        return ""
+    parts = [v for k in _NEW_TEXT if isinstance(v := args.get(k), str)]
+    parts += [new_text(args[k]) for k in ("edits",) if isinstance(args.get(k), list)]
+    return "\n".join(p for p in parts if p)
+
+
 def json_object(value: object, what: str) -> dict:
     """A JSON object given as an object or as a JSON string to decode again (strictly: no repeated key)."""
     if isinstance(value, str):
@@ -99,7 +115,7 @@ def tool_call(
         path = next((args[k] for k in path_keys if k in args), None)
         if not isinstance(path, str) or not path:
             raise Malformed(f"{tool}: no file path in the tool arguments")
-        return [Action("write", path, cwd)]
+        return [Action("write", path, cwd, new_text(args))]
     command = args.get("command")
     if command is None:
         if tool in shells:

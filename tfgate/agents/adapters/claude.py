@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tfgate.agents.adapters import Action, Answer, Malformed, field
+from tfgate.agents.adapters import Action, Answer, Malformed, field, new_text
 
 EVENT = "PreToolUse"
 #: File tools and the field that names the file.
@@ -23,7 +23,7 @@ def parse(data: object) -> list[Action]:
     cwd = field(data, "cwd", required=False)
     tool_input = field(data, "tool_input", kind=dict, required=tool in ("Bash", *FILE_TOOLS))
     if tool in FILE_TOOLS:
-        return [Action("write", field(tool_input, FILE_TOOLS[tool]), cwd)]
+        return [Action("write", field(tool_input, FILE_TOOLS[tool]), cwd, new_text(tool_input))]
     if tool == "Bash":
         return [Action("shell", field(tool_input, "command"), cwd)]
     command = tool_input.get("command") if isinstance(tool_input, dict) else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, tool_call, under
+from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, new_text, tool_call, under
 from tfgate.agents.words import lazy_re
 
 EVENT = "PreToolUse"
@@ -22,7 +22,7 @@ def parse(data: object) -> list[Action]:
     if tool in _PATCH_TOOLS and isinstance(
         tool_input.get("file_path"), str
     ):  # Edit/Write in the Claude shape
-        return [Action("write", tool_input["file_path"], cwd)]
+        return [Action("write", tool_input["file_path"], cwd, new_text(tool_input))]
     if tool in _PATCH_TOOLS:
         patch = tool_input.get("command", tool_input.get("input", tool_input.get("patch")))
         if isinstance(patch, list):
@@ -32,7 +32,8 @@ def parse(data: object) -> list[Action]:
         files = _PATCH_FILE.findall(patch)
         if not files:
             raise Malformed(f"{tool}: the patch names no file")
-        return [Action("write", f, cwd) for f in files]
+        added = "\n".join(line[1:] for line in patch.splitlines() if line.startswith("+"))
+        return [Action("write", f, cwd, added) for f in files]
     shells = ("Bash", "shell", "local_shell", "exec_command", "unified_exec")
     return tool_call(tool, tool_input, under(cwd, tool_input.get("workdir")), file_tools=(), shells=shells)
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, shell_text
+from tfgate.agents.adapters import Action, Answer, Malformed, exit2, field, new_text, shell_text
 
 
 def parse(data: object) -> list[Action]:
@@ -13,7 +13,7 @@ def parse(data: object) -> list[Action]:
     if event == "pre_run_command":
         return [Action("shell", shell_text(field(info, "command_line", kind=object)), cwd)]
     if event == "pre_write_code":
-        return [Action("write", field(info, "file_path"), cwd)]
+        return [Action("write", field(info, "file_path"), cwd, new_text(info))]
     raise Malformed(f"unexpected agent_action_name {event!r}")
 
 
