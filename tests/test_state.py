@@ -108,7 +108,7 @@ def test_state_file_removed_but_its_backup_remains(prod: TF) -> None:
     (prod.dir / "terraform.tfstate").unlink()
     prod.plan()
     code, doc = check(prod)
-    assert code == 1 and codes(doc) == ["missing_state"]
+    assert code == 1 and codes(doc) == ["no_rules", "missing_state"]
     ev = evidence(doc, "missing_state")
     assert ev["backup_serial"] >= 1 and ev["backup"].endswith("terraform.tfstate.backup")
 
@@ -120,7 +120,7 @@ def test_full_destroy_then_plan_is_not_a_missing_state(prod: TF) -> None:
     (prod.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
     prod.plan()
     code, doc = check(prod)
-    assert code == 0 and codes(doc) == []
+    assert code == 0 and codes(doc) == ["no_rules"]  # an empty `protect:` is said, not silently accepted
 
 
 def test_the_ledger_learns_the_state_an_apply_produced(prod: TF) -> None:

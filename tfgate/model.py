@@ -54,6 +54,9 @@ class Verdict(str, Enum):
 # Rule action names: the change classes a rule can protect against.
 RULE_ACTIONS = ("delete", "replace", "forget", "safety_net")
 
+#: The address a plan-level violation (an approvable finding such as plan_incomplete) is approved under.
+PLAN_ADDRESS = "(plan)"
+
 EXIT_ALLOW = 0
 EXIT_BLOCK = 1
 EXIT_ERROR = 2
@@ -101,6 +104,8 @@ class Change:
     catalog_kind: str | None = None
     protected_by: tuple[str, ...] = ()
     risk: Risk = Risk.NONE
+    #: Terraform's resource identity of the prior object (``before_identity``, canonical JSON), if any.
+    identity: str | None = None
 
     @property
     def destroys(self) -> bool:
@@ -162,6 +167,8 @@ class PlanInfo:
     has_values: bool = True
     #: SHA-256 of the plan file's bytes, for binary plans (what `tfgate apply` re-checks).
     file_sha256: str | None = None
+    #: Made with -target (or, for a saved plan, incomplete without errors or deferred changes).
+    targeted: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,8 @@ class Finding:
     message: str
     evidence: tuple[tuple[str, Any], ...] = ()
     address: str | None = None
+    #: A signed approval of this plan lifts it (it stands for a Violation of the same code or rule).
+    approvable: bool = False
 
     @property
     def blocks(self) -> bool:
@@ -196,6 +205,16 @@ class Violation:
     deposed: str | None = None
     #: Signers whose valid statements counted toward this violation, approved or not yet (1 of 2).
     counted_by: tuple[str, ...] = ()
+    #: The object's address before this plan moves it (a rule may match either address).
+    previous_address: str | None = None
+    #: For a plan-level condition a human may approve (``plan_incomplete`` of a -target plan): its finding
+    #: code, which is also the statement class; the address is then ``PLAN_ADDRESS``.
+    finding: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """What is approved: the change class, or the plan-level finding's code."""
+        return self.finding or self.change_class.value
 
     @property
     def key(self) -> tuple[str, str, str, str | None]:
@@ -363,3 +382,15 @@ class CombinedResult:
     @property
     def verdict(self) -> Verdict:
         return Verdict.ALLOW if self.exit_code == EXIT_ALLOW else Verdict.BLOCK
+
+
+@dataclass(frozen=True)
+class Protection:
+    """What follows a protected object whatever its address: the ledger's protected objects (identity key ->
+    ``{rule, address, actions, approvals}``) and the working directory's state objects, by (address, deposed)
+    -> (key prior attributes, identity keys), for plans that carry no values (streams)."""
+
+    known: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    state: Mapping[tuple[str, str | None], tuple[tuple[tuple[str, Any], ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )

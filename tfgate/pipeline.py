@@ -78,16 +78,17 @@ def run_check(opts: CheckOptions) -> Result:
     plan = dataclasses.replace(plan, provisioners=read_provisioners(plan, workdir))
     workspace = resolve_workspace(workdir, opts.workspace)
     findings: tuple = ()
+    protection = None
     if opts.state_checks:
         from tfgate import state
 
-        findings = state.check_state(
+        findings, protection = state.gather_state(
             workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now,
             new_workspace=opts.new_workspace,
         )  # fmt: skip
-    assessed = assess(plan, manifest)
+    assessed = assess(plan, manifest, protection)
     counted = binding = None
-    if opts.approvals or assessed[1] or _destroys(plan):  # violations include provisioner commands
+    if opts.approvals or assessed[1] or _destroys(plan):  # violations: provisioner commands, -target plans
         from tfgate.state.binding import state_binding
 
         binding = state_binding(workdir, plan, workspace)
@@ -144,6 +145,11 @@ def record_applied(
 def run_state_check(workdir: Path, *, manifest_path: Path | None, workspace: str | None) -> Result:
     """`tfgate state check`: the state-integrity checks alone, as a Result with no plan changes."""
     import hashlib
+
+    from tfgate.errors import TfgateError
+
+    if not workdir.is_dir():
+        raise TfgateError(f"{workdir}: no such working directory: there is no state to check here")
 
     from tfgate import state, sysconfig
     from tfgate.model import PlanInfo

@@ -11,6 +11,7 @@ The statement (a JSON file; its signature is the armored SSHSIG ``FILE.sig``, na
      "changes": [{"address": "aws_db_instance.main", "class": "delete"},
                  {"address": "aws_instance.x", "class": "delete", "deposed": "0a1b2c3d"}],
                                                 # class: delete | replace | forget | safety_net
+                                                # | plan_incomplete (address "(plan)": a -target plan)
      "signer": "alice@example.com",             # a principal the signing key is listed for
      "issued_at": "2025-01-01T10:00:00Z", "expires_at": "2025-01-01T14:00:00Z",
      "reason": "decommissioning the old database (TICKET-123)"}
@@ -47,7 +48,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 MAX_STATEMENT_BYTES = 16 * 1024 * 1024
 #: provisioner: code a change brings along, its provisioner commands or an unlisted provider (tfgate's rules
 #: `provisioner_commands`, `provider_not_allowed`).
-CLASSES = ("delete", "replace", "forget", "safety_net", "provisioner")
+CLASSES = ("delete", "replace", "forget", "safety_net", "provisioner", "plan_incomplete")
 #: The longest an approval may be valid (expires - issued_at) unless the manifest says `approvals: {max_ttl}`.
 DEFAULT_MAX_TTL = timedelta(hours=24)
 _KEYS = (
@@ -228,7 +229,9 @@ def _rfc3339(when: datetime) -> str:
 
 def violation_class(v: Violation) -> str:
     """The statement class of a violation: an update is a safety-net removal; tfgate's provisioner rule is
-    its own class (approving a destroy does not approve the commands it runs)."""
+    its own class (approving a destroy does not approve the commands it runs); a plan-level one, its code."""
+    if v.finding:
+        return v.finding
     if v.rule in ("provisioner_commands", "provider_not_allowed"):
         return "provisioner"
     return "safety_net" if v.change_class is ChangeClass.UPDATE else v.change_class.value

@@ -74,8 +74,8 @@ class _ReportChange(msgspec.Struct):
 class _ReportViolation(msgspec.Struct):
     address: str
     rule: str
-    class_: Literal["create", "delete", "replace", "forget", "update", "safety_net"] = msgspec.field(
-        name="class"
+    class_: Literal["create", "delete", "replace", "forget", "update", "safety_net", "plan_incomplete"] = (
+        msgspec.field(name="class")
     )
     approvals_required: Annotated[int, msgspec.Meta(ge=1)]
     reason: str = ""
@@ -95,6 +95,7 @@ class _ReportPlan(msgspec.Struct):
     errored: bool = False
     complete: bool = True
     has_values: bool = True
+    targeted: bool = False
 
 
 class _ReportTool(msgspec.Struct):
@@ -172,7 +173,12 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
         if (k := statement_class(c))
         for rule in c.protected_by
     }
-    claimed = {_key(v.address, v.rule, _report_class(v), v.deposed): v for v in doc.violations}
+    claimed = {
+        _key(v.address, v.rule, _report_class(v), v.deposed): v
+        for v in doc.violations
+        if v.class_ != "plan_incomplete"  # plan-level: derived again from plan.targeted below
+    }
+    targeted = doc.plan.targeted or any(v.class_ == "plan_incomplete" for v in doc.violations)
     own = {k for k in claimed if k[2] == "provisioner"}  # tfgate's own rule: not marked on the change
     for keys, what in (
         (marked - claimed.keys(), "marks it protected but lists no violation for it"),
@@ -188,7 +194,7 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
     info = PlanInfo(
         source=source, input_format=p.input_format, format_version=p.format_version,
         terraform_version=p.terraform_version, digest=p.digest, errored=p.errored, complete=p.complete,
-        has_values=p.has_values and p.input_format != "stream",
+        has_values=p.has_values and p.input_format != "stream", targeted=targeted,
     )  # fmt: skip
     loaded = LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=None)
     derived = target_from_result(evaluate(loaded, manifest, workspace=doc.workspace))
@@ -235,9 +241,13 @@ def target_from_result(result: Any) -> Target:
         source=result.plan.source,
         digest=result.plan.digest,
         workspace=result.workspace,
-        changes=(*destructive(result.changes), *provisioner_changes(result.violations)),
+        changes=(
+            *(ApprovedChange(v.address, v.finding) for v in result.violations if v.finding),
+            *destructive(result.changes),
+            *provisioner_changes(result.violations),
+        ),
         violations=tuple(result.violations),
-        blocking_findings=tuple(f.code for f in result.findings if f.blocks),
+        blocking_findings=tuple(f.code for f in result.findings if f.blocks and not f.approvable),
         **({"binding": result.binding} if result.binding is not None else {}),
     )
 

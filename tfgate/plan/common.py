@@ -80,6 +80,13 @@ def import_id(importing: dict[str, Any] | None) -> str | None:
     return msgspec.json.encode(importing).decode()
 
 
+def canonical_identity(value: Any) -> str | None:
+    """Terraform's resource identity (a JSON object) as one canonical string; None when there is none."""
+    if value is None or value == {}:
+        return None
+    return msgspec.json.encode(value, order="sorted").decode()
+
+
 def sort_key(change: Change) -> tuple[str, str]:
     return (change.address, change.deposed or "")
 

@@ -30,6 +30,7 @@ from tfgate.plan.common import (
     CatalogLike,
     LoadedPlan,
     build_change,
+    canonical_identity,
     change_record,
     import_id,
     no_gc,
@@ -74,6 +75,7 @@ class _Change(msgspec.Struct, gc=False):
     before_sensitive: msgspec.Raw = _NULL
     after_sensitive: msgspec.Raw = _NULL
     importing: dict[str, Any] | None = None
+    before_identity: msgspec.Raw = _NULL
 
 
 class _ResourceChange(msgspec.Struct, gc=False):
@@ -352,6 +354,8 @@ def _load_show_json(
         digest="sha256:" + digest.hexdigest(),
         errored=plan.errored,
         complete=plan.complete and not plan.deferred_changes,
+        # Incomplete with no error and nothing deferred: Terraform's mark of a -target plan.
+        targeted=not plan.complete and not plan.errored and not plan.deferred_changes,
         applyable=plan.applyable,
         timestamp=plan.timestamp,
         has_values=True,
@@ -487,6 +491,8 @@ def _classify_show(
     hidden_tags: tuple[str, ...] = ()
     if cls in DESTRUCTIVE or nets:
         prior, hidden_tags = key_attributes(values.before, values.before_sensitive)
+        if cls in DESTRUCTIVE and (identity := resource_identity(values.before_identity)):
+            fields["identity"] = identity
     elif cls is ChangeClass.CREATE and creates_need_prior:
         prior, hidden_tags = key_attributes(values.after, values.after_sensitive)
     if prior:
@@ -497,6 +503,16 @@ def _classify_show(
     if risk is not Risk.NONE:
         fields["risk"] = risk
     return build_change(fields)
+
+
+def resource_identity(raw: msgspec.Raw) -> str | None:
+    """``before_identity`` (Terraform 1.12+) as canonical JSON; None when absent or unreadable."""
+    if not raw or bytes(raw) == b"null":
+        return None
+    try:
+        return canonical_identity(_any_decoder.decode(raw))
+    except msgspec.DecodeError:
+        return None
 
 
 # The risk of an unprotected change (protection raises it in evaluate), by class, data-bearing, net removed.

@@ -3,6 +3,7 @@ change summary. It carries no attribute values; its digest covers addresses, act
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,13 +68,36 @@ class _StreamChange(msgspec.Struct, gc=False):
     deposed: Any = None
 
 
+# Message types only an apply (or destroy) writes, except for the data-source reads of a plan: such a log is
+# not a plan, whatever else it holds.
+_APPLY_TYPES = frozenset(
+    {
+        "apply_start",
+        "apply_progress",
+        "apply_complete",
+        "apply_errored",
+        "provision_start",
+        "provision_progress",
+        "provision_complete",
+        "provision_errored",
+    }
+)
+# Terraform's warning on a plan made with -target: the plan leaves out changes.
+_TARGETED = "Resource targeting is in effect"
+
+
 class _Diagnostic(msgspec.Struct, gc=False):
     severity: str = ""
     summary: str = ""
 
 
+class _Hook(msgspec.Struct, gc=False):
+    action: str | None = None
+
+
 class _Message(msgspec.Struct, gc=False):
     type: str | None = None
+    hook: _Hook | None = None
     change: _StreamChange | None = None
     changes: dict[str, Any] | None = None
     diagnostic: _Diagnostic | None = None
@@ -92,11 +116,13 @@ def _iter_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike | None) -> LoadedPlan:
     changes: list[Change] = []
-    seen: set[tuple[str, str | None]] = set()
+    seen: dict[tuple[str, str | None], Change] = {}
     summaries: list[dict[str, Any]] = []
     errors: list[str] = []
     version: str | None = None
     saw_version = False
+    targeted = False
+    apply_types: set[str] = set()
     for number, line in _iter_lines(data):
         try:
             msg = _msg_decoder.decode(line)
@@ -112,15 +138,24 @@ def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike
                 raise PlanError(f"{label}:{number}: planned_change without a change")
             change = _classify_stream(msg.change, label, number, catalog)
             if change.key in seen:
-                raise PlanError(f"{label}:{number}: duplicate planned change for address {change.address}")
-            seen.add(change.key)
+                change = _deposed(change, seen, changes, label, number)
+            seen[change.key] = change
             changes.append(change)
         elif msg.type == "change_summary":
             if not isinstance(msg.changes, dict):
                 raise PlanError(f"{label}:{number}: change_summary without its `changes` counts")
             summaries.append(msg.changes)
-        elif msg.type == "diagnostic" and msg.diagnostic and msg.diagnostic.severity == "error":
-            errors.append(msg.diagnostic.summary)
+        elif msg.type == "diagnostic" and msg.diagnostic:
+            if msg.diagnostic.severity == "error":
+                errors.append(msg.diagnostic.summary)
+            elif msg.diagnostic.summary == _TARGETED:
+                targeted = True
+        elif msg.type in _APPLY_TYPES and not (msg.hook and msg.hook.action == "read"):
+            apply_types.add(msg.type)  # a plan reads data sources with apply_* messages too, nothing else
+    if apply_types:
+        raise PlanError(
+            f"{label}: this is a Terraform apply log ({', '.join(sorted(apply_types))}), not a plan"
+        )
     if not saw_version and not changes and not summaries:
         raise PlanError(f"{label}: not a Terraform plan -json stream (no version, planned_change or summary)")
     operations = {s.get("operation", "plan") for s in summaries}
@@ -144,9 +179,10 @@ def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike
         terraform_version=version,
         digest="sha256:" + digest.hexdigest(),
         errored=bool(errors),
-        complete=not errors,
+        complete=not errors and not targeted,
         applyable=None,
         has_values=False,
+        targeted=targeted,
     )
     return LoadedPlan(info=info, changes=tuple(changes), prior_state_empty=None, path=path)
 
@@ -197,6 +233,29 @@ def _classify_stream(sc: _StreamChange, label: str, number: int, catalog: Catalo
     )
 
 
+def _deposed(
+    change: Change, seen: dict[tuple[str, str | None], Change], changes: list[Change], label: str, number: int
+) -> Change:
+    """A second planned change at one address: the stream's only sign of a deposed object (it carries no
+    deposed key). A deposed object can only be deleted: of the two, the delete is the deposed one (Terraform
+    lists it before or after the current object's change); it gets a stand-in key ``stream-N``. Returns the
+    change to add under its own key."""
+    first = seen[change.key]
+    if change.deposed is not None:
+        raise PlanError(f"{label}:{number}: duplicate planned change for address {change.address}")
+    n = 1
+    while (change.address, f"stream-{n}") in seen:
+        n += 1
+    if change.change_class is ChangeClass.DELETE:
+        return dataclasses.replace(change, deposed=f"stream-{n}")
+    if first.change_class is ChangeClass.DELETE:  # the delete listed first was the deposed object
+        moved = dataclasses.replace(first, deposed=f"stream-{n}")
+        changes[changes.index(first)] = moved
+        seen[moved.key] = moved
+        return change
+    raise PlanError(f"{label}:{number}: duplicate planned change for address {change.address}")
+
+
 def _check_summary(summary: dict[str, Any], changes: list[Change], label: str) -> None:
     """The stream's own totals must match its planned changes, or lines are missing."""
     managed = [c for c in changes if c.mode == "managed"]
@@ -205,9 +264,12 @@ def _check_summary(summary: dict[str, Any], changes: list[Change], label: str) -
         "add": count[ChangeClass.CREATE] + count[ChangeClass.REPLACE],
         "change": count[ChangeClass.UPDATE],
         "remove": count[ChangeClass.DELETE] + count[ChangeClass.REPLACE],
+        "import": sum(1 for c in managed if c.importing),
     }
     for key, value in expected.items():
         given = summary.get(key)
+        if key == "import" and given is None:
+            continue  # Terraform before 1.5 does not count imports
         if type(given) is not int:
             raise PlanError(f"{label}: change_summary.{key} is {given!r}, not a count")
         if given != value:

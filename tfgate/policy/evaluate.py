@@ -7,14 +7,17 @@ only present it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tfgate import __version__
 from tfgate.model import (
+    PLAN_ADDRESS,
     Change,
     ChangeClass,
     Counted,
     Finding,
+    Protection,
     Result,
     Risk,
     Severity,
@@ -23,7 +26,7 @@ from tfgate.model import (
     Violation,
 )
 from tfgate.plan.loader import LoadedPlan
-from tfgate.policy.manifest import Manifest, Rule
+from tfgate.policy.manifest import RESERVED_RULES, Manifest, Rule
 
 _VERB = {
     ChangeClass.DELETE: "destroys",
@@ -45,7 +48,8 @@ def plan_findings(plan: LoadedPlan, manifest: Manifest) -> tuple[Finding, ...]:
                 (("errored", True),),
             )
         )
-    if not info.complete and not info.errored:
+    # (A -target plan's plan_incomplete is approvable: targeted_finding, once the approvals are counted.)
+    if not info.complete and not info.errored and not info.targeted:
         out.append(
             Finding(
                 "plan_incomplete",
@@ -61,6 +65,14 @@ def plan_findings(plan: LoadedPlan, manifest: Manifest) -> tuple[Finding, ...]:
                 Severity.WARN,
                 "no protected-resource manifest (tfgate.yaml or --manifest): no resource is protected; "
                 "destroys are only ranked by the built-in catalog",
+            )
+        )
+    elif not manifest.rules:
+        out.append(
+            Finding(
+                "no_rules",
+                Severity.WARN,
+                f"the manifest {manifest.path} has an empty `protect:` list: no resource is protected by it",
             )
         )
     if not info.has_values and manifest.uses_tags:
@@ -113,41 +125,177 @@ def summarize(changes: Sequence[Change]) -> Summary:
     return Summary(**{cls.value: n for cls, n in counts.items()}, move=moves, import_=imports)
 
 
-def assess(plan: LoadedPlan, manifest: Manifest) -> tuple[tuple[Change, ...], tuple[Violation, ...]]:
+_CANDIDATE = frozenset({ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET})
+
+
+def assess(
+    plan: LoadedPlan, manifest: Manifest, protection: Protection | None = None
+) -> tuple[tuple[Change, ...], tuple[Violation, ...]]:
     """The plan's changes marked with the rules protecting them, and one Violation per protected change and
-    rule (none approved yet)."""
+    rule (none approved yet). With ``protection`` (the ledger and the state), an object the ledger knows as
+    protected stays protected under its rule whatever its address, and with its rule removed."""
     tags_known = plan.info.has_values
+    known = protection.known if protection else {}
+    in_state = protection.state if protection else {}
+    by_name = {r.name: r for r in manifest.rules}
     changes: list[Change] = []
     violations: list[Violation] = []
-    candidate = {ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET}
     for change in plan.changes:
-        if (
-            manifest.rules
-            and change.mode == "managed"
-            and (change.change_class in candidate or change.safety_nets)
-        ):
-            rules = manifest.protecting(change, tags_known=tags_known)
-            if rules:
-                change = dataclasses.replace(
-                    change, protected_by=tuple(r.name for r in rules), risk=Risk.HIGH
+        destroys = change.change_class in _CANDIDATE
+        if change.mode != "managed" or not (destroys or change.safety_nets):
+            changes.append(change)
+            continue
+        if in_state and not change.prior:
+            change = _with_state_prior(change, in_state)
+        rules = manifest.protecting(change, tags_known=tags_known) if manifest.rules else ()
+        found = [(r.name, r.approvals, _reason(change, r)) for r in rules]
+        if known and destroys:
+            found += _by_identity(change, known, by_name, {r.name for r in rules}, in_state)
+        if found:
+            change = dataclasses.replace(
+                change, protected_by=tuple(dict.fromkeys(name for name, _, _ in found)), risk=Risk.HIGH
+            )
+            violations.extend(
+                Violation(
+                    address=change.address,
+                    rule=name,
+                    change_class=_violation_class(change),
+                    reason=reason,
+                    approvals_required=approvals,
+                    deposed=change.deposed,
+                    previous_address=change.previous_address if change.moved else None,
                 )
-                violations.extend(
-                    Violation(
-                        address=change.address,
-                        rule=r.name,
-                        change_class=_violation_class(change),
-                        reason=_reason(change, r),
-                        approvals_required=r.approvals,
-                        deposed=change.deposed,
-                    )
-                    for r in rules
-                )
+                for name, approvals, reason in found
+            )
         changes.append(change)
     from tfgate.policy.provisioners import provider_violations, provisioner_violations
 
     violations.extend(provisioner_violations(plan, manifest))
     violations.extend(provider_violations(plan, manifest))
-    return tuple(changes), tuple(violations)
+    return tuple(changes), (*_plan_violations(plan), *violations)
+
+
+def _state_entry(
+    change: Change, in_state: Mapping[Any, Any]
+) -> tuple[tuple[Any, ...], tuple[str, ...]] | None:
+    """The working directory's state object a change acts on (by its address before any move). A stream's
+    stand-in deposed key (``stream-N``) stands for every deposed object at that address."""
+    address = change.previous_address or change.address
+    if change.deposed and change.deposed.startswith("stream-"):
+        hits = [v for (a, d), v in in_state.items() if a == address and d]
+        if not hits:
+            return None
+        return hits[0][0], tuple(k for _, keys in hits for k in keys)
+    return in_state.get((address, change.deposed))
+
+
+def _with_state_prior(change: Change, in_state: Mapping[Any, Any]) -> Change:
+    """A change from a plan without values gets its object's key attributes (id, tags...) from the state."""
+    entry = _state_entry(change, in_state)
+    return dataclasses.replace(change, prior=entry[0]) if entry and entry[0] else change
+
+
+def _by_identity(
+    change: Change,
+    known: Mapping[str, Mapping[str, Any]],
+    by_name: Mapping[str, Rule],
+    already: set[str],
+    in_state: Mapping[Any, Any],
+) -> list[tuple[str, int, str]]:
+    """(rule, approvals, reason) for each rule the ledger knows this object protected by, beyond ``already``."""
+    from tfgate.state.objects import identity_keys
+
+    keys = identity_keys(change.type, change.prior_dict(), change.identity)
+    entry = _state_entry(change, in_state) if in_state else None
+    if entry:
+        keys = (*keys, *entry[1])
+    action = change.change_class.value
+    out: list[tuple[str, int, str]] = []
+    for key in dict.fromkeys(keys):
+        seen = known.get(key)
+        if seen is None or action not in seen.get("actions", ()) or seen["rule"] in already:
+            continue
+        name = seen["rule"]
+        already.add(name)
+        rule = by_name.get(name)
+        verb = _VERB.get(change.change_class, action)
+        text = (
+            f"plan {verb} this resource; tfgate's ledger knows this object ({key}) as {seen.get('address')}, "
+            f"protected by rule '{name}'"
+        )
+        if rule is None:
+            text += f"; protection_removed: rule '{name}' is no longer in the manifest"
+        out.append((name, rule.approvals if rule else _count(seen.get("approvals")), text))
+    return out
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10 else 1
+
+
+def _plan_violations(plan: LoadedPlan) -> tuple[Violation, ...]:
+    """Plan-level conditions a human may approve: a -target plan (incomplete, but nothing failed or deferred)."""
+    info = plan.info
+    if not info.targeted or info.errored:
+        return ()
+    return (
+        Violation(
+            address=PLAN_ADDRESS,
+            rule="plan_incomplete",
+            change_class=ChangeClass.NO_OP,
+            reason="the plan was made with -target: it leaves out changes the configuration asks for",
+            finding="plan_incomplete",
+        ),
+    )
+
+
+def targeted_finding(plan: LoadedPlan, violations: Sequence[Violation]) -> tuple[Finding, ...]:
+    """``plan_incomplete`` for a -target plan: it blocks until a signed approval of this plan counts."""
+    v = next((v for v in violations if v.finding == "plan_incomplete"), None)
+    if v is None:
+        return ()
+    how = (
+        f"approved by {', '.join(v.approved_by)}"
+        if v.approved
+        else "plan without -target, or let this exact plan through with a signed approval: "
+        f"tfgate approve {plan.info.source} --signer YOU --key KEY --reason WHY, then check it with "
+        "--approvals (the approval names the change "
+        f'{{"address": "{PLAN_ADDRESS}", "class": "plan_incomplete"}})'
+    )
+    return (
+        Finding(
+            "plan_incomplete",
+            Severity.WARN if v.approved else Severity.BLOCK,
+            "the plan was made with -target: it leaves out changes the configuration asks for, and the state "
+            f"it leaves behind was not checked; {how}",
+            (("complete", False), ("targeted", True), ("approved", v.approved)),
+            approvable=True,
+        ),
+    )
+
+
+def removed_protection(violations: Sequence[Violation], manifest: Manifest) -> tuple[Finding, ...]:
+    """``protection_removed`` for each violation whose rule the manifest no longer has (the ledger's): it
+    blocks until a signed approval of this plan counts for it, like the violation itself."""
+    names = {r.name for r in manifest.rules}
+    out = []
+    for v in violations:
+        if v.rule in names or v.finding or v.rule in RESERVED_RULES:
+            continue
+        where = "is no longer in the manifest" if manifest.path else "is gone with the manifest"
+        out.append(
+            Finding(
+                "protection_removed",
+                Severity.WARN if v.approved else Severity.BLOCK,
+                f"{v.address}: the rule '{v.rule}' that protected this object {where}; the ledger still knows "
+                f"it as protected"
+                + (" (approved)" if v.approved else ": approve this plan to let it through"),
+                (("rule", v.rule), ("class", v.change_class.value), ("approved", v.approved)),
+                address=v.address,
+                approvable=True,
+            )
+        )
+    return tuple(out)
 
 
 def apply_counts(violations: Sequence[Violation], counted: Counted) -> tuple[Violation, ...]:
@@ -187,6 +335,8 @@ def evaluate(
         *provisioner_findings(plan, manifest, violations),
         *provider_findings(plan, manifest, violations),
         *findings,
+        *targeted_finding(plan, violations),
+        *removed_protection(violations, manifest),
     )
     reasons: list[str] = [
         f"{v.address}: {v.reason}; {'approved' if v.approved else 'no valid approval'}"

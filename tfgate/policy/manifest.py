@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from tfgate.errors import ManifestError
+from tfgate.errors import ManifestError, PlanError
 from tfgate.model import Change, ChangeClass
 from tfgate.strict import json_loads, yaml_load
 
@@ -47,6 +47,8 @@ class MatchSpec(msgspec.Struct, forbid_unknown_fields=True):
     provider: Globs | None = None
     tags: Annotated[dict[str, Globs], msgspec.Meta(min_length=1)] | None = None
     catalog: Globs | None = None
+    #: Globs on the object's prior ``id`` (its identity at the provider), whatever its address.
+    id: Globs | None = None
 
 
 class RuleSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -147,6 +149,9 @@ class Rule:
     _provider: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
     _tags: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), compare=False, repr=False)
     _catalog: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    #: Provider globs, and their last path segments (what a short provider name is matched against).
+    _provider_short: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _id: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: RuleSpec) -> Rule:
@@ -165,6 +170,8 @@ class Rule:
             _provider=_compile(m.provider),
             _tags=tags,
             _catalog=_as_list(m.catalog),
+            _provider_short=_compile([g.rsplit("/", 1)[-1] for g in _as_list(m.provider)] or None),
+            _id=_compile(m.id),
         )
 
     @property
@@ -183,15 +190,21 @@ class Rule:
         return wanted and self.matches(change, tags_known=tags_known)
 
     def matches(self, change: Change, *, tags_known: bool = True) -> bool:
-        """Every given match key holds. Unknown tags (stream plans) count as matching: fail closed."""
-        if self._address and not self._address.match(change.address):
+        """Every given match key holds, at the change's address or at its previous one (a moved object keeps
+        its protection). Unknown tags or ids (stream plans) count as matching: fail closed."""
+        if not self._place(change.address, change.type, change.module_address):
+            previous = previous_place(change)
+            if previous is None or not self._place(*previous):
+                return False
+        if self._provider and not self._provider_matches(change.provider or ""):
             return False
-        if self._type and not self._type.match(change.type):
-            return False
-        if self._module and not self._module.match(change.module_address or ""):
-            return False
-        if self._provider and not self._provider.match(change.provider or ""):
-            return False
+        if self._id:
+            value = change.prior_dict().get("id")
+            if isinstance(value, str):
+                if not self._id.match(value):
+                    return False
+            elif tags_known or value is not None:
+                return False  # no id to match (a create, or a value the plan hides)
         if self._catalog:
             have = set(change.catalog_classes)
             if change.catalog_kind:
@@ -210,6 +223,24 @@ class Rule:
                 # else: a value the plan hides or that is not a string: assumed to match (fail closed)
         return True
 
+    def _place(self, address: str, type: str, module: str | None) -> bool:
+        """The address, type and module keys hold for one address of the object."""
+        return (
+            (not self._address or self._address.match(address) is not None)
+            and (not self._type or self._type.match(type) is not None)
+            and (not self._module or self._module.match(module or "") is not None)
+        )
+
+    def _provider_matches(self, provider: str) -> bool:
+        """A provider glob matches the full source address (``registry.terraform.io/hashicorp/aws``), its
+        shorter forms (``hashicorp/aws``, ``aws``) and, for the short name a ``plan -json`` stream gives,
+        any glob whose last segment matches (the stream does not say which namespace: fail closed)."""
+        assert self._provider is not None and self._provider_short is not None
+        if "/" not in provider:
+            return self._provider_short.match(provider) is not None
+        parts = provider.split("/")
+        return any(self._provider.match("/".join(parts[i:])) for i in range(len(parts)))
+
     def assumed_tags(self, change: Change) -> tuple[str, ...]:
         """This rule's tag keys that matched only because the plan does not show their values."""
         tags = resource_tags(change) if self._tags else {}
@@ -218,6 +249,25 @@ class Rule:
             for k, _ in self._tags
             if not isinstance(tags.get(k), str) and (k in tags or _tag_hidden(change, k))
         )
+
+
+@lru_cache(maxsize=4096)
+def _split_previous(previous: str) -> tuple[str, str, str | None] | None:
+    from tfgate.plan.address import parse_address
+
+    try:
+        parsed = parse_address(previous)
+    except PlanError:
+        return None
+    return previous, parsed.type, parsed.module
+
+
+def previous_place(change: Change) -> tuple[str, str, str | None] | None:
+    """(address, type, module) of the change's previous address, when it moved; None otherwise."""
+    previous = change.previous_address
+    if previous is None or previous == change.address:
+        return None
+    return _split_previous(previous)
 
 
 def _tag_hidden(change: Change, key: str) -> bool:
@@ -322,12 +372,12 @@ def parse_manifest(text: bytes, path: Path) -> Manifest:
         where = f"{path}: at `$.protect[{i}]`"
         if rule.name in names:
             raise ManifestError(f"{where}: duplicate rule name {rule.name!r}")
-        if rule.name in RESERVED_RULES:
+        if rule.name in RESERVED_RULES or rule.name == "plan_incomplete":
             raise ManifestError(f"{where}: rule name {rule.name!r} is reserved for tfgate's own checks")
         names.add(rule.name)
         if not any(v is not None for v in msgspec.structs.astuple(rule.match)):
             raise ManifestError(
-                f"{where}.match: give at least one of address, type, module, provider, tags, catalog"
+                f"{where}.match: give at least one of address, type, module, provider, tags, catalog, id"
             )
         if (
             rule.approvals > max(1, len(rule.approvers))

@@ -39,6 +39,14 @@ def summary_line(result: Result) -> str:
     return "Plan: " + ", ".join(parts) + f"; {len(result.blocked_violations)} blocked."
 
 
+def shown_address(item: Change | Violation) -> str:
+    """The address, and the one the plan moves the object from ("x (moved from y)")."""
+    previous = item.previous_address
+    if previous and previous != item.address:
+        return f"{item.address} (moved from {previous})"
+    return item.address
+
+
 def action_label(change: Change) -> str:
     if change.change_class is ChangeClass.REPLACE and change.replace_order == "create_first":
         return "replace (create first)"
@@ -104,6 +112,7 @@ def template(name: str, *, autoescape: bool) -> Any:
     env.globals["why"] = why
     env.globals["approval_state"] = approval_state
     env.globals["needed_line"] = needed_line
+    env.globals["shown"] = shown_address
     return env
 
 

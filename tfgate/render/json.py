@@ -81,6 +81,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         out["address"] = f.address
     if f.evidence:
         out["evidence"] = dict(f.evidence)
+    if f.approvable:
+        out["approvable"] = True
     return out
 
 
@@ -105,6 +107,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             "applyable": p.applyable,
             "timestamp": p.timestamp,
             "has_values": p.has_values,
+            "targeted": p.targeted,
         },
         "summary": result.summary.as_dict(),
         "reasons": list(result.reasons),
@@ -112,12 +115,13 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             {
                 "address": v.address,
                 "rule": v.rule,
-                "class": v.change_class.value,
+                "class": v.kind,
                 "reason": v.reason,
                 "approvals_required": v.approvals_required,
                 "approved": v.approved,
                 "approved_by": list(v.approved_by),
                 **({"deposed": v.deposed} if v.deposed else {}),
+                **({"previous_address": v.previous_address} if v.previous_address else {}),
             }
             for v in result.violations
         ],

@@ -10,6 +10,7 @@ from tfgate.render.common import (
     approval_state,
     destructive_unprotected,
     roots_tally,
+    shown_address,
     summary_line,
     way_out_lines,
     why,
@@ -45,7 +46,7 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append("")
         out.append(c(_BOLD, f"Blocked changes ({len(unapproved)}):"))
         for v in unapproved:
-            out.append(f"  {c(_RED, v.change_class.value.upper()):<8} {v.address}")
+            out.append(f"  {c(_RED, v.kind.upper()):<8} {shown_address(v)}")
             counted = f", {approval_state(v)}" if v.counted_by else ""
             out.append(f"      {v.reason}; needs {v.approvals_required} signed approval(s){counted}")
     approved = [v for v in result.violations if v.approved]
@@ -54,7 +55,7 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append(c(_BOLD, f"Approved protected changes ({len(approved)}):"))
         for v in approved:
             out.append(
-                f"  {v.change_class.value.upper():<8} {v.address}  (rule {v.rule}; by {', '.join(v.approved_by)})"
+                f"  {v.kind.upper():<8} {shown_address(v)}  (rule {v.rule}; by {', '.join(v.approved_by)})"
             )
     others = destructive_unprotected(result)
     if others:
@@ -62,7 +63,7 @@ def render(result: Result, *, color: bool = False) -> str:
         out.append(c(_BOLD, f"Other destructive changes ({len(others)}):"))
         for ch in others:
             out.append(
-                f"  {_action(ch):<8} {ch.address}  [{ch.risk.value} risk{'; ' + why(ch) if why(ch) else ''}]"
+                f"  {_action(ch):<8} {shown_address(ch)}  [{ch.risk.value} risk{'; ' + why(ch) if why(ch) else ''}]"
             )
     if result.findings:
         out.append("")

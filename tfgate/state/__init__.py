@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from tfgate.errors import TfgateError
-from tfgate.model import ChangeClass, Finding, Result, Severity
+from tfgate.model import ChangeClass, Finding, Protection, Result, Severity
 from tfgate.state.backend import configured_backend, differences, initialised_backend
 from tfgate.state.ledger import entry, ledger_path, parse_ledger, read_ledger, record, write_ledger
+from tfgate.state.ledger import protected as known_protected
 from tfgate.state.tfstate import StateInfo, parse_state
 
-__all__ = ["check_state", "current_state", "record_ledger"]
+__all__ = ["check_state", "current_state", "gather_state", "record_ledger"]
 
 LOCAL = ("local", None)
 
@@ -81,6 +82,21 @@ def check_state(
     *, workdir: Path, plan: Any, manifest: Any, workspace: str, now: datetime, new_workspace: bool = False
 ) -> tuple[Finding, ...]:
     """Every state-integrity finding for this plan and working directory; an empty tuple when healthy."""
+    return gather_state(
+        workdir=workdir,
+        plan=plan,
+        manifest=manifest,
+        workspace=workspace,
+        now=now,
+        new_workspace=new_workspace,
+    )[0]
+
+
+def gather_state(
+    *, workdir: Path, plan: Any, manifest: Any, workspace: str, now: datetime, new_workspace: bool = False
+) -> tuple[tuple[Finding, ...], Protection]:
+    """The state-integrity findings, and what evaluation needs to follow protected objects by identity: the
+    ledger's protected objects and (where the plan needs them) the objects of the working directory's state."""
     findings: list[Finding] = []
     configured = configured_backend(workdir)
     initialised = initialised_backend(workdir)
@@ -216,6 +232,23 @@ def check_state(
                     state=current.source,
                 )
             )
+        elif (
+            backup and not seen and backup.lineage and not backup.empty and backup.lineage != current.lineage
+        ):
+            # No ledger yet to compare with, but Terraform's own backup is another state than the current
+            # one: a state from elsewhere (another workspace's) was put in place of this one.
+            findings.append(
+                _block(
+                    "lineage_mismatch",
+                    "the state is a different state (another lineage) than its own backup, which holds "
+                    f"{backup.resources} resource(s): another workspace's or a re-created state was put in "
+                    "place (if the old state was retired on purpose, remove its backup)",
+                    current_lineage=current.lineage,
+                    backup_lineage=backup.lineage,
+                    state=current.source,
+                    backup=backup.source,
+                )
+            )
 
     if remote:
         findings += _s3_findings(evidence, seen)
@@ -227,7 +260,11 @@ def check_state(
     findings += _plan_findings(plan, current, manifest, now, current_readable=readable)
 
     # A protected resource planned for plain create against an empty prior state: its state is missing.
-    if plan.prior_state_empty:
+    # A stream carries no prior state: the working directory's (what Terraform planned against) stands in.
+    prior_empty = plan.prior_state_empty
+    if prior_empty is None and plan.info.input_format == "stream" and readable:
+        prior_empty = current is None or current.empty
+    if prior_empty:
         protected = [
             c.address
             for c in plan.changes
@@ -266,7 +303,13 @@ def check_state(
                 "a plan -json stream carries no prior state: only the working directory's state was checked",
             )
         )
-    return tuple(_dedupe(findings))
+    from tfgate.state import objects
+
+    known = known_protected(data, workspace)
+    current_objects = objects.needed(plan, manifest, current, known, readable)
+    if current is not None and readable:
+        findings += objects.coverage(manifest, current_objects, plan)
+    return tuple(_dedupe(findings)), objects.protection(known, current_objects, plan)
 
 
 def _plan_findings(
@@ -292,6 +335,8 @@ def _plan_findings(
     from tfgate.state.planfile import plan_states
 
     planned, _ = plan_states(plan.path)
+    if planned is not None and planned.never_saved and (current is None or current.empty):
+        return out  # planned against no state at all (a new workspace); its data sources and imports only
     if planned is not None and not planned.empty and current_readable and (current is None or current.empty):
         # The plan manages resources but this directory's backend holds none: the plan belongs to another
         # working directory (its manifest and state are elsewhere), or this state is missing.
@@ -436,6 +481,21 @@ def _load_ledger(workdir: Path, manifest: Any, evidence: Any) -> tuple[str, dict
     return str(path), read_ledger(path)
 
 
+def _protected_now(
+    current: StateInfo, manifest: Any, data: dict[str, Any], workspace: str, seen: dict[str, Any]
+) -> dict[str, Any]:
+    """The protected objects of the state now, plus those the ledger knew and the state still holds (all of
+    them when this state is not a continuation of the one the ledger saw: nothing is forgotten then)."""
+    from tfgate.policy.catalog import load_catalog
+    from tfgate.state.objects import protected_entries, state_objects
+
+    previous = known_protected(data, workspace)
+    if not manifest.rules and not previous:
+        return {}
+    keep = current.empty or (bool(seen.get("lineage")) and seen.get("lineage") != current.lineage)
+    return protected_entries(state_objects(current), manifest, load_catalog(), previous, keep)
+
+
 def record_ledger(
     *, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result, audit_head: Any = None
 ) -> None:
@@ -448,6 +508,7 @@ def record_ledger(
     if current is None:
         return
     where, data = _load_ledger(workdir, manifest, evidence)
+    seen = entry(data, workspace) or {}
     record(
         data,
         workspace,
@@ -455,6 +516,7 @@ def record_ledger(
         serial=current.serial,
         resources=current.resources,
         digest=result.plan.digest,
+        protected=_protected_now(current, manifest, data, workspace, seen),
     )
     if audit_head is not None:
         from tfgate.state.ledger import record_audit_head

@@ -1,6 +1,7 @@
 """What tfgate saw of each workspace's state on earlier allowed runs: the evidence for the next run.
 
-A JSON document `{"workspaces": {NAME: {"lineage", "serial", "max_serial", "resources", "digest", "time"}}}`,
+A JSON document `{"workspaces": {NAME: {"lineage", "serial", "max_serial", "resources", "digest", "time",
+"protected": {IDENTITY KEY: {"rule", "address", "actions", "approvals"}}}}}`,
 by default `.tfgate/ledger.json` in the working directory (manifest `state: {ledger: PATH}`), or an object next
 to the state for S3 backends. Written atomically (temporary file, then rename).
 
@@ -51,11 +52,13 @@ def entry(data: dict[str, Any], workspace: str) -> dict[str, Any] | None:
 
 
 def record(data: dict[str, Any], workspace: str, *, lineage: str | None, serial: int | None, resources: int,
-           digest: str) -> dict[str, Any]:  # fmt: skip
+           digest: str, protected: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Remember what this run saw; ``protected`` (identity key -> rule entry) replaces the protected objects
+    known, None keeps them."""
     previous = data["workspaces"].get(workspace) or {}
     same_lineage = previous.get("lineage") == lineage
     max_serial = max(serial or 0, previous.get("max_serial", 0) if same_lineage else 0)
-    data["workspaces"][workspace] = {
+    entry_out = {
         "lineage": lineage,
         "serial": serial,
         "max_serial": max_serial,
@@ -63,7 +66,27 @@ def record(data: dict[str, Any], workspace: str, *, lineage: str | None, serial:
         "digest": digest,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    for key, value in previous.items():  # fields other tfgate versions or features keep here
+        entry_out.setdefault(key, value)
+    known = protected if protected is not None else previous.get("protected")
+    if known:
+        entry_out["protected"] = known
+    else:
+        entry_out.pop("protected", None)
+    data["workspaces"][workspace] = entry_out
     return data
+
+
+def protected(data: dict[str, Any], workspace: str) -> dict[str, dict[str, Any]]:
+    """Identity key -> {rule, address, actions, approvals} of the objects known as protected; malformed
+    entries are an error (a ledger tfgate cannot read is not silently ignored)."""
+    known = (data["workspaces"].get(workspace) or {}).get("protected") or {}
+    if not isinstance(known, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("rule"), str) and isinstance(v.get("actions"), list)
+        for v in known.values()
+    ):
+        raise TfgateError(f"workspace {workspace}: malformed `protected` entries in the tfgate ledger")
+    return known
 
 
 def write_ledger(path: Path, data: dict[str, Any]) -> None:

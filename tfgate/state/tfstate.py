@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import msgspec
 
@@ -13,6 +13,17 @@ from tfgate.errors import TfgateError
 STATE_VERSION = 4
 
 
+class _Block(msgspec.Struct, gc=False):
+    """One resource block of a state; its instances stay raw until their identities are needed."""
+
+    mode: str
+    type: str
+    name: str
+    module: str | None = None
+    provider: str = ""
+    instances: list[msgspec.Raw] = []
+
+
 class _State(msgspec.Struct, gc=False):
     """The identity fields every Terraform state carries; a document without them is not a state."""
 
@@ -20,7 +31,7 @@ class _State(msgspec.Struct, gc=False):
     lineage: str  # empty in the state a saved plan holds for a workspace without state
     serial: Annotated[int, msgspec.Meta(ge=0)]
     terraform_version: str | None = None
-    resources: list[msgspec.Raw] = []
+    resources: list[_Block] = []
 
 
 _decoder = msgspec.json.Decoder(_State)
@@ -28,17 +39,25 @@ _decoder = msgspec.json.Decoder(_State)
 
 @dataclass(frozen=True)
 class StateInfo:
-    """Who a state is (lineage), how far along (serial), and how much it manages."""
+    """Who a state is (lineage), how far along (serial), and how much it manages (managed resources: data
+    sources are re-read on every plan and hold nothing to lose)."""
 
     source: str
     lineage: str | None
     serial: int | None
     resources: int
     terraform_version: str | None = None
+    #: The decoded resource blocks (for the identities of the objects: ``tfgate.state.objects``).
+    blocks: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
         return self.resources == 0
+
+    @property
+    def never_saved(self) -> bool:
+        """The state Terraform starts from when there is none (a saved plan's for a new workspace)."""
+        return self.lineage == "" and self.serial == 0
 
 
 def parse_state(data: bytes, source: str) -> StateInfo | None:
@@ -55,7 +74,10 @@ def parse_state(data: bytes, source: str) -> StateInfo | None:
             f"{source}: unsupported Terraform state format version {state.version} "
             f"(tfgate reads version {STATE_VERSION})"
         )
-    return StateInfo(source, state.lineage, state.serial, len(state.resources), state.terraform_version)
+    managed = sum(1 for r in state.resources if r.mode == "managed")
+    return StateInfo(
+        source, state.lineage, state.serial, managed, state.terraform_version, tuple(state.resources)
+    )
 
 
 class _Resource(msgspec.Struct, gc=False):

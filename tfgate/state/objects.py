@@ -1,0 +1,211 @@
+"""The objects a Terraform state holds, as the manifest sees them, and the identities that follow an object
+whatever its address becomes.
+
+An object's identity keys (``identity_keys``): ``TYPE id=ID``, ``arn=ARN`` (ARNs are globally unique) and
+``TYPE identity=JSON`` (Terraform's resource identity, 1.12+). The ledger keeps them for every protected
+object, so a later plan that destroys one under another address (or with its rule gone) is still caught.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from tfgate.model import Change, ChangeClass
+from tfgate.plan.common import canonical_identity
+
+_NULL = msgspec.Raw(b"null")
+
+
+class _Attrs(msgspec.Struct, gc=False):
+    """The attributes of a state object the manifest and the identity keys read; everything else skipped."""
+
+    id: Any = None
+    arn: Any = None
+    name: Any = None
+    tags: Any = None
+    tags_all: Any = None
+    labels: Any = None
+
+
+class _Instance(msgspec.Struct, gc=False):
+    index_key: Any = None
+    deposed: str | None = None
+    attributes: _Attrs | None = None
+    identity: msgspec.Raw = _NULL
+
+
+_instance = msgspec.json.Decoder(_Instance)
+_SHOWN = ("id", "arn", "name", "tags", "tags_all", "labels")
+
+
+@dataclass(frozen=True)
+class StateObject:
+    """One managed object of the state: where it is, and who it is."""
+
+    change: Change  # a no-op Change at its address, for the manifest's rules (address, type, tags...)
+    keys: tuple[str, ...]  # its identity keys
+
+
+def identity_keys(type: str, prior: Mapping[str, Any], identity: str | None = None) -> tuple[str, ...]:
+    """The keys an object is known by whatever its address: its id (per type), ARN, resource identity."""
+    keys = []
+    if identity:
+        keys.append(f"{type} identity={identity}")
+    arn = prior.get("arn")
+    if isinstance(arn, str) and arn:
+        keys.append(f"arn={arn}")
+    oid = prior.get("id")
+    if isinstance(oid, str) and oid:
+        keys.append(f"{type} id={oid}")
+    return tuple(keys)
+
+
+def _key(index: Any) -> str:
+    if index is None:
+        return ""
+    if isinstance(index, int) and not isinstance(index, bool):
+        return f"[{index}]"
+    return "[" + json.dumps(str(index), ensure_ascii=False) + "]"
+
+
+def _provider(text: str) -> str | None:
+    """``provider["registry.terraform.io/hashicorp/aws"].alias`` (maybe under a module) -> the source address."""
+    start = text.find('["')
+    end = text.find('"]', start + 2)
+    return text[start + 2 : end] if start >= 0 and end > start else None
+
+
+def state_objects(state: Any) -> Iterator[StateObject]:
+    """Every managed object (instances and deposed objects) of a ``StateInfo``, with its identity keys."""
+    for block in state.blocks:
+        if block.mode != "managed":
+            continue
+        module = block.module or None
+        local = f"{block.type}.{block.name}"
+        base = f"{module}.{local}" if module else local
+        provider = _provider(block.provider)
+        for raw in block.instances:
+            try:
+                inst = _instance.decode(raw)
+            except msgspec.DecodeError:
+                continue  # an instance tfgate cannot read has no identity to offer
+            attrs = inst.attributes or _Attrs()
+            prior = tuple((k, v) for k in _SHOWN if (v := getattr(attrs, k)) is not None and v != {})
+            try:
+                identity = canonical_identity(msgspec.json.decode(inst.identity))
+            except msgspec.DecodeError:
+                identity = None
+            change = Change(
+                address=base + _key(inst.index_key), mode="managed", type=block.type, name=block.name,
+                module_address=module, index=inst.index_key, provider=provider, actions=("no-op",),
+                change_class=ChangeClass.NO_OP, deposed=inst.deposed, prior=prior,
+            )  # fmt: skip
+            yield StateObject(change, identity_keys(block.type, dict(prior), identity))
+
+
+def with_catalog(change: Change, catalog: Any) -> Change:
+    """The change with its catalog classes (rules may match on them)."""
+    import dataclasses
+
+    entry = catalog.lookup(change.type) if catalog is not None else None
+    if entry is None:
+        return change
+    return dataclasses.replace(change, catalog_classes=entry.classes, catalog_kind=entry.kind)
+
+
+def protected_entries(
+    objects: Iterable[StateObject], manifest: Any, catalog: Any, previous: Mapping[str, Any], keep: bool
+) -> dict[str, dict[str, Any]]:
+    """The ledger's ``protected`` map: identity key -> the rule that protects the object and where it was.
+
+    Objects the manifest protects now are recorded under their first matching rule; an object the ledger
+    knew as protected keeps its entry while it is in the state, even when no rule matches it any more (its
+    rule removed, or renamed): that is what ``protection_removed`` reports. With ``keep`` (the state is not
+    a continuation of the one the ledger saw), the ledger's entries for objects not in the state are kept."""
+    out: dict[str, dict[str, Any]] = dict(previous) if keep else {}
+    for obj in objects:
+        if not obj.keys:
+            continue
+        rules = manifest.rules_for(with_catalog(obj.change, catalog)) if manifest.rules else ()
+        rule = next((r for r in rules if set(r.actions) & {"delete", "replace", "forget"}), None)
+        if rule is not None:
+            entry = {
+                "rule": rule.name,
+                "address": obj.change.address,
+                "actions": [a for a in rule.actions if a != "safety_net"],
+                "approvals": rule.approvals,
+            }
+            for key in obj.keys:
+                out[key] = entry
+        else:
+            for key in obj.keys:
+                if key in previous:
+                    out[key] = {**previous[key], "address": obj.change.address}
+    return out
+
+
+def _destructive(plan: Any) -> bool:
+    return any(
+        c.mode == "managed" and (c.destroys or c.change_class is ChangeClass.FORGET) for c in plan.changes
+    )
+
+
+def needed(
+    plan: Any, manifest: Any, current: Any, known: Mapping[str, Any], readable: bool
+) -> tuple[StateObject, ...]:
+    """The state's objects, decoded only when something reads them: the coverage check (the manifest has rules)
+    or following protected objects through a plan that carries no values."""
+    if current is None or not readable or current.empty:
+        return ()
+    if manifest.rules or (known and not plan.info.has_values and _destructive(plan)):
+        return tuple(state_objects(current))
+    return ()
+
+
+def coverage(manifest: Any, objects: tuple[StateObject, ...], plan: Any) -> list[Any]:
+    """A warning for each rule that matches no object of the (non-empty) state and no change of the plan: a
+    rule that protects nothing is most often a typo (addresses, types and tags are case-sensitive)."""
+    from tfgate.model import Finding, Severity
+    from tfgate.policy.catalog import load_catalog
+
+    if not objects or not manifest.rules:
+        return []
+    tags_known = plan.info.has_values
+    # The state holds every object the plan keeps or changes; only the plan's creates are new.
+    changes = [c for c in plan.changes if c.creates and c.mode == "managed"]
+    in_state: list[Change] = [o.change for o in objects]
+    if any(r.match.get("catalog") for r in manifest.rules):
+        catalog = load_catalog()
+        in_state = [with_catalog(c, catalog) for c in in_state]
+    out = []
+    for rule in manifest.rules:
+        if any(rule.matches(c) for c in in_state):
+            continue
+        if any(rule.matches(c, tags_known=tags_known) for c in changes):
+            continue
+        out.append(
+            Finding(
+                "rule_matches_nothing",
+                Severity.WARN,
+                f"rule '{rule.name}' matches no object in the current state ({len(objects)} objects) and no "
+                "change of this plan: it protects nothing (a typo? addresses, types and tags are case-sensitive)",
+                (("rule", rule.name), ("match", rule.match)),
+            )
+        )
+    return out
+
+
+def protection(known: Mapping[str, Any], objects: tuple[StateObject, ...], plan: Any) -> Any:
+    """What evaluation needs to follow protected objects: the ledger's entries, and the state's objects by
+    (address, deposed) when the plan has destructive changes to look up."""
+    from tfgate.model import Protection
+
+    if not objects or not _destructive(plan):
+        return Protection(known=dict(known))
+    state = {(o.change.address, o.change.deposed): (o.change.prior, o.keys) for o in objects}
+    return Protection(known=dict(known), state=state)
