@@ -184,6 +184,18 @@ def test_agent_specific_shapes() -> None:
     a = judge("codex", json.dumps({"tool_name": "shell", "cwd": "/r",
                                    "tool_input": {"command": ["bash", "-lc", DESTROY]}}))  # fmt: skip
     assert a.exit_code == 2
+    write = {"tool_name": "Write", "cwd": "/r", "tool_input": {"file_path": "/r/tfgate.yaml", "content": "x"}}
+    assert judge("codex", json.dumps(write)).exit_code == 2  # Codex Write/Edit in the file_path shape
+    write["tool_input"]["file_path"] = "/r/main.tf"
+    assert judge("codex", json.dumps(write)).exit_code == 0
+    envrc = {"tool_name": "Edit", "cwd": "/r", "tool_input": {"file_path": "/r/.envrc", "old_string": "",
+             "new_string": "export TFGATE_APPROVALS=/tmp/mine"}}  # fmt: skip
+    assert judge("claude", json.dumps(envrc)).exit_code == 2  # a shell start-up file: judged as commands
+    patch = "*** Begin Patch\n*** Update File: .bashrc\n@@\n+export PATH=/tmp/x:$PATH\n*** End Patch\n"
+    assert (
+        judge("codex", json.dumps({"tool_name": "apply_patch", "tool_input": {"command": patch}})).exit_code
+        == 2
+    )
     vs = {
         "hook_event_name": "PreToolUse",
         "cwd": "/r",
