@@ -129,3 +129,79 @@ def test_agent_credentials_read_the_state_and_cannot_write_it(iam_s3, tf: TF) ->
         assert "AccessDenied" in proc.stderr or "403" in proc.stderr, proc.stderr
         assert _state(url, bucket, keys["tfgate"]) == before
     assert Path(tf.dir / "destroy.bin").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="real users and sudo need root")
+def test_protected_root_on_s3_applies_only_with_the_privileged_credentials(iam_s3, tmp_path: Path) -> None:
+    """Protected mode with the state in S3: the agent holds read-only keys, the privileged user's keys (in its
+    own data directory) are the only ones that can write; an allowed change applies through `tfgate apply`."""
+    import shutil
+    import tempfile
+
+    from tests.test_protect import PRIV, Protected, _terraform
+    from tests.unix_users import AGENT, ensure_user, runtime
+    from tfgate import sysconfig
+
+    url, bucket, keys = iam_s3
+    agent, rt = ensure_user(AGENT), runtime()
+    base = Path(tempfile.mkdtemp(prefix="tfgate-s3prot-", dir="/tmp"))
+    base.chmod(0o755)
+    for d in ("etc", "libexec", "bin", "root"):
+        (base / d).mkdir(mode=0o755)
+    root, config = base / "root", base / "etc" / "config.yaml"
+    key = f"protected-{time.time_ns()}/terraform.tfstate"
+    (root / "backend.tf").write_text(
+        f'terraform {{\n  backend "s3" {{\n    bucket = "{bucket}"\n    key = "{key}"\n    region = "us-east-1"\n'
+        f'    endpoints = {{ s3 = "{url}" }}\n    use_path_style = true\n    skip_credentials_validation = true\n'
+        "    skip_requesting_account_id = true\n    skip_metadata_api_check = true\n"
+        "    skip_region_validation = true\n  }\n}\n"
+    )
+    (root / "main.tf").write_text(CONFIG)
+    (root / "tfgate.yaml").write_text(PROTECT)
+    tf = TF(root, Path(_terraform(rt, base / "bin")))
+    for args in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false"]):  # before protection
+        proc = _run(tf, keys["tfgate"], *args)
+        assert proc.returncode == 0, proc.stderr
+    (root / "main.tf").write_text(CONFIG + 'resource "terraform_data" "added" {}\n')
+    subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(root)], check=True)
+    p = Protected(rt, base, root, config, _terraform(rt, base / "bin"))
+    creds = {"AWS_ACCESS_KEY_ID": keys["agent"][0], "AWS_SECRET_ACCESS_KEY": keys["agent"][1]}
+    env = {**os.environ, sysconfig.ENV_CONFIG: str(config)}
+    init = [sys.executable, "-m", "tfgate", "protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV,
+            "--terraform", p.terraform, "--libexec", str(base / "libexec")]  # fmt: skip
+    privileged = None
+    try:
+        proc = subprocess.run(init, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        privileged = Path(p.pin.manifest).parent.parent
+        aws = privileged / "data" / ".aws"
+        aws.mkdir(mode=0o700)
+        (aws / "credentials").write_text(
+            f"[default]\naws_access_key_id = {keys['tfgate'][0]}\naws_secret_access_key = {keys['tfgate'][1]}\n"
+        )
+        subprocess.run(["chown", "-R", PRIV, str(aws)], check=True)
+        assert p.agent(p.terraform, "init", "-input=false", **creds).returncode == 0
+        proc = p.tfgate("apply", "--auto-approve", "--new-workspace", **creds)
+        assert proc.returncode == 2 and "only root gives it" in proc.stderr, proc.stderr
+        # An allowed change: the agent plans with read-only keys; the privileged side writes the state.
+        proc = p.tfgate("apply", "--auto-approve", **creds)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=keys["tfgate"][0],
+                          aws_secret_access_key=keys["tfgate"][1])  # fmt: skip
+        state = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert sorted(r["name"] for r in json.loads(state)["resources"]) == ["added", "db"]
+        # Ways around with the agent's keys: all leave the state object byte-identical.
+        for args in ([p.terraform, "destroy", "-auto-approve", "-input=false", "-lock=false"],
+                     [rt.python, "-m", "tfgate", "destroy", "--auto-approve"]):  # fmt: skip
+            proc = p.agent(*args, **creds)
+            assert proc.returncode != 0, proc.stdout + proc.stderr
+            assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == state
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "tfgate", "protect", "remove", str(root)], env=env, capture_output=True
+        )
+        if privileged is not None:
+            shutil.rmtree(privileged, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)

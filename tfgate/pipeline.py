@@ -117,7 +117,8 @@ def run_check(opts: CheckOptions) -> Result:
                 approvals=opts.approvals, then=opts.then,
             ),
         )  # fmt: skip
-    if opts.state_checks and result.verdict is Verdict.ALLOW:
+    # The ledger is the state owner's: a protected root's agent user only reads it.
+    if opts.state_checks and result.verdict is Verdict.ALLOW and not sysconfig.is_agent_of(pinned.pin):
         from tfgate import state
 
         state.record_ledger(workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, result=result)

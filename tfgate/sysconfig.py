@@ -43,6 +43,13 @@ _AbsPath = Annotated[str, msgspec.Meta(pattern=r"^/", min_length=2)]
 _User = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
 
 
+class BackendSpec(msgspec.Struct, forbid_unknown_fields=True):
+    """The backend a protected root's plans must write to (its settings as the .tf files give them)."""
+
+    type: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_]+$")]
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class ProtectedSpec(msgspec.Struct, forbid_unknown_fields=True):
     """Protected mode: the privileged user owning the root's state and policy, the agent's user."""
 
@@ -50,6 +57,8 @@ class ProtectedSpec(msgspec.Struct, forbid_unknown_fields=True):
     agent_user: _User
     #: The privileged entry point the sudoers drop-in allows (`tfgate-privileged apply ROOT`).
     entry: _AbsPath
+    #: A remote backend (S3 ...); None: the default local backend, the state held in the privileged directory.
+    backend: BackendSpec | None = None
 
 
 class PinSpec(msgspec.Struct, forbid_unknown_fields=True):

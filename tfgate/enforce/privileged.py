@@ -8,7 +8,8 @@ and the approval statements. It then
 1. checks that ROOT is pinned in the system configuration as protected for this user, with the caller
    (sudo's SUDO_USER) as its agent user;
 2. seals the plan's bytes in a memfd (read once; nothing the caller can write);
-3. refuses a plan whose backend is not the pinned one (only the default local backend is supported), and
+3. refuses a plan whose backend is not the pinned one (the default local backend, or the remote backend
+   `protect init` pinned from the root's backend block, initialised here with this user's credentials), and
    checks it with the pinned manifest, allowed_signers and Terraform, against the privileged state;
 4. installs the providers the plan's lock file names into its own data directory (never the caller's
    `.terraform/`), then applies exactly the sealed bytes.
@@ -66,6 +67,62 @@ def _fields(data: bytes) -> list[tuple[int, int, object]]:
             raise TfgateError("the plan's tfplan record is malformed")
         out.append((number, wire, value))
     return out
+
+
+def unpack(data: bytes) -> object:
+    """The msgpack subset Terraform writes for a backend configuration (maps, strings, nil, booleans,
+    numbers, arrays); anything else (an unknown value, an extension type) is refused."""
+    import struct
+
+    def read(i: int) -> tuple[object, int]:
+        if i >= len(data):
+            raise TfgateError("the plan's backend configuration is truncated")
+        b = data[i]
+        if b <= 0x7F or b >= 0xE0:
+            return (b if b <= 0x7F else b - 0x100), i + 1
+        if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
+            if b <= 0xBF:
+                n, i = b & 0x1F, i + 1
+            else:
+                w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[b]
+                n, i = int.from_bytes(data[i + 1 : i + 1 + w], "big"), i + 1 + w
+            return data[i : i + n].decode("utf-8"), i + n
+        if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF) or 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
+            if b <= 0x9F:
+                n, i = b & 0x0F, i + 1
+            else:
+                w = 2 if b in (0xDE, 0xDC) else 4
+                n, i = int.from_bytes(data[i + 1 : i + 1 + w], "big"), i + 1 + w
+            is_map = 0x80 <= b <= 0x8F or b in (0xDE, 0xDF)
+            items = []
+            for _ in range(n * (2 if is_map else 1)):
+                value, i = read(i)
+                items.append(value)
+            return (dict(zip(items[::2], items[1::2], strict=True)) if is_map else items), i
+        simple = {0xC0: None, 0xC2: False, 0xC3: True}
+        if b in simple:
+            return simple[b], i + 1
+        ints = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
+                0xCA: ">f", 0xCB: ">d"}  # fmt: skip
+        if b in ints:
+            size = struct.calcsize(ints[b])
+            return struct.unpack(ints[b], data[i + 1 : i + 1 + size])[0], i + 1 + size
+        raise TfgateError(f"the plan's backend configuration holds a value tfgate does not read (0x{b:02x})")
+
+    value, end = read(0)
+    if end != len(data):
+        raise TfgateError("the plan's backend configuration has trailing bytes")
+    return value
+
+
+def without_nulls(value: object) -> object:
+    """A configuration as given: the attributes left unset (null) dropped, at every level."""
+    if isinstance(value, dict):
+        kept = {k: without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in kept.items() if v != {}}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
 
 def plan_backend(plan: bytes) -> tuple[str, bytes, str]:
@@ -146,11 +203,22 @@ def run(root: Path) -> int:
     pin = _protected_pin(root)
     base = state_dir_of(pin)
     plan, approvals, new_workspace = read_request(sys.stdin)
-    kind, config, workspace = plan_backend(plan)
-    if kind != "local" or config != _LOCAL_DEFAULT:
+    if new_workspace:
         raise TfgateError(
-            f"the plan writes its state to backend {kind!r} with its own settings: protected mode applies only "
-            "to the state it holds (the default local backend)"
+            "--new-workspace is a human's confirmation: in a protected root only root gives it (the first apply)"
+        )
+    kind, config, workspace = plan_backend(plan)
+    pinned = pin.protected.backend
+    if pinned is None:
+        if kind != "local" or config != _LOCAL_DEFAULT:
+            raise TfgateError(
+                f"the plan writes its state to backend {kind!r} with its own settings: this protected root holds "
+                "its state in the default local backend"
+            )
+    elif kind != pinned.type or without_nulls(unpack(config)) != without_nulls(pinned.config):
+        raise TfgateError(
+            f"the plan writes its state to backend {kind!r} with settings other than the pinned {pinned.type!r} "
+            "backend's: refused"
         )
     if workspace != "default":
         raise TfgateError(f"workspace {workspace!r}: protected mode holds the default workspace only")
@@ -169,6 +237,8 @@ def run(root: Path) -> int:
             new_workspace=new_workspace, auto_approve=True,
         )  # fmt: skip
         with seal(plan) as sealed:
+            if pinned is not None:
+                _init_backend(opts, base / STATE)
             install_providers(opts, plan, base)
             label = f"{root} (plan from {env['SUDO_USER']}, sha256 {sealed.sha256[:12]})"
             return gated.apply_checked(opts, sealed, emit=_emit, label=label)
@@ -186,13 +256,25 @@ def privileged_env(base: Path) -> dict[str, str]:
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(data),
         "LANG": "C.UTF-8",
-        "TF_DATA_DIR": str(data / "tfdata"),
         "TF_PLUGIN_CACHE_DIR": str(data / "plugins"),
         "TF_CLI_CONFIG_FILE": str(data / "terraformrc"),
         "TF_IN_AUTOMATION": "1",
         "CHECKPOINT_DISABLE": "1",
         "SUDO_USER": os.environ.get("SUDO_USER", ""),
     }
+
+
+def _init_backend(opts, state_dir: Path) -> None:
+    """`terraform init` of the pinned remote backend (its backend.tf, root-owned) in the privileged directory,
+    so the checks read the state where Terraform keeps it, with the privileged credentials."""
+    import subprocess
+
+    from tfgate.plan.terraform import find_terraform
+
+    proc = subprocess.run([*find_terraform(opts.terraform), "init", "-input=false", "-reconfigure"],
+                          cwd=state_dir, capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    if proc.returncode != 0:
+        raise TfgateError(f"cannot initialise the pinned backend: {proc.stderr[-800:]}")
 
 
 def install_providers(opts, plan: bytes, base: Path) -> None:

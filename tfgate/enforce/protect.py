@@ -266,7 +266,11 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         _mkdir(d, uid, gid, mode, say)
     _install(lay.data / "terraformrc", b"# tfgate privileged side: no provider overrides, no dev_overrides\n",
              uid, gid, 0o600, say)  # fmt: skip
-    _move_state(lay, uid, gid, say)
+    backend = _remote_backend(lay.root)
+    if backend is None:
+        _move_state(lay, uid, gid, say)
+    else:  # the state is remote: the privileged side's credentials (in data/, its HOME) are what can write it
+        _install(lay.state / "backend.tf", _backend_tf(backend), 0, 0, 0o644, say)
     if not lay.log.exists():
         _install(lay.log, b"", uid, gid, 0o644, say)
     _mkdir(libexec, 0, 0, 0o755, say) if not libexec.is_dir() else None
@@ -287,7 +291,12 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         ),
         "audit_log": str(lay.log),
         "terraform": tf,
-        "protected": {"user": user, "agent_user": agent, "entry": str(lay.entry)},
+        "protected": {
+            "user": user,
+            "agent_user": agent,
+            "entry": str(lay.entry),
+            **({"backend": {"type": backend.type, "config": backend.config}} if backend else {}),
+        },
     }
     doc["roots"][str(lay.root)] = entry
     _write_config(path, doc, say)
@@ -295,6 +304,39 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
     _check_entry(lay, say)
     say(f"protected: {lay.root} (apply as {user} via `tfgate apply`; {agent} keeps editing the .tf files)")
     return 0
+
+
+def _remote_backend(root: Path):  # -> Backend | None
+    """The backend the root's .tf files declare, when it is not the default local one."""
+    from tfgate.state.backend import configured_backend
+
+    backend = configured_backend(root)
+    if backend is None or (backend.type == "local" and not backend.config):
+        return None
+    if backend.type in ("local", "cloud", "remote"):
+        raise TfgateError(
+            f"{root}: backend {backend.type!r} with settings: protected mode holds a local state itself, or pins "
+            "a remote backend such as s3 (HCP Terraform is its own boundary)"
+        )
+    return backend
+
+
+def _hcl(value: object) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_hcl(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_hcl(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _backend_tf(backend) -> bytes:
+    """The pinned backend as a .tf file in the privileged directory (where tfgate's state checks read it)."""
+    body = "".join(f"    {k} = {_hcl(v)}\n" for k, v in backend.config.items())
+    return f'# pinned by `tfgate protect init`\nterraform {{\n  backend "{backend.type}" {{\n{body}  }}\n}}\n'.encode()
 
 
 def _move_state(lay: Layout, uid: int, gid: int, say: Say) -> None:
