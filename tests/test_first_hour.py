@@ -369,3 +369,28 @@ def test_demo_ends_with_the_approved_apply_and_its_kept_commands_work(tmp_path: 
         codes.append(run.returncode)
         assert "created by Terraform" not in run.stderr, run.stderr
     assert codes == [1, 0, 0, 0], codes
+
+
+def test_help_reads_well(tmp_path: Path) -> None:
+    """Usage lines without {PLAN}, no command description broken mid-sentence, the demo right about its
+    Terraform, --key marked required unless --statement-only."""
+    import typer
+
+    from tfgate.cli_common import tidy_help
+
+    command = typer.main.get_command(app)
+    tidy_help(command)
+    stack = [command]
+    while stack:
+        group = stack.pop()
+        for sub in getattr(group, "commands", {}).values():
+            stack.append(sub)
+            assert "\n" not in (sub.help or "").replace("\n\n", ""), sub.name
+            for param in sub.params:
+                if param.param_type_name == "argument":
+                    assert "{" not in param.make_metavar(None, usage=True), (sub.name, param.name)
+    env = dict(os.environ, COLUMNS="200")
+    out = tfgate("check", "--help", cwd=tmp_path, env=env).stdout
+    assert "Usage: tfgate check [OPTIONS] PLAN..." in out or "Usage: tfgate check [OPTIONS] PLAN" in out
+    assert "Required unless --statement-only" in tfgate("approve", "--help", cwd=tmp_path, env=env).stdout
+    assert "embedded Terraform" in tfgate("demo", "--help", cwd=tmp_path, env=env).stdout

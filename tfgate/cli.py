@@ -349,7 +349,7 @@ def approve(
             "-k",
             show_default=False,
             help="SSH private key, or its .pub to sign through ssh-agent (ssh-keygen -Y sign). "
-            "[required unless --statement-only]",
+            "Required unless --statement-only.",
         ),
     ] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="How long the approval stays valid: 30m, 4h, 2d.")] = "4h",
@@ -557,7 +557,7 @@ def main() -> None:
     gc.disable()
     command = typer.main.get_command(_running(app))
     tidy_help(command)
-    command()
+    command(prog_name="tfgate")
 
 
 def _running(app: typer.Typer) -> typer.Typer:

@@ -105,8 +105,11 @@ def tidy_help(command: object) -> None:
         if sub.help:
             sub.help = re.sub(r"(?<!\n)\n(?!\n)\s*", " ", sub.help)
         for param in sub.params:
-            if param.param_type_name == "argument" and param.metavar:
-                param.make_metavar = lambda ctx=None, usage=False, _m=param.metavar: _m  # type: ignore[method-assign]
+            if param.param_type_name == "argument":
+                shown = param.metavar or param.name.upper() + ("..." if param.nargs != 1 else "")
+                if not param.metavar and not param.required:
+                    shown = f"[{shown}]"
+                param.make_metavar = lambda ctx=None, usage=False, _m=shown: _m  # type: ignore[method-assign]
         tidy_help(sub)
 
 
