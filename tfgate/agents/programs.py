@@ -80,7 +80,10 @@ def _block(code: str, reason: str, segment: Sequence[str] | str) -> Decision:
 
 def _apply_reason(seg: str, sub: str) -> str:
     if sub == "destroy" or "-destroy" in seg.split():
-        instead = "`tfgate destroy` (it plans the destroy, checks that plan and applies exactly it)"
+        instead = (
+            "`tfgate destroy` (it plans the destroy, checks that plan and applies exactly it; or `tfgate plan "
+            "-- -destroy`, then `tfgate apply PLANFILE` with the saved plan)"
+        )
     else:
         instead = (
             "`tfgate plan` (it saves and checks the plan and prints where it is), then `tfgate apply "
