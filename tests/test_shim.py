@@ -357,9 +357,16 @@ def test_shim_approvals_obey_the_rules_protecting_what_the_command_touches(
             in proc.stderr
         )
         assert counted in proc.stderr
+        if bob in approvals:
+            assert "bob.json: signer not an approver: bob@example.com approves for no rule" in proc.stderr
     # alice twice is one person.
     a2 = resign(Path(shutil.copy(a, out / "alice2.json")), people["alice"], reason="again")
-    assert "1 counted: alice@example.com" in _rm(shimdir, prod.dir, a, a2).stderr
+    proc = _rm(shimdir, prod.dir, a, a2)
+    assert "1 counted: alice@example.com" in proc.stderr
+    assert (
+        "alice2.json: same signer twice: alice@example.com is the same person as alice@example.com"
+        in proc.stderr
+    )
     assert "terraform_data.db" in run(shimdir, "state", "list", cwd=prod.dir).stdout
     c = out / "carol.json"
     proc = shim_approve(prod.dir, "state rm terraform_data.db", c, people["carol"], "carol@example.com")

@@ -377,6 +377,16 @@ def judge_command(target: CommandTarget, paths: Sequence[Path], signers: Any, *,
                 f"by distinct people, {len(people)} counted{have}"
             )
         counted.update(people)
+    used = {source for _, source in counted.values()}
+    for source, who, person in valid:
+        if source in used:
+            continue
+        twin = next((w for p, (w, _) in counted.items() if p == person), None)
+        reasons.append(
+            f"{Path(source).name}: same signer twice: {who} is the same person as {twin}"
+            if twin
+            else f"{Path(source).name}: signer not an approver: {who} approves for no rule protecting this command"
+        )
     if short:
         return ShimVerdict(False, "; ".join(short + (reasons or ["no approval statements found"])))
     return ShimVerdict(
