@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from tfgate.cli import app
 
 from .conftest import TF, build_scenario
+from .test_state import moto_server, s3  # noqa: F401 - fixtures (moto_server on 127.0.0.1)
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH ssh-keygen")
 
@@ -394,3 +395,16 @@ def test_help_reads_well(tmp_path: Path) -> None:
     assert "Usage: tfgate check [OPTIONS] PLAN..." in out or "Usage: tfgate check [OPTIONS] PLAN" in out
     assert "Required unless --statement-only" in tfgate("approve", "--help", cwd=tmp_path, env=env).stdout
     assert "embedded Terraform" in tfgate("demo", "--help", cwd=tmp_path, env=env).stdout
+
+
+def test_init_reads_the_state_of_an_s3_backend(s3, tmp_path: Path) -> None:  # noqa: F811 - fixture from test_state
+    client, bucket, url = s3
+    client.put_object(Bucket=bucket, Key="prod/terraform.tfstate", Body=json.dumps(STATE).encode())
+    (tmp_path / "backend.tf").write_text(
+        f'terraform {{\n  backend "s3" {{\n    bucket = "{bucket}"\n    key = "prod/terraform.tfstate"\n'
+        f'    region = "us-east-1"\n    endpoints = {{ s3 = "{url}" }}\n    use_path_style = true\n  }}\n}}\n'
+    )
+    result = CliRunner().invoke(app, ["init", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "tfgate.yaml").read_text()
+    assert f"s3://{bucket}/prod/terraform.tfstate" in text and '"aws_db_instance.orders"' in text
