@@ -372,6 +372,20 @@ def test_demo_ends_with_the_approved_apply_and_its_kept_commands_work(tmp_path: 
     assert codes == [1, 0, 0, 0], codes
 
 
+def test_demo_needs_nothing_but_python(tmp_path: Path) -> None:
+    """A fresh machine may have no OpenSSH: the demo still tells its whole story (the throwaway key signs
+    in-process), with the embedded Terraform and a PATH holding only Python."""
+    bare = tmp_path / "bin"
+    bare.mkdir()
+    env = dict(os.environ, PATH=str(bare))
+    env.pop("TFGATE_TERRAFORM", None)
+    assert shutil.which("ssh-keygen", path=env["PATH"]) is None
+    proc = tfgate("demo", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "tfgate: BLOCKED" in proc.stdout and "tfgate: ALLOWED" in proc.stdout
+    assert "signs with its throwaway key in-process" in proc.stderr
+
+
 def test_help_reads_well(tmp_path: Path) -> None:
     """Usage lines without {PLAN}, no command description broken mid-sentence, the demo right about its
     Terraform, --key marked required unless --statement-only."""

@@ -156,6 +156,28 @@ def test_keygen_signatures_verify_in_process(keys, tmp_path: Path, kind: str, ha
     assert exc.value.kind == "bad"
 
 
+def test_in_process_ed25519_signatures_are_what_ssh_keygen_verifies(tmp_path: Path) -> None:
+    """The demo's OpenSSH-less signer writes what `ssh-keygen -Y verify` accepts, and nothing else passes."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    signers = tmp_path / "allowed_signers"
+    signers.write_text(f"demo@example.com {public.decode()}\n")
+    file = tmp_path / "statement.json"
+    file.write_bytes(b'{"x": 1}')
+    armored = sshsig.sign_ed25519(private, file.read_bytes(), "tfgate")
+    (tmp_path / "statement.json.sig").write_text(armored)
+    assert keygen_verify(signers, "demo@example.com", file)
+    assert sshsig.verify(sshsig.parse(armored), file.read_bytes(), "tfgate").type == "ssh-ed25519"
+    assert not keygen_verify(signers, "demo@example.com", file, namespace="tfgate-shim")
+    file.write_bytes(b'{"x": 2}')
+    assert not keygen_verify(signers, "demo@example.com", file)
+
+
 def test_wrong_namespace_is_refused(keys, tmp_path: Path) -> None:
     msg = tmp_path / "m"
     msg.write_bytes(b"data")

@@ -82,21 +82,52 @@ def _build(src: Path, root: Path, tf: Sequence[str]) -> Path:
 
 
 def _keygen(key: Path, signers: Path) -> None:
-    """A throwaway approver: a fresh ed25519 key (real ssh-keygen) listed in allowed_signers."""
+    """A throwaway approver: a fresh ed25519 key listed in allowed_signers (made by ssh-keygen where OpenSSH
+    is installed, else in-process with ``cryptography``, so the quick start needs nothing but Python)."""
     from tfgate.approvals.shim import NAMESPACE as SHIM_NAMESPACE
     from tfgate.approvals.statement import NAMESPACE
 
-    for path in (key, key.with_name(key.name + ".pub")):
+    pub = key.with_name(key.name + ".pub")
+    for path in (key, pub):
         path.unlink(missing_ok=True)
-    try:
-        subprocess.run(
-            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", SIGNER, "-f", str(key)],
-            check=True, capture_output=True, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise TfgateError(f"demo: ssh-keygen (OpenSSH) is needed for the approval step: {exc}") from None
-    public = " ".join(key.with_name(key.name + ".pub").read_text().split()[:2])
+    if shutil.which("ssh-keygen"):
+        try:
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", SIGNER, "-f", str(key)],
+                check=True, capture_output=True, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise TfgateError(f"demo: ssh-keygen failed to make the throwaway key: {exc}") from None
+    else:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        private = Ed25519PrivateKey.generate()
+        key.write_bytes(
+            private.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+            )
+        )
+        key.chmod(0o600)
+        pub.write_bytes(
+            private.public_key().public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+            + f" {SIGNER}\n".encode()
+        )
+    public = " ".join(pub.read_text().split()[:2])
     signers.write_text(f'{SIGNER} namespaces="{NAMESPACE},{SHIM_NAMESPACE}" {public} demo approver\n')
+
+
+def _sign_in_process(statement: Path, key: Path) -> None:
+    """Sign a statement with the demo's throwaway key without OpenSSH (what ``ssh-keygen -Y sign`` does)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from tfgate.approvals import sshsig
+    from tfgate.approvals.statement import NAMESPACE, signature_path
+
+    private = serialization.load_ssh_private_key(key.read_bytes(), password=None)
+    signature_path(statement).write_text(sshsig.sign_ed25519(private, statement.read_bytes(), NAMESPACE))
 
 
 def _story(work: Path, key: Path, terraform: str | None, shown_tf: str, fmt: str | None) -> int:
@@ -115,14 +146,20 @@ def _story(work: Path, key: Path, terraform: str | None, shown_tf: str, fmt: str
         return 1
     _say("blocked (exit 1): `terraform apply` never ran; production is untouched.")
     _say(f"a human reviews the plan and signs an approval with their SSH key ({SIGNER}, a throwaway key):")
+    openssh = shutil.which("ssh-keygen") is not None
     run_approve(
         ApproveOptions(
-            plan=PlanOptions(str(plan), manifest, None, terraform, None, work), signer=SIGNER, key=key,
+            plan=PlanOptions(str(plan), manifest, None, terraform, None, work), signer=SIGNER,
+            key=key if openssh else None, statement_only=not openssh,
             reason="demo: retire the orders database (CHG-1)", output=work / "approvals", output_is_dir=True,
             yes=True,
         ),
         echo=_say, confirm=lambda _text: True, prompt_reason=None, interactive=False,
     )  # fmt: skip
+    if not openssh:  # a real reviewer signs with `ssh-keygen -Y sign`; the demo's throwaway key signs here
+        _say("ssh-keygen (OpenSSH) is not installed: the demo signs with its throwaway key in-process")
+        for statement in sorted((work / "approvals").glob("*.json")):
+            _sign_in_process(statement, key)
     _say(f"tfgate apply change.tfplan --terraform {shown_tf} --approvals approvals/")
     opts = GateOptions(
         workdir=work, terraform=terraform, manifest=manifest, approvals=(work / "approvals",),

@@ -320,3 +320,25 @@ def _verify_raw(key: PublicKey, sig_blob: bytes, data: bytes) -> bool:
 def _expect(alg: str, want: str) -> None:
     if alg != want:
         raise SignatureError("bad", f"signature algorithm {alg!r} does not match the key ({want})")
+
+
+def sign_ed25519(private_key: object, message: bytes, namespace: str, hash_algorithm: str = "sha512") -> str:
+    """An armored SSHSIG over ``message`` by an Ed25519 ``cryptography`` private key, byte for byte what
+    ``ssh-keygen -Y sign`` writes (used by ``tfgate demo`` for its throwaway key where OpenSSH is absent)."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw_pub = private_key.public_key().public_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    key_blob = ssh_string(ED25519.encode()) + ssh_string(raw_pub)
+    raw_sig = private_key.sign(signed_data(namespace, hash_algorithm, message))  # type: ignore[attr-defined]
+    blob = (
+        MAGIC
+        + struct.pack(">I", 1)
+        + ssh_string(key_blob)
+        + ssh_string(namespace.encode())
+        + ssh_string(b"")
+        + ssh_string(hash_algorithm.encode())
+        + ssh_string(ssh_string(ED25519.encode()) + ssh_string(raw_sig))
+    )
+    return armor(blob)
