@@ -501,3 +501,33 @@ def test_protection_removed_is_approvable(renamed: TF, signer: Path, tmp_path: P
     assert v.approved and v.rule == "db"
     finding = next(f for f in result.findings if f.code == "protection_removed")
     assert finding.severity.value == "warn"
+
+
+def test_terraform_resource_identity_is_an_identity_key(tmp_path: Path) -> None:
+    """Terraform 1.12+ resource identity (state `identity`, plan `before_identity`): an object the ledger knows
+    by it stays protected even when it has no id or arn. (terraform_data has no identity schema: hand-written.)"""
+    from tfgate.model import Protection
+    from tfgate.policy.evaluate import assess
+    from tfgate.policy.manifest import parse_manifest
+    from tfgate.state.objects import state_objects
+    from tfgate.state.tfstate import parse_state
+
+    ident = {"region": "eu-west-1", "name": "orders"}
+    state = {"version": 4, "lineage": "l", "serial": 2, "resources": [
+        {"mode": "managed", "type": "aws_db_instance", "name": "db", "provider": 'provider["registry.terraform.io/hashicorp/aws"]',
+         "instances": [{"schema_version": 0, "attributes": {"name": "orders"}, "identity": ident}]}]}  # fmt: skip
+    [obj] = state_objects(parse_state(json.dumps(state).encode(), "s"))
+    assert obj.keys == ('aws_db_instance identity={"name":"orders","region":"eu-west-1"}',)
+    change = {"address": "aws_db_instance.renamed", "mode": "managed", "type": "aws_db_instance", "name": "renamed",
+              "change": {"actions": ["delete"], "before": {"name": "orders"}, "after": None,
+                         "before_identity": {"region": "eu-west-1", "name": "orders"}}}  # fmt: skip
+    doc = {"format_version": "1.2", "terraform_version": "1.15.5", "resource_changes": [change]}
+    (tmp_path / "plan.json").write_text(json.dumps(doc))
+    plan = load_plan(tmp_path / "plan.json")
+    known = {
+        obj.keys[0]: {"rule": "db", "address": "aws_db_instance.db", "actions": ["delete"], "approvals": 2}
+    }
+    empty = parse_manifest(b"version: 1\nprotect: []\n", tmp_path / "tfgate.yaml")
+    _, [v] = assess(plan, empty, Protection(known=known))
+    assert (v.address, v.rule, v.approvals_required) == ("aws_db_instance.renamed", "db", 2)
+    assert "protection_removed" in v.reason

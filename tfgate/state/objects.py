@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 
 from tfgate.model import Change, ChangeClass
-from tfgate.plan.common import canonical_identity
+from tfgate.plan.common import build_change, canonical_identity
 
-_NULL = msgspec.Raw(b"null")
+_NO_OP = ("no-op",)
 
 
 class _Attrs(msgspec.Struct, gc=False):
@@ -36,10 +36,10 @@ class _Instance(msgspec.Struct, gc=False):
     index_key: Any = None
     deposed: str | None = None
     attributes: _Attrs | None = None
-    identity: msgspec.Raw = _NULL
+    identity: Any = None
 
 
-_instance = msgspec.json.Decoder(_Instance)
+_instances = msgspec.json.Decoder(list[_Instance])
 _SHOWN = ("id", "arn", "name", "tags", "tags_all", "labels")
 
 
@@ -89,23 +89,35 @@ def state_objects(state: Any) -> Iterator[StateObject]:
         local = f"{block.type}.{block.name}"
         base = f"{module}.{local}" if module else local
         provider = _provider(block.provider)
-        for raw in block.instances:
-            try:
-                inst = _instance.decode(raw)
-            except msgspec.DecodeError:
-                continue  # an instance tfgate cannot read has no identity to offer
-            attrs = inst.attributes or _Attrs()
-            prior = tuple((k, v) for k in _SHOWN if (v := getattr(attrs, k)) is not None and v != {})
-            try:
-                identity = canonical_identity(msgspec.json.decode(inst.identity))
-            except msgspec.DecodeError:
-                identity = None
-            change = Change(
-                address=base + _key(inst.index_key), mode="managed", type=block.type, name=block.name,
-                module_address=module, index=inst.index_key, provider=provider, actions=("no-op",),
-                change_class=ChangeClass.NO_OP, deposed=inst.deposed, prior=prior,
-            )  # fmt: skip
-            yield StateObject(change, identity_keys(block.type, dict(prior), identity))
+        try:  # one decode per resource block: its instances' key attributes only
+            instances = _instances.decode(b"[" + b",".join(bytes(r) for r in block.instances) + b"]")
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue  # instances tfgate cannot read have no identity to offer
+        for inst in instances:
+            attrs = inst.attributes
+            prior = (
+                tuple((k, v) for k in _SHOWN if (v := getattr(attrs, k)) is not None and v != {})
+                if attrs is not None
+                else ()
+            )
+            fields = {
+                "address": base + _key(inst.index_key), "mode": "managed", "type": block.type,
+                "name": block.name, "module_address": module, "index": inst.index_key, "provider": provider,
+                "actions": _NO_OP, "change_class": ChangeClass.NO_OP,
+            }  # fmt: skip
+            if inst.deposed is not None:
+                fields["deposed"] = inst.deposed
+            if prior:
+                fields["prior"] = prior
+            keys = []
+            if inst.identity is not None and (identity := canonical_identity(inst.identity)):
+                keys.append(f"{block.type} identity={identity}")
+            if attrs is not None:
+                if isinstance(attrs.arn, str) and attrs.arn:
+                    keys.append(f"arn={attrs.arn}")
+                if isinstance(attrs.id, str) and attrs.id:
+                    keys.append(f"{block.type} id={attrs.id}")
+            yield StateObject(build_change(fields), tuple(keys))  # the keys identity_keys() gives
 
 
 def with_catalog(change: Change, catalog: Any) -> Change:
@@ -128,10 +140,12 @@ def protected_entries(
     rule removed, or renamed): that is what ``protection_removed`` reports. With ``keep`` (the state is not
     a continuation of the one the ledger saw), the ledger's entries for objects not in the state are kept."""
     out: dict[str, dict[str, Any]] = dict(previous) if keep else {}
+    by_catalog = any(r.match.get("catalog") for r in manifest.rules)
     for obj in objects:
         if not obj.keys:
             continue
-        rules = manifest.rules_for(with_catalog(obj.change, catalog)) if manifest.rules else ()
+        change = with_catalog(obj.change, catalog) if by_catalog else obj.change
+        rules = manifest.rules_for(change) if manifest.rules else ()
         rule = next((r for r in rules if set(r.actions) & {"delete", "replace", "forget"}), None)
         if rule is not None:
             entry = {
