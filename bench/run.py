@@ -41,9 +41,9 @@ sys.path.insert(0, str(HERE))
 
 def measure(
     cmd: list[str], runs: int, cwd: Path | None = None, ok: tuple[int, ...] = (0,)
-) -> tuple[float, float]:
-    """Median wall seconds and median peak RSS (MB) of `cmd` over `runs` runs."""
-    walls, rss = [], []
+) -> tuple[float, float, float]:
+    """Median wall seconds, peak RSS (MB) and CPU seconds (user + system) of `cmd` over `runs` runs."""
+    walls, rss, cpu = [], [], []
     env = {k: v for k, v in os.environ.items() if k != "TF_CLI_CONFIG_FILE"}
     env["TFGATE_AUDIT_LOG"] = str(OUT / "audit.jsonl")
     for _ in range(runs):
@@ -58,7 +58,8 @@ def measure(
         if proc.stderr:
             proc.stderr.close()
         rss.append(usage.ru_maxrss / 1024)
-    return statistics.median(walls), statistics.median(rss)
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(walls), statistics.median(rss), statistics.median(cpu)
 
 
 def tfgate_cmd(*args: str) -> list[str]:
@@ -173,21 +174,24 @@ JQ_FILTER = '[.resource_changes[] | select(.change.actions | index("delete"))] |
 
 
 def interleaved(
-    cmds: dict[str, tuple[list[str], tuple[int, ...]]], runs: int
-) -> dict[str, tuple[float, float]]:
-    """Median wall seconds and peak RSS (MB) of each command, one run of each in turn per round."""
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
+    cmds: dict[str, tuple[list[str], tuple[int, ...]]], runs: int, cwds: dict[str, Path] | None = None
+) -> dict[str, tuple[float, float, float]]:
+    """Median wall seconds, peak RSS (MB) and CPU seconds of each command, one run of each in turn per round."""
+    samples: dict[str, list[tuple[float, float, float]]] = {name: [] for name in cmds}
     for _ in range(runs):
         for name, (cmd, ok) in cmds.items():
-            samples[name].append(measure(cmd, 1, ok=ok))
+            samples[name].append(measure(cmd, 1, cwd=(cwds or {}).get(name), ok=ok))
     return {
-        name: (statistics.median(w for w, _ in s), statistics.median(r for _, r in s))
+        name: tuple(statistics.median(x[i] for x in s) for i in range(3))  # type: ignore[misc]
         for name, s in samples.items()
     }
 
 
-def monorepo(sizes: list[int], runs: int, shape: object) -> tuple[list[str], dict]:
-    """tfgate check, jq, json.load and the msgspec floor on monorepo-shaped plans, interleaved."""
+def monorepo(
+    sizes: list[int], runs: int, shape: object, baseline: Path | None = None
+) -> tuple[list[str], dict]:
+    """tfgate check, jq, json.load and the msgspec floor on monorepo-shaped plans, interleaved; with
+    `baseline` (a directory holding an older tfgate package) its `tfgate check` too, in the same rounds."""
     from gen_monorepo import write
 
     facts: dict = {}
@@ -209,7 +213,9 @@ def monorepo(sizes: list[int], runs: int, shape: object) -> tuple[list[str], dic
         }
         if shutil.which("jq") is None:
             del cmds["jq"]
-        t = interleaved(cmds, runs)
+        if baseline is not None:  # `python -m tfgate` run in the baseline's directory imports its package
+            cmds["baseline"] = (cmds["tfgate"][0], (0, 1))
+        t = interleaved(cmds, runs, {"baseline": baseline} if baseline else None)
         mb = path.stat().st_size / 1e6
         facts[n] = {**t, "mb": mb}
         gate = t["tfgate"][0]
@@ -221,6 +227,14 @@ def monorepo(sizes: list[int], runs: int, shape: object) -> tuple[list[str], dic
         rows.append(
             f"| {n:,} | {mb:.0f} MB | " + " | ".join(cells + ratios) + f" | {t['tfgate'][1] / mb:.2f} |"
         )
+        if baseline is not None:
+            b = t["baseline"]
+            rows[-1] += (
+                f" baseline {b[0]:.2f} s / {b[1]:.0f} MB ({b[0] / t['jq'][0]:.2f}x jq, "
+                f"{b[0] / t['floor'][0]:.2f}x floor) |"
+                if "jq" in t
+                else f" baseline {b[0]:.2f} s / {b[1]:.0f} MB |"
+            )
         print(rows[-1], flush=True)
     return rows, facts
 
@@ -239,7 +253,10 @@ def monorepo_targets(facts: dict, start: dict[str, float]) -> list[str]:
         r = gate / f["jq"][0]
         out.append(f"| {big:,}: tfgate ≤ 0.5x jq | {r:.2f}x | {verdict(r <= 0.5, r, 0.5)} |")
     r = gate / f["floor"][0]
-    out.append(f"| {big:,}: tfgate ≤ 2.5x the msgspec floor | {r:.2f}x | {verdict(r <= 2.5, r, 2.5)} |")
+    c = f["tfgate"][2] / f["floor"][2]
+    out.append(
+        f"| {big:,}: tfgate ≤ 2.5x the msgspec floor | {r:.2f}x wall ({c:.2f}x CPU) | {verdict(r <= 2.5, r, 2.5)} |"
+    )
     r = f["tfgate"][1] / f["mb"]
     out.append(
         f"| {big:,}: peak RSS ≤ 1.5x the file | {f['tfgate'][1]:.0f} MB for {f['mb']:.0f} MB ({r:.2f}x) "
@@ -249,17 +266,18 @@ def monorepo_targets(facts: dict, start: dict[str, float]) -> list[str]:
     if small != big:
         grow = gate / facts[small]["tfgate"][0]
         limit = 1.2 * big / small
-        per = (gate - start["check10"]) / max(1e-9, facts[small]["tfgate"][0] - start["check10"])
         out.append(
-            f"| linear: {big:,} ≤ {limit:.0f}x {small:,} | {grow:.1f}x ({per:.1f}x net of start-up) "
-            f"| {verdict(grow <= limit, grow, limit)} |"
+            f"| linear: {big:,} ≤ {limit:.0f}x {small:,} | {grow:.1f}x | {verdict(grow <= limit, grow, limit)} |"
         )
-    s = start["check10"]
-    out.append(
-        f"| start-up: `tfgate check` on 10 changes ≤ 0.15 s | {s:.3f} s | {verdict(s <= 0.15, s, 0.15)} |"
-    )
-    v = start["version"]
-    out.append(f"| start-up: `tfgate --version` ≤ 0.08 s | {v:.3f} s | {verdict(v <= 0.08, v, 0.08)} |")
+    for key, what, limit in (
+        ("check10", "`tfgate check` on 10 changes", 0.15),
+        ("version", "`tfgate --version`", 0.08),
+    ):
+        w, c = start[key], start[f"{key}_cpu"]
+        out.append(
+            f"| start-up: {what} ≤ {limit} s | wall {w:.3f} s, CPU {c:.3f} s "
+            f"| wall {verdict(w <= limit, w, limit)}, CPU {verdict(c <= limit, c, limit)} |"
+        )
     return out
 
 
@@ -280,12 +298,14 @@ def startup(runs: int) -> dict[str, float]:
     subprocess.run([*tf, "init", "-input=false"], cwd=work, check=True, capture_output=True, env=env_tf)
     subprocess.run([*tf, "apply", "-auto-approve"], cwd=work, check=True, capture_output=True, env=env_tf)
     check10 = ["check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST)]
-    samples: dict[str, list[float]] = {"version": [], "check10": [], "check10_state": []}
+    samples: dict[str, list[tuple[float, float, float]]] = {"version": [], "check10": [], "check10_state": []}
     for _ in range(runs):  # interleaved, as the machine's speed drifts
-        samples["version"].append(measure(tfgate_cmd("--version"), 1)[0])
-        samples["check10"].append(measure(tfgate_cmd(*check10, "--no-state-checks"), 1, ok=(0, 1))[0])
-        samples["check10_state"].append(measure(tfgate_cmd(*check10), 1, cwd=work, ok=(0, 1))[0])
-    out = {k: statistics.median(v) for k, v in samples.items()}
+        samples["version"].append(measure(tfgate_cmd("--version"), 1))
+        samples["check10"].append(measure(tfgate_cmd(*check10, "--no-state-checks"), 1, ok=(0, 1)))
+        samples["check10_state"].append(measure(tfgate_cmd(*check10), 1, cwd=work, ok=(0, 1)))
+    # Wall time, and CPU time (what a quiet machine's wall time would be: load does not inflate it).
+    out = {k: statistics.median(t[0] for t in v) for k, v in samples.items()}
+    out.update({f"{k}_cpu": statistics.median(t[2] for t in v) for k, v in samples.items()})
     shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -327,11 +347,13 @@ def plan_overhead(runs: int, resources: int = 1000) -> dict[str, float]:
 
 
 def generated_section(
-    sizes: list[int], rows: list[list[str]], facts: dict, start: dict[str, float], over: dict | None
+    sizes: list[int], rows: list[list[str]], facts: dict, start: dict[str, float], over: dict | None, how: str
 ) -> list[str]:
     """The issue 8 table and targets, on bench/gen_plans.py plans."""
     lines = [
         "## Generated plans (issue 8)",
+        "",
+        how,
         "",
         "| changes | show-json size | tfgate check (show-json) | tfgate check (stream) | json.load | jq filter | Rego (regopy) | tfgate/json.load | tfgate/jq | tfgate/Rego |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -393,6 +415,21 @@ def generated_section(
     return lines
 
 
+def kept_sections(path: Path, lines: list[str]) -> str:
+    """The `## ` sections of an existing results file that this run does not write (other benchmarks, such
+    as bench/guard.py, keep theirs there)."""
+    if not path.exists():
+        return ""
+    ours = {line for line in lines if line.startswith("## ")}
+    out, keep = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line not in ours and line != "## Targets (issue 8)"  # the pre-issue-16 layout's section
+        if keep:
+            out.append(line)
+    return ("\n" + "\n".join(out) + "\n") if out else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1000,10000,100000")
@@ -404,13 +441,22 @@ def main() -> None:
         "--monorepo", default="10000,100000", help="sizes of the monorepo-shaped plans ('' for none)"
     )
     ap.add_argument("--only-monorepo", action="store_true", help="only the monorepo plans and start-up")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="directory with an older tfgate package (e.g. `git archive REV tfgate rules | tar -x -C DIR`): "
+        "its check is measured on the monorepo plans in the same rounds",
+    )
     from gen_monorepo import shape_args, shape_of
 
     shape_args(ap)
     args = ap.parse_args()
     command = "python bench/run.py " + " ".join(sys.argv[1:])
+    load_start = os.getloadavg()[0]
     mono_sizes = [int(s) for s in args.monorepo.split(",") if s]
-    mono_rows, mono = monorepo(mono_sizes, args.runs, shape_of(args)) if mono_sizes else ([], {})
+    mono_rows, mono = (
+        monorepo(mono_sizes, args.runs, shape_of(args), args.baseline) if mono_sizes else ([], {})
+    )
     sizes: list[int] = []
     rows: list[list[str]] = []
     facts: dict = {}
@@ -426,11 +472,14 @@ def main() -> None:
         "",
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on: {machine()}.",
         f"Command: `{command}` (medians of {args.runs} runs; wall time / peak RSS of the child process).",
+        f"Load average {load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (the machine is "
+        "shared: compare the tools measured in the same rounds, not runs on different days).",
         "",
-        f"Start-up (interleaved): `tfgate --version` {start['version']:.3f} s; `tfgate check` on a 10-change plan "
-        f"{start['check10']:.3f} s without state checks, {start['check10_state']:.3f} s with them in a Terraform "
-        "working directory (declared local backend, applied state, ledger). The large-plan timings use "
-        "`--no-state-checks`.",
+        f"Start-up (interleaved, wall / CPU): `tfgate --version` {start['version']:.3f} / "
+        f"{start['version_cpu']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} / "
+        f"{start['check10_cpu']:.3f} s without state checks, {start['check10_state']:.3f} / "
+        f"{start['check10_state_cpu']:.3f} s with them in a Terraform working directory (declared local "
+        "backend, applied state, ledger). The large-plan timings use `--no-state-checks`.",
         "",
     ]
     if mono:
@@ -444,18 +493,27 @@ def main() -> None:
             "tool once, in turn (interleaved), so the shared machine's drift hits all alike.",
             "",
             "| changes | size | tfgate check | jq filter | json.load | msgspec floor | tfgate/jq | tfgate/json.load "
-            "| tfgate/floor | tfgate RSS/file |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| tfgate/floor | tfgate RSS/file |" + (" baseline tfgate check |" if args.baseline else ""),
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            + (" ---: |" if args.baseline else ""),
             *mono_rows,
             "",
             "### Targets (issue 16)",
             "",
             *monorepo_targets(mono, start),
             "",
+            "The floor (bench/floor.py) reads the file and decodes only address, type, mode, actions, reason,",
+            "previous address and prior tags, then counts protected destroys; tfgate also checks the whole",
+            "document's UTF-8, validates every address against its fields, classifies every change, checks",
+            "safety nets on updates, hashes every change's values (sha256) for the plan digest, evaluates 50",
+            "rules and writes the JSON report. Its peak RSS counts the mapped plan file: pages already read are",
+            "handed back to the kernel while the changes are classified (they stay in the page cache).",
+            "",
         ]
     if facts:
-        lines += generated_section(sizes, rows, facts, start, over)
-    text = "\n".join(lines) + "\n"
+        how = f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC with `{command}` (see the top for the machine)."
+        lines += generated_section(sizes, rows, facts, start, over, how)
+    text = "\n".join(lines) + "\n" + kept_sections(args.out, lines)
     args.out.write_text(text)
     print(text)
     results = {
