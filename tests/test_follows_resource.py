@@ -531,3 +531,11 @@ def test_terraform_resource_identity_is_an_identity_key(tmp_path: Path) -> None:
     _, [v] = assess(plan, empty, Protection(known=known))
     assert (v.address, v.rule, v.approvals_required) == ("aws_db_instance.renamed", "db", 2)
     assert "protection_removed" in v.reason
+
+
+def test_the_stream_carries_the_destroyed_objects_id_from_its_refresh(renamed: TF) -> None:
+    """Without any state to read, the stream's own refresh messages name a destroyed object's id: identity
+    protection and `id` rules work from the stream alone."""
+    state_id = next(r for r in renamed.state()["resources"] if r["name"] == "renamed")["instances"][0]
+    [change] = [c for c in load_plan(renamed.dir / "stream.jsonl").changes if c.destroys]
+    assert change.prior_dict() == {"id": state_id["attributes"]["id"]}

@@ -82,6 +82,7 @@ _APPLY_TYPES = frozenset(
         "provision_errored",
     }
 )
+_DESTROYS = frozenset({ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET})
 # Terraform's warning on a plan made with -target: the plan leaves out changes.
 _TARGETED = "Resource targeting is in effect"
 
@@ -91,8 +92,15 @@ class _Diagnostic(msgspec.Struct, gc=False):
     summary: str = ""
 
 
+class _HookResource(msgspec.Struct, gc=False):
+    addr: str = ""
+
+
 class _Hook(msgspec.Struct, gc=False):
     action: str | None = None
+    resource: _HookResource | None = None
+    id_key: str | None = None
+    id_value: Any = None
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -123,6 +131,7 @@ def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike
     saw_version = False
     targeted = False
     apply_types: set[str] = set()
+    refreshed: dict[str, str] = {}  # address -> id, from the refresh of current objects
     for number, line in _iter_lines(data):
         try:
             msg = _msg_decoder.decode(line)
@@ -150,6 +159,9 @@ def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike
                 errors.append(msg.diagnostic.summary)
             elif msg.diagnostic.summary == _TARGETED:
                 targeted = True
+        elif msg.type == "refresh_start" and msg.hook and msg.hook.resource and msg.hook.id_key == "id":
+            if isinstance(msg.hook.id_value, str) and msg.hook.id_value:
+                refreshed[msg.hook.resource.addr] = msg.hook.id_value
         elif msg.type in _APPLY_TYPES and not (msg.hook and msg.hook.action == "read"):
             apply_types.add(msg.type)  # a plan reads data sources with apply_* messages too, nothing else
     if apply_types:
@@ -169,6 +181,13 @@ def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike
         raise PlanError(f"{label}: {len(summaries)} change_summary messages: not the stream of one plan")
     if summaries:
         _check_summary(summaries[0], changes, label)
+    if refreshed:  # the only attribute a stream shows: the id of a destroyed current object (its identity)
+        changes = [
+            dataclasses.replace(c, prior=(("id", refreshed[c.address]),))
+            if c.deposed is None and c.address in refreshed and c.change_class in _DESTROYS
+            else c
+            for c in changes
+        ]
     digest = hashlib.sha256(b"tfgate-plan-digest-v1-stream\n")
     for change in sorted(changes, key=sort_key):
         digest.update(change_record(change))
