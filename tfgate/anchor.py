@@ -133,5 +133,5 @@ def anchor_in_ledger(workdir: Path, manifest: Any, result: Any, audit_log: str |
     path = resolve_log(audit_log, manifest_log=manifest.audit_log, cwd=workdir)
     state.record_ledger(
         workdir=workdir, plan=None, manifest=manifest, workspace=result.workspace, result=result,
-        audit_head=head(path),
+        audit_head=head(path), applied=result.changes,
     )  # fmt: skip

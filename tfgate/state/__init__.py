@@ -482,25 +482,30 @@ def _load_ledger(workdir: Path, manifest: Any, evidence: Any) -> tuple[str, dict
 
 
 def _protected_now(
-    current: StateInfo, manifest: Any, data: dict[str, Any], workspace: str, seen: dict[str, Any]
-) -> dict[str, Any]:
-    """The protected objects of the state now, plus those the ledger knew and the state still holds (all of
-    them when this state is not a continuation of the one the ledger saw: nothing is forgotten then)."""
+    current: StateInfo, manifest: Any, data: dict[str, Any], workspace: str, seen: dict[str, Any],
+    applied: tuple[Any, ...],
+) -> dict[str, Any]:  # fmt: skip
+    """The protected objects of the state now, plus those the ledger knew and ``applied`` (the changes of the
+    gated apply just done) did not destroy (all of them when this state is not a continuation of the one the
+    ledger saw: nothing is forgotten then)."""
     from tfgate.policy.catalog import load_catalog
-    from tfgate.state.objects import protected_entries, state_objects
+    from tfgate.state.objects import destroyed_keys, protected_entries, state_objects
 
     previous = known_protected(data, workspace)
     if not manifest.rules and not previous:
         return {}
     keep = current.empty or (bool(seen.get("lineage")) and seen.get("lineage") != current.lineage)
-    return protected_entries(state_objects(current), manifest, load_catalog(), previous, keep)
+    destroyed = destroyed_keys(applied)
+    return protected_entries(state_objects(current), manifest, load_catalog(), previous, keep, destroyed)
 
 
 def record_ledger(
-    *, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result, audit_head: Any = None
-) -> None:
+    *, workdir: Path, plan: Any, manifest: Any, workspace: str, result: Result, audit_head: Any = None,
+    applied: tuple[Any, ...] = (),
+) -> None:  # fmt: skip
     """After an allowed run, remember this workspace's state identity for the next run (and, after a gated
-    apply, the audit log's head: ``audit_head`` is a tfgate.anchor.Head)."""
+    apply, the audit log's head: ``audit_head`` is a tfgate.anchor.Head, and ``applied`` the changes it
+    carried out: only the objects it destroyed leave the ledger's protected map)."""
     try:
         current, evidence = current_state(workdir, workspace)
     except TfgateError:
@@ -516,7 +521,7 @@ def record_ledger(
         serial=current.serial,
         resources=current.resources,
         digest=result.plan.digest,
-        protected=_protected_now(current, manifest, data, workspace, seen),
+        protected=_protected_now(current, manifest, data, workspace, seen, applied),
     )
     if audit_head is not None:
         from tfgate.state.ledger import record_audit_head

@@ -130,16 +130,32 @@ def with_catalog(change: Change, catalog: Any) -> Change:
     return dataclasses.replace(change, catalog_classes=entry.classes, catalog_kind=entry.kind)
 
 
+def destroyed_keys(changes: Iterable[Change]) -> frozenset[str]:
+    """The identity keys of the objects an applied plan destroyed (deleted or replaced; a forget leaves the
+    object alive outside the state, so it is not among them)."""
+    return frozenset(
+        key
+        for c in changes
+        if c.mode == "managed" and c.destroys
+        for key in identity_keys(c.type, dict(c.prior), c.identity)
+    )
+
+
 def protected_entries(
-    objects: Iterable[StateObject], manifest: Any, catalog: Any, previous: Mapping[str, Any], keep: bool
-) -> dict[str, dict[str, Any]]:
+    objects: Iterable[StateObject], manifest: Any, catalog: Any, previous: Mapping[str, Any], keep: bool,
+    destroyed: frozenset[str] = frozenset(),
+) -> dict[str, dict[str, Any]]:  # fmt: skip
     """The ledger's ``protected`` map: identity key -> the rule that protects the object and where it was.
 
     Objects the manifest protects now are recorded under their first matching rule; an object the ledger
-    knew as protected keeps its entry while it is in the state, even when no rule matches it any more (its
-    rule removed, or renamed): that is what ``protection_removed`` reports. With ``keep`` (the state is not
-    a continuation of the one the ledger saw), the ledger's entries for objects not in the state are kept."""
-    out: dict[str, dict[str, Any]] = dict(previous) if keep else {}
+    knew as protected keeps its entry even when no rule matches it any more (its rule removed, or renamed):
+    that is what ``protection_removed`` reports. An entry is dropped only for an object a gated apply
+    destroyed (``destroyed``, unless ``keep``: the state is not a continuation of the one the ledger saw): one
+    that merely left the state (a `removed` block's forget, `state rm`) is still alive, and an `import` may
+    bring it back at any address."""
+    out: dict[str, dict[str, Any]] = (
+        dict(previous) if keep else {k: v for k, v in previous.items() if k not in destroyed}
+    )
     by_catalog = any(r.match.get("catalog") for r in manifest.rules)
     for obj in objects:
         if not obj.keys:

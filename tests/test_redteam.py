@@ -1,0 +1,56 @@
+"""Ways around the gate found by a red-team review, each tried with real Terraform (embedded 1.15) as an
+agent with a shell would, through `tfgate check` and `tfgate apply`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import TF
+
+DB = 'resource "terraform_data" "db" {\n  input = "x"\n}\n'
+KEEP = 'resource "terraform_data" "keep" {\n  input = "k"\n}\n'
+MANIFEST = "version: 1\nprotect:\n  - name: db\n    match: {address: terraform_data.db}\n"
+
+
+def tfgate(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tfgate", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def gated_apply(tf: TF, config: str) -> None:
+    tf.write(config)
+    tf.plan("plan.bin")
+    proc = tfgate("apply", "--auto-approve", "plan.bin", cwd=tf.dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_forget_then_import_elsewhere_does_not_shed_protection(tmp_path: Path, terraform_bin: Path) -> None:
+    """A `removed` block with `destroy = false` (a forget, which the rule's default actions allow) takes the
+    protected object out of the state without destroying it; an `import` block then brings the same object
+    back at an address no rule names. The ledger must still know it as protected: its delete is blocked."""
+    tf = TF(tmp_path, terraform_bin)
+    tf.write(DB + KEEP)
+    (tmp_path / "tfgate.yaml").write_text(MANIFEST)
+    tf.run("init", "-input=false")
+    tf.apply()
+    db_id = next(r for r in tf.state()["resources"] if r["name"] == "db")["instances"][0]["attributes"]["id"]
+    tf.plan("plan.bin")
+    assert tfgate("check", "plan.bin", cwd=tmp_path).returncode == 0  # the ledger learns the db's id
+    forget = "removed {\n  from = terraform_data.db\n  lifecycle {\n    destroy = false\n  }\n}\n"
+    gated_apply(tf, forget + KEEP)
+    tf.plan("again.bin")
+    assert tfgate("check", "again.bin", cwd=tmp_path).returncode == 0  # a check on the state without it
+    other = 'resource "terraform_data" "other" {\n  input = "x"\n}\n'
+    gated_apply(tf, f'import {{\n  to = terraform_data.other\n  id = "{db_id}"\n}}\n' + other + KEEP)
+    tf.write(KEEP)
+    tf.plan("delete.bin")
+    proc = tfgate("check", "delete.bin", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "DELETE   terraform_data.other" in proc.stdout and "ledger knows this object" in proc.stdout
