@@ -14,7 +14,12 @@ from tfgate.state.s3 import gather, state_key
 
 def _state(serial: int, lineage: str = "L1", resources: int = 1) -> bytes:
     return json.dumps(
-        {"version": 4, "serial": serial, "lineage": lineage, "resources": [{"type": "x"}] * resources}
+        {
+            "version": 4,
+            "serial": serial,
+            "lineage": lineage,
+            "resources": [{"mode": "managed", "type": "x", "name": "y", "instances": []}] * resources,
+        }
     ).encode()
 
 
