@@ -121,6 +121,7 @@ def test_signed_checkpoints(tmp_path: Path, _audit_log_env: Path) -> None:
     assert (
         refused.returncode == 2 and not (tmp_path / "m.json").exists() and "could not count" in refused.stderr
     )
+    assert 'namespaces="tfgate-audit"' in refused.stderr  # the fix it names is one that works
     verify = ["audit", "verify", "--checkpoint", str(tmp_path / "cp.json")]
     ok = tfgate(*verify, cwd=tmp_path)
     assert ok.returncode == 0 and "anchored heads present: checkpoint" in ok.stdout, ok.stdout + ok.stderr
@@ -137,3 +138,5 @@ def test_signed_checkpoints(tmp_path: Path, _audit_log_env: Path) -> None:
     (tmp_path / "allowed_signers").write_text(f'alice@example.com namespaces="tfgate" {pub}\n')
     refused = checkpoint("alice", "x.json")
     assert refused.returncode == 2 and "for namespace 'tfgate-audit'" in refused.stderr
+    # ... and the line it says to add lists tfgate-audit (not the approvers' "tfgate,tfgate-shim")
+    assert 'add a line alice@example.com namespaces="tfgate-audit"' in refused.stderr, refused.stderr

@@ -255,7 +255,7 @@ def usable_signers(
     public half is known) not listed for namespace tfgate."""
     from tfgate.approvals import allowed_signers
 
-    line = f'{signer} namespaces="{NAMESPACE},tfgate-shim" <public key, e.g. ssh-ed25519 AAAA...>'
+    line = f"{signer} {_namespaces(namespace)} <public key, e.g. ssh-ed25519 AAAA...>"
     if manifest.path is None:
         raise TfgateError(
             "no manifest (tfgate.yaml or --manifest): nothing says who may approve, so no approval could "
@@ -270,13 +270,13 @@ def usable_signers(
     if not signers.lines_for_principal(signer, namespace):
         raise TfgateError(
             f"{signer} is not listed in {manifest.allowed_signers} for namespace {namespace!r}, so this "
-            f"approval could not count: add a line {line} (or sign as a principal listed there)"
+            f"{_what(namespace)} could not count: add a line {line} (or sign as a principal listed there)"
         )
     public = _public_key(key) if key is not None else None
     if public is not None:
         auth = signers.authorize(public, signer, namespace, now)
         if not auth.ok:
-            raise TfgateError(_not_listed(signer, public, signers, f"{auth.kind}: {auth.reason}"))
+            raise TfgateError(_not_listed(signer, public, signers, f"{auth.kind}: {auth.reason}", namespace))
     return signers
 
 
@@ -290,10 +290,21 @@ def check_ttl(ttl: timedelta, manifest: Any) -> None:
         )
 
 
-def _not_listed(signer: str, key: Any, signers: Any, why: str) -> str:
+def _namespaces(namespace: str) -> str:
+    """The `namespaces=` option an allowed-signers line needs for NAMESPACE: approvers sign plan and shim
+    approvals alike; any other (tfgate-audit, checkpoints) only itself."""
+    approvals = namespace in (NAMESPACE, "tfgate-shim")
+    return f'namespaces="{NAMESPACE},tfgate-shim"' if approvals else f'namespaces="{namespace}"'
+
+
+def _what(namespace: str) -> str:
+    return "approval" if namespace in (NAMESPACE, "tfgate-shim") else "signature"
+
+
+def _not_listed(signer: str, key: Any, signers: Any, why: str, namespace: str = NAMESPACE) -> str:
     return (
-        f"this approval could not count ({why}): list key {key.fingerprint} for {signer} in {signers.path} "
-        f'(`{signer} namespaces="{NAMESPACE},tfgate-shim" {key.type} ...`), or sign with the key listed there'
+        f"this {_what(namespace)} could not count ({why}): list key {key.fingerprint} for {signer} in "
+        f"{signers.path} (`{signer} {_namespaces(namespace)} {key.type} ...`), or sign with the key listed there"
     )
 
 
