@@ -29,9 +29,9 @@ def _emitted_codes() -> dict[str, str]:
             if not isinstance(node, ast.Call):
                 continue
             name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
-            if name in FINDING_MAKERS and node.args and isinstance(node.args[0], ast.Constant):
-                if isinstance(node.args[0].value, str):
-                    codes[node.args[0].value] = str(path.relative_to(REPO))
+            first = node.args[0] if node.args else None
+            if name in FINDING_MAKERS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                codes[first.value] = str(path.relative_to(REPO))
     return codes
 
 
@@ -75,7 +75,11 @@ def test_every_readme_tfgate_command_and_option_exists() -> None:
                 path.append(words.pop(0))
             if hasattr(command, "commands"):
                 continue  # prose ("tfgate applies exactly it"), not a command line
-            options = {o for p in command.params for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]}
+            options = {
+                o
+                for p in command.params
+                for o in [*getattr(p, "opts", []), *getattr(p, "secondary_opts", [])]
+            }
             for word in words:
                 if word == "--":
                     break  # Terraform's arguments follow
