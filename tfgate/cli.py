@@ -256,7 +256,8 @@ def guard(
     audit_log: AuditLogOpt = None,
 ) -> None:  # fmt: skip
     """AI-agent guard: an agent's tool hook (its JSON on stdin, answered in its terms; hooks run the lean
-    `tfgate-guard`), `-- COMMAND...` judged, or `install --agent NAME --scope project|user`. Exit 0 or 2."""
+    `tfgate-guard`), `-- COMMAND...` judged, or `install --agent NAME --scope project|user`. Exit 0 allowed,
+    2 blocked (Copilot's and Cline's hooks: exit 0 with a deny answer, as those agents need)."""
     from tfgate.agents.hook import cli_guard
 
     raise typer.Exit(cli_guard(command or [], agent, scope, print_config, audit_log, "--" in sys.argv))

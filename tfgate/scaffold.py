@@ -157,7 +157,8 @@ def init(root: Path, *, workspace: str, echo: Callable[[str], None]) -> int:
         existing.append(f"{approvals} (not a directory)")
     if existing:
         raise TfgateError(
-            f"tfgate init never overwrites: {', '.join(existing)} already exist(s); nothing written"
+            f"tfgate init never overwrites: {', '.join(existing)} {'exist' if len(existing) > 1 else 'exists'}; "
+            "nothing written (edit what is there, or move it away first)"
         )
     found = read_state(root, workspace)
     _write(targets, [manifest_text(found), signers_text()])
