@@ -261,6 +261,16 @@ class StateBinding:
     def known(self) -> bool:
         return self.problem is None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The binding as the JSON result and `approvals verify --format json` show it."""
+        return {
+            "root": self.root,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "source": self.source,
+            "problem": self.problem,
+        }
+
     @property
     def state(self) -> dict[str, Any] | None:
         """The statement's ``state`` field: None when the plan was made against no state."""

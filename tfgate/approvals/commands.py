@@ -345,16 +345,6 @@ def check_approver(target: Target, manifest: Any, statement: Statement) -> None:
     )
 
 
-def _binding_dict(b: Any) -> dict[str, Any]:
-    return {
-        "root": b.root,
-        "lineage": b.lineage,
-        "serial": b.serial,
-        "source": b.source,
-        "problem": b.problem,
-    }
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:64]
 
@@ -385,7 +375,7 @@ def run_verify(
             "allowed": allowed,
             "plan_digest": target.digest,
             "workspace": target.workspace,
-            "binding": _binding_dict(target.binding),
+            "binding": target.binding.as_dict() if target.binding is not None else None,
             "approvals": [
                 {"source": o.source, "signer": o.signer, "counted": o.counted, "reason": o.reason,
                  "addresses": list(o.addresses)}

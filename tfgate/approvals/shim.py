@@ -41,6 +41,7 @@ from tfgate.approvals.statement import (
     _state,
     _time,
     lifetime_problem,
+    require_fields,
 )
 from tfgate.errors import TfgateError
 from tfgate.model import Change, ChangeClass, StateBinding
@@ -99,15 +100,9 @@ class ShimStatement:
                 f"not a version {FORMAT_VERSION} shim approval: earlier ones were bound to no workspace, root or "
                 "state and needed no expiry; approve again with `tfgate shim approve`"
             )
-        unknown = sorted(set(doc) - set(_KEYS))
-        if unknown:
-            raise StatementError(f"unknown field(s) {', '.join(unknown)}")
-        missing = [k for k in _KEYS if k not in doc]
-        if missing:
-            raise StatementError(f"missing field(s) {', '.join(missing)}")
-        for k in ("command", "workspace", "root", "signer", "issued_at", "expires", "reason"):
-            if not isinstance(doc[k], str) or not doc[k]:
-                raise StatementError(f"{k} must be a non-empty string")
+        require_fields(
+            doc, _KEYS, ("command", "workspace", "root", "signer", "issued_at", "expires", "reason")
+        )
         issued, expires = _time(doc["issued_at"], "issued_at"), _time(doc["expires"], "expires")
         if expires <= issued:
             raise StatementError("expires is not after issued_at")

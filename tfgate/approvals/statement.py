@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from tfgate.errors import TfgateError
 from tfgate.model import Change, ChangeClass, Violation
@@ -139,15 +140,9 @@ class Statement:
             )
         if version != FORMAT_VERSION or isinstance(version, bool):
             raise StatementError(f"not a tfgate approval (tfgate_approval: {FORMAT_VERSION} missing)")
-        unknown = sorted(set(doc) - set(_KEYS))
-        if unknown:
-            raise StatementError(f"unknown field(s) {', '.join(unknown)}")
-        missing = [k for k in _KEYS if k not in doc]
-        if missing:
-            raise StatementError(f"missing field(s) {', '.join(missing)}")
-        for k in ("plan_digest", "workspace", "root", "signer", "reason", "issued_at", "expires_at"):
-            if not isinstance(doc[k], str) or not doc[k]:
-                raise StatementError(f"{k} must be a non-empty string")
+        require_fields(
+            doc, _KEYS, ("plan_digest", "workspace", "root", "signer", "reason", "issued_at", "expires_at")
+        )
         if not _DIGEST.match(doc["plan_digest"]):
             raise StatementError("plan_digest must be sha256:<64 hex digits>")
         if not isinstance(doc["changes"], list) or not doc["changes"]:
@@ -211,6 +206,19 @@ def lifetime_problem(issued: datetime, expires: datetime, limit: timedelta) -> s
         f"too long-lived: valid for {expires - issued} ({_rfc3339(issued)} to {_rfc3339(expires)}), the "
         f"manifest allows at most {limit} (approvals: {{max_ttl}})"
     )
+
+
+def require_fields(doc: dict[str, Any], keys: Sequence[str], strings: Sequence[str]) -> None:
+    """A statement has exactly KEYS, and each of STRINGS is a non-empty string (StatementError otherwise)."""
+    unknown = sorted(set(doc) - set(keys))
+    if unknown:
+        raise StatementError(f"unknown field(s) {', '.join(unknown)}")
+    missing = [k for k in keys if k not in doc]
+    if missing:
+        raise StatementError(f"missing field(s) {', '.join(missing)}")
+    for k in strings:
+        if not isinstance(doc[k], str) or not doc[k]:
+            raise StatementError(f"{k} must be a non-empty string")
 
 
 def _time(text: str, name: str) -> datetime:

@@ -139,20 +139,8 @@ def result_to_dict(result: Result) -> dict[str, Any]:
         "changes": [
             _change(c) for c in result.changes if c.change_class is not _NO_OP or c.moved or c.importing
         ],
-        "binding": _binding(result.binding),
+        "binding": result.binding.as_dict() if result.binding is not None else None,
         "way_out": _way_out(result.way_out),
-    }
-
-
-def _binding(b: Any) -> dict[str, Any] | None:
-    if b is None:
-        return None
-    return {
-        "root": b.root,
-        "lineage": b.lineage,
-        "serial": b.serial,
-        "source": b.source,
-        "problem": b.problem,
     }
 
 
