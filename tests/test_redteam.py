@@ -7,6 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tfgate.model import Verdict
+from tfgate.pipeline import CheckOptions, run_check
+from tfgate.policy.manifest import PROVISIONER_RULE
+
 from .conftest import TF
 
 DB = 'resource "terraform_data" "db" {\n  input = "x"\n}\n'
@@ -54,3 +60,52 @@ def test_forget_then_import_elsewhere_does_not_shed_protection(tmp_path: Path, t
     proc = tfgate("check", "delete.bin", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "DELETE   terraform_data.other" in proc.stdout and "ledger knows this object" in proc.stdout
+
+
+REMOVED_WITH_PROVISIONER = """
+resource "terraform_data" "keep" {
+  input = "k"
+}
+removed {
+  from = terraform_data.junk
+  lifecycle {
+    destroy = true
+  }
+  provisioner "local-exec" {
+    when    = destroy
+    command = "echo pwned > pwned"
+  }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def removed_runs(tmp_path_factory: pytest.TempPathFactory, terraform_bin: Path) -> TF:
+    """An applied state with an unprotected resource, then a `removed` block (Terraform 1.9+) that destroys it
+    and runs a destroy-time `local-exec`: plan.bin, plan.json (show -json) and stream.jsonl."""
+    tf = TF(tmp_path_factory.mktemp("removed"), terraform_bin)
+    tf.write(KEEP + 'resource "terraform_data" "junk" {\n  input = "j"\n}\n')
+    tf.run("init", "-input=false")
+    tf.apply()
+    tf.write(REMOVED_WITH_PROVISIONER)
+    tf.plan("plan.bin")
+    (tf.dir / "plan.json").write_text(tf.run("show", "-json", "plan.bin").stdout)
+    (tf.dir / "stream.jsonl").write_text(tf.run("plan", "-json", "-input=false").stdout)
+    return tf
+
+
+@pytest.mark.parametrize("form", ["plan.bin", "plan.json", "stream.jsonl"])
+def test_a_removed_blocks_destroy_provisioner_is_a_provisioner_command(removed_runs: TF, form: str) -> None:
+    """The `removed` block's `local-exec` runs with the applier's credentials when the plan deletes
+    terraform_data.junk: it blocks like any other provisioner, in every form."""
+    result = run_check(CheckOptions(plan=str(removed_runs.dir / form), workdir=removed_runs.dir))
+    assert result.verdict is Verdict.BLOCK
+    [v] = result.blocked_violations
+    assert (v.address, v.rule) == ("terraform_data.junk", PROVISIONER_RULE)
+    assert "echo pwned > pwned" in v.reason
+
+
+def test_a_removed_blocks_provisioner_does_not_ride_tfgate_apply(removed_runs: TF) -> None:
+    proc = tfgate("apply", "--auto-approve", "plan.bin", cwd=removed_runs.dir)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert not (removed_runs.dir / "pwned").exists()

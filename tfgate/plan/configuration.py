@@ -28,6 +28,7 @@ from tfgate.model import Change, ChangeClass
 
 #: (module names from the root, resource type, resource name): a resource block in the configuration.
 BlockKey = tuple[tuple[str, ...], str, str]
+_NO_CONFIG = ("delete_because_no_resource_config", "delete_because_no_module")
 _MODULE_STEP = re.compile(r'module\.([A-Za-z_][\w-]*)(?:\[(?:"(?:[^"\\]|\\.)*"|[^\]]*)\])?\.?')
 
 
@@ -170,7 +171,7 @@ def _hcl_module(texts: Iterable[tuple[str, str]], path: tuple[str, ...], blocks:
                         blocks[(path, _unquote(rtype), _unquote(rname))] = provs
         for entry in doc.get("removed") or ():  # `removed { from = X  provisioner ... }` (Terraform 1.9+)
             provs = _hcl_provisioners(entry)
-            target = _unquote(entry.get("from", ""))
+            target = _reference(entry.get("from", ""))
             if provs and isinstance(target, str):
                 parts = target.split(".")
                 mods = tuple(parts[i + 1] for i in range(0, len(parts) - 2, 2) if parts[i] == "module")
@@ -180,6 +181,16 @@ def _hcl_module(texts: Iterable[tuple[str, str]], path: tuple[str, ...], blocks:
             for mname, body in entry.items():
                 calls[_unquote(mname)] = _unquote(body.get("source", ""))
     return calls
+
+
+def _reference(value: Any) -> Any:
+    """A bare reference as python-hcl2 gives it (``${terraform_data.x}``) or quoted, as its text."""
+    from tfgate.state.backend import _unquote
+
+    value = _unquote(value)
+    if isinstance(value, str) and value.startswith("${") and value.endswith("}"):
+        return value[2:-1].strip()
+    return value
 
 
 def _hcl_provisioners(body: Mapping[str, Any]) -> tuple[Provisioner, ...]:
@@ -217,7 +228,11 @@ def from_plan_file(path: Path, fallback: Provisioners) -> Provisioners:
                 if any(n.endswith(".tf.json") and b'"provisioner"' in t.encode() for n, t in texts):
                     return fallback  # JSON-syntax configuration: python-hcl2 does not read it
                 path_names = tuple(key.split(".")) if key else ()
-                _hcl_module([(n, t) for n, t in texts if n.endswith(".tf")], path_names, blocks)
+                hcl = [(n, t) for n, t in texts if n.endswith(".tf")]
+                if any(
+                    "provisioner" in t for _, t in hcl
+                ):  # else nothing to find: python-hcl2 is slow to load
+                    _hcl_module(hcl, path_names, blocks)
     except Exception:  # unreadable in any way: the conservative reading stands
         return fallback
     # Every block the show-json reading saw must have been found here too; otherwise trust neither less.
@@ -289,6 +304,20 @@ def read_provisioners(plan: Any, workdir: Path) -> Provisioners:
     if raw.strip() == b"null":
         return Provisioners(info.source, missing="the plan document has no `configuration` block")
     found = from_json(raw, info.source)
-    if found.blocks and info.input_format == "binary" and plan.path is not None:
+    # show -json does not record `removed` blocks, whose destroy-time provisioners run on a delete of a
+    # resource no longer in the configuration: the plan file's own configuration is read for those too.
+    if info.input_format == "binary" and plan.path is not None and (found.blocks or _unconfigured(plan)):
         return from_plan_file(plan.path, found)
+    if info.input_format != "binary" and _unconfigured(plan):  # show -json: the working directory's blocks
+        local = from_workdir(workdir)
+        if local.unknown:
+            why = next(iter(local.unknown.values()))
+            missing = f"show -json does not record `removed` blocks' provisioners, and {why}"
+            return Provisioners(found.source, found.blocks, missing=missing)
+        return Provisioners(found.source, {**local.blocks, **found.blocks})
     return found
+
+
+def _unconfigured(plan: Any) -> bool:
+    """Does the plan destroy a resource with no configuration (where a `removed` block may run provisioners)?"""
+    return any(c.mode == "managed" and c.destroys and c.action_reason in _NO_CONFIG for c in plan.changes)
