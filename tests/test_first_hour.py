@@ -206,6 +206,26 @@ def test_the_printed_approve_command_works_as_written(world: World, tmp_path: Pa
     shutil.rmtree(world.dir / "blocker")
 
 
+def test_the_way_out_after_a_gated_plan_names_only_options_its_commands_take(
+    world: World, terraform_bin: Path
+) -> None:
+    """`tfgate plan`'s way out ends with `tfgate apply PLANFILE ...`: apply takes no --input-format (the gate
+    checks a saved binary plan), so printing one made the command as printed an argument error."""
+    import typer
+
+    from tfgate.enforce.gated import GateOptions, check
+
+    result = check(GateOptions(workdir=world.dir, terraform=str(terraform_bin)), world.dir / "plan.bin")
+    way = result.way_out
+    assert way is not None and way.approve and way.then.startswith("tfgate apply ")
+    root = typer.main.get_command(app)
+    for line in (way.approve, way.then):
+        words = shlex.split(line)
+        command = root.commands[words[1]]
+        options = {o for param in command.params for o in getattr(param, "opts", [])}
+        assert [w for w in words[2:] if w.startswith("-") and w not in options] == [], line
+
+
 def test_check_resolves_paths_against_C(world: World, tmp_path: Path) -> None:
     """`check -C DIR plan` reads DIR/plan, DIR's manifest, and writes --report-md relative to DIR."""
     proc = tfgate("check", "-C", str(world.dir), "plan.bin", "--report-md", "r.md", cwd=tmp_path)

@@ -53,10 +53,11 @@ def way_out(result: Result, manifest: Manifest, inv: Invocation) -> WayOut | Non
         ("--manifest", inv.manifest and shown(inv.manifest, inv.workdir)),
         ("--workspace", inv.workspace),
         ("--terraform", inv.terraform),
-        ("--input-format", inv.input_format),
     ):
         if value:
             common += [flag, value]
+    # `tfgate apply` takes only a saved plan, and no --input-format (it would be an argument error).
+    form = ["--input-format", inv.input_format] if inv.input_format else []
     target = shown(approvals_dir(inv), inv.workdir).rstrip("/") + "/"
     rules = {r.name: r for r in manifest.rules}
     needed: dict[str, tuple[int, list[str]]] = {}
@@ -66,10 +67,12 @@ def way_out(result: Result, manifest: Manifest, inv: Invocation) -> WayOut | Non
     approve = None
     if needed:
         approve = shlex.join(
-            ["tfgate", "approve", *common, "--signer", "SIGNER", "--key", "KEY", "--reason", "REASON",
+            ["tfgate", "approve", *common, *form, "--signer", "SIGNER", "--key", "KEY", "--reason", "REASON",
              "--output", target]
         )  # fmt: skip
-    then = shlex.join(["tfgate", inv.then, *common, "--approvals", target])
+    then = shlex.join(
+        ["tfgate", inv.then, *common, *(form if inv.then != "apply" else []), "--approvals", target]
+    )
     return WayOut(
         approve=approve,
         approvals_dir=target,
