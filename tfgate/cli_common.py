@@ -38,7 +38,9 @@ WorkspaceOpt = Annotated[
 TerraformOpt = Annotated[
     str | None,
     typer.Option(
-        "--terraform", help="Terraform/OpenTofu binary, or 'embedded' (default: TFGATE_TERRAFORM, PATH)."
+        "--terraform",
+        help="Terraform/OpenTofu binary, or 'embedded' (default: TFGATE_TERRAFORM, terraform or tofu on PATH, "
+        "then the embedded one).",
     ),
 ]
 FormatOpt = Annotated[
