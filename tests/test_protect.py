@@ -271,3 +271,14 @@ def test_an_allowed_change_applies_as_the_privileged_user(protected: Protected) 
     assert protected.state_file.stat().st_uid == ensure_user(PRIV).pw_uid
     log = Path(protected.pin.audit_log).read_text().splitlines()
     assert json.loads(log[-1])["status"] == "applied"
+    # the privileged side anchors the log's head where the agent cannot write; a cut-off tail then shows
+    anchor = protected.state_file.parent / "audit-anchor.json"
+    assert (
+        anchor.stat().st_uid == ensure_user(PRIV).pw_uid
+        and json.loads(anchor.read_text())["seq"] == json.loads(log[-1])["seq"]
+    )
+    verify = subprocess.run(
+        [sys.executable, "-m", "tfgate", "audit", "verify", "--anchor", str(anchor), str(protected.pin.audit_log)],
+        capture_output=True, text=True, cwd=anchor.parent,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr

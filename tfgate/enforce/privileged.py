@@ -241,7 +241,23 @@ def run(root: Path) -> int:
                 _init_backend(opts, base / STATE)
             install_providers(opts, plan, base)
             label = f"{root} (plan from {env['SUDO_USER']}, sha256 {sealed.sha256[:12]})"
-            return gated.apply_checked(opts, sealed, emit=_emit, label=label)
+            code = gated.apply_checked(opts, sealed, emit=_emit, label=label)
+    anchor_audit(Path(pin.audit_log), base / STATE)
+    return code
+
+
+#: The privileged copy of the audit log's head, in its state directory (`tfgate audit verify --anchor FILE`).
+ANCHOR = "audit-anchor.json"
+
+
+def anchor_audit(log: Path, base: Path) -> None:
+    """Record the audit log's head where only the privileged user writes, after every privileged check (allowed
+    and applied, or blocked); a run that ends in an input error leaves the previous anchor."""
+    from tfgate.anchor import head, write_anchor
+
+    h = head(log)
+    if h is not None:
+        write_anchor(base / ANCHOR, h)
 
 
 def state_dir_of(pin) -> Path:
