@@ -115,6 +115,8 @@ TABLE: list[tuple[str, bool, str | None]] = [
         BLOCK,
         SELF_APPROVAL,
     ),
+    ("tfgate audit checkpoint --key ~/.ssh/id_ed25519 --signer alice@example.com", BLOCK, SELF_APPROVAL),
+    ("tfgate audit verify --checkpoint cp.json", ALLOW, None),
     # read-only and unrelated commands pass
     ("terraform init -input=false", ALLOW, None),
     ("terraform validate", ALLOW, None),

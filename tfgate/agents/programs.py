@@ -261,6 +261,13 @@ def _tfgate(args: Sequence[str], segment: Sequence[str]) -> Decision:
             "to review the plan and run `tfgate approve` themselves.",
             segment,
         )
+    if positional[:2] == ["audit", "checkpoint"]:  # as `ssh-keygen -Y sign -n tfgate-audit` is
+        return _block(
+            SELF_APPROVAL,
+            f"`{_join(segment)}` signs an audit checkpoint, a human's statement that the log is intact up to "
+            "here: ask a human to review the log and sign it themselves.",
+            segment,
+        )
     return ALLOW
 
 
