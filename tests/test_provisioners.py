@@ -231,6 +231,8 @@ def test_apply_without_plan_and_terminal_is_refused(tmp_path: Path, terraform_bi
                               stdin=subprocess.DEVNULL)  # fmt: skip
         assert proc.returncode == 2
         assert "--auto-approve" in proc.stderr and "no terminal" in proc.stderr
+        # the saved-plan route it names plans the same thing: a destroy plan for `tfgate destroy`
+        assert ("`tfgate plan -- -destroy`" in proc.stderr) is (cmd == "destroy"), proc.stderr
     assert not (tmp_path / "terraform.tfstate").exists() or not tf.state()["resources"]
 
 

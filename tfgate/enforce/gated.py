@@ -428,7 +428,8 @@ def terminal_confirmation(what: str, stdin=None) -> Callable[[], bool]:
     if not stdin.isatty():
         raise TfgateError(
             f"`tfgate {what}` without a saved plan asks for confirmation, and there is no terminal to ask on: "
-            f"run it on a terminal, pass --auto-approve, or `tfgate plan` and then `tfgate apply PLANFILE`"
+            f"run it on a terminal, pass --auto-approve, or `tfgate plan{' -- -destroy' if what == 'destroy' else ''}`"
+            " and then `tfgate apply PLANFILE`"
         )
 
     def confirm() -> bool:
