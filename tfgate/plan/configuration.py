@@ -171,12 +171,9 @@ def _hcl_module(texts: Iterable[tuple[str, str]], path: tuple[str, ...], blocks:
                         blocks[(path, _unquote(rtype), _unquote(rname))] = provs
         for entry in doc.get("removed") or ():  # `removed { from = X  provisioner ... }` (Terraform 1.9+)
             provs = _hcl_provisioners(entry)
-            target = _reference(entry.get("from", ""))
-            if provs and isinstance(target, str):
-                parts = target.split(".")
-                mods = tuple(parts[i + 1] for i in range(0, len(parts) - 2, 2) if parts[i] == "module")
-                if len(parts) >= 2:
-                    blocks[((*path, *mods), parts[-2], parts[-1])] = provs
+            where = _removed_key(_reference(entry.get("from", "")), path)
+            if provs and where is not None:
+                blocks[where] = provs
         for entry in doc.get("module") or ():
             for mname, body in entry.items():
                 calls[_unquote(mname)] = _unquote(body.get("source", ""))
@@ -207,14 +204,16 @@ def _hcl_provisioners(body: Mapping[str, Any]) -> tuple[Provisioner, ...]:
 
 
 def from_plan_file(path: Path, fallback: Provisioners) -> Provisioners:
-    """The provisioners of the configuration embedded in a saved plan (``when`` known). Anything in the
-    archive that cannot be read leaves FALLBACK (the show-json reading, which counts every provisioner
-    for creates and destroys) in force."""
+    """The provisioners of the configuration embedded in a saved plan (``when`` known), with those of its
+    `removed` blocks (which show -json does not record). Where the archive's reading cannot be trusted, every
+    block FALLBACK (the show-json reading, which counts every provisioner for creates and destroys) saw is
+    added; an archive that cannot be read at all leaves the provisioners of removed resources unknown."""
+    blocks: dict[BlockKey, tuple[Provisioner, ...]] = {}
+    conservative = False
     try:
         with zipfile.ZipFile(path) as archive:
             modules = json.loads(archive.read("tfconfig/modules.json"))
             names = archive.namelist()
-            blocks: dict[BlockKey, tuple[Provisioner, ...]] = {}
             for mod in modules:
                 key = mod.get("Key", "")
                 prefix = f"tfconfig/m-{key}/"
@@ -225,20 +224,55 @@ def from_plan_file(path: Path, fallback: Provisioners) -> Provisioners:
                     and "/" not in n[len(prefix) :]
                     and n.endswith((".tf", ".tf.json"))
                 ]
-                if any(n.endswith(".tf.json") and b'"provisioner"' in t.encode() for n, t in texts):
-                    return fallback  # JSON-syntax configuration: python-hcl2 does not read it
                 path_names = tuple(key.split(".")) if key else ()
+                for _, text in (t for t in texts if t[0].endswith(".tf.json") and "provisioner" in t[1]):
+                    conservative = True  # JSON syntax: its resource blocks are taken from show -json
+                    _json_removed(json.loads(text), path_names, blocks)
                 hcl = [(n, t) for n, t in texts if n.endswith(".tf")]
                 if any(
                     "provisioner" in t for _, t in hcl
-                ):  # else nothing to find: python-hcl2 is slow to load
+                ):  # else nothing to find (python-hcl2 is slow to load)
                     _hcl_module(hcl, path_names, blocks)
-    except Exception:  # unreadable in any way: the conservative reading stands
-        return fallback
-    # Every block the show-json reading saw must have been found here too; otherwise trust neither less.
-    if set(fallback.blocks) - set(blocks):
-        return fallback
+    except Exception as exc:  # unreadable in any way: the conservative reading, and removed blocks unknown
+        why = f"the saved plan's embedded configuration cannot be read ({exc})"
+        return Provisioners(fallback.source, fallback.blocks, unknown={"": why})
+    # Every block the show-json reading saw must have been found here too; otherwise trust it over this one.
+    if conservative or set(fallback.blocks) - set(blocks):
+        return Provisioners(fallback.source, {**blocks, **fallback.blocks})
     return Provisioners(f"{path} (embedded configuration)", blocks)
+
+
+def _removed_key(target: Any, path: tuple[str, ...]) -> BlockKey | None:
+    """The resource block a `removed` block's ``from`` (``module.a.TYPE.NAME``) names, from module PATH."""
+    if not isinstance(target, str):
+        return None
+    parts = target.split(".")
+    if len(parts) < 2:
+        return None
+    mods = tuple(parts[i + 1] for i in range(0, len(parts) - 2, 2) if parts[i] == "module")
+    return ((*path, *mods), parts[-2], parts[-1])
+
+
+def _json_removed(doc: Any, path: tuple[str, ...], blocks: dict) -> None:
+    """Provisioners of the `removed` blocks of one JSON-syntax file (``.tf.json``) into BLOCKS."""
+    entries = doc.get("removed") if isinstance(doc, dict) else None
+    for entry in entries if isinstance(entries, list) else [entries] if isinstance(entries, dict) else ():
+        provs = entry.get("provisioner") if isinstance(entry, dict) else None
+        found = []
+        for item in provs if isinstance(provs, list) else [provs] if isinstance(provs, dict) else ():
+            for ptype, settings in item.items() if isinstance(item, dict) else ():
+                for one in settings if isinstance(settings, list) else [settings]:
+                    one = one if isinstance(one, dict) else {}
+                    shown = {
+                        k: v if isinstance(v, str) else json.dumps(v) for k, v in one.items() if k != "when"
+                    }
+                    when = one.get("when", "create")
+                    found.append(
+                        Provisioner(ptype, when if isinstance(when, str) else None, describe(ptype, shown))
+                    )
+        where = _removed_key(entry.get("from") if isinstance(entry, dict) else None, path)
+        if found and where is not None:
+            blocks[where] = tuple(found)
 
 
 def from_workdir(workdir: Path) -> Provisioners:
