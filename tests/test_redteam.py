@@ -124,3 +124,45 @@ def test_a_removed_blocks_provisioner_does_not_ride_tfgate_apply(removed_runs: T
     proc = tfgate("apply", "--auto-approve", "plan.bin", cwd=removed_runs.dir)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert not (removed_runs.dir / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "find . -name ledger.json -delete",
+        "find . -name 'ledger*' -delete",
+        "find . -type f -name audit.jsonl -delete",
+        "find . -name ledger.json -exec rm {} +",
+        "find infra -iname 'LEDGER.JSON' -delete",
+    ],
+)
+@pytest.mark.parametrize("cwd", ["known", "unknown"])
+def test_find_deleting_the_ledger_by_name_is_blocked(tmp_path: Path, command: str, cwd: str) -> None:
+    """`rm .tfgate/ledger.json` is blocked; a `find -name` whose pattern names the ledger (or the audit log) in
+    a directory holding it must be too: without its ledger tfgate forgets which objects it knew as protected."""
+    from tfgate.agents.analyzer import check_command
+
+    for root in (tmp_path, tmp_path / "infra"):
+        (root / ".tfgate").mkdir(parents=True)
+        (root / ".tfgate" / "ledger.json").write_text('{"workspaces": {}}')
+        (root / ".tfgate" / "audit.jsonl").write_text("")
+    decision = check_command(command, str(tmp_path) if cwd == "known" else None)
+    assert not decision.allowed, decision
+
+
+def test_find_deleting_other_files_by_name_passes(tmp_path: Path) -> None:
+    from tfgate.agents.analyzer import check_command
+
+    (tmp_path / ".tfgate").mkdir()
+    (tmp_path / ".tfgate" / "ledger.json").write_text('{"workspaces": {}}')
+    assert check_command("find . -name '*.tmp' -delete", str(tmp_path)).allowed
+    assert check_command("find . -name plan.out -delete", str(tmp_path)).allowed
+
+
+def test_find_deleting_a_ledger_the_manifest_moved_is_blocked(tmp_path: Path) -> None:
+    from tfgate.agents.analyzer import check_command
+
+    (tmp_path / "tfgate.yaml").write_text(MANIFEST + "state:\n  ledger: evidence/gate-memory.json\n")
+    (tmp_path / "evidence").mkdir()
+    (tmp_path / "evidence" / "gate-memory.json").write_text('{"workspaces": {}}')
+    assert not check_command("find . -name gate-memory.json -delete", str(tmp_path)).allowed

@@ -38,7 +38,10 @@ _FIND_ACTIONS = frozenset(
 )
 _FIND_NAMES = frozenset({"-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename", "-lname"})
 #: Sample names of the ground, for patterns (`find -name 'tfgate.*'`, `rm -rf *` with no working directory).
-_SAMPLES = ("tfgate.yaml", "tfgate.yml", "tfgate.json", "allowed_signers", ".tfgate", "approval-x.json")
+_SAMPLES = (
+    "tfgate.yaml", "tfgate.yml", "tfgate.json", "allowed_signers", ".tfgate", "approval-x.json", "ledger.json",
+    "audit.jsonl",
+)  # fmt: skip
 
 
 def _operands(args: Sequence[str]) -> list[str]:
@@ -183,11 +186,24 @@ def _copy(name: str, args: Sequence[str], ground: Ground) -> tuple[str, str] | N
     return None
 
 
+_NAMED = (
+    "tfgate's ledger",
+    "the audit log",
+    "the approvals",
+)  # ground.dynamic()'s files, not its directories
+
+
 def _find(args: Sequence[str], ground: Ground) -> tuple[str, str] | None:
     patterns = [args[k + 1] for k, a in enumerate(args[:-1]) if a in _FIND_NAMES]
+    # the ledger and audit log where the manifest or environment put them (`state: {ledger: ...}`), by name
+    named = (
+        [os.path.basename(p).lower() for p, what in ground.dynamic() if what.startswith(_NAMED)]
+        if patterns
+        else []
+    )
     for p in patterns:
         last = p.rstrip("/").rsplit("/", 1)[-1].lower()
-        if any(fnmatch.fnmatchcase(s, last) for s in _SAMPLES) or ground.path(p):
+        if any(fnmatch.fnmatchcase(s, last) for s in (*_SAMPLES, *named)) or ground.path(p):
             return p, "tfgate's files (a find pattern that matches them)"
     starts = []
     for a in args:
