@@ -166,3 +166,34 @@ def test_find_deleting_a_ledger_the_manifest_moved_is_blocked(tmp_path: Path) ->
     (tmp_path / "evidence").mkdir()
     (tmp_path / "evidence" / "gate-memory.json").write_text('{"workspaces": {}}')
     assert not check_command("find . -name gate-memory.json -delete", str(tmp_path)).allowed
+
+
+def test_a_saved_plan_whose_prior_state_was_edited_is_blocked(tmp_path: Path, terraform_bin: Path) -> None:
+    """Terraform applies a saved plan onto the state inside it (`tfstate`): a plan zip whose `tfstate` had the
+    protected resource cut out (lineage and serial kept) shows an innocent update, and its apply drops the
+    resource from the state. The prior state inside the plan must hold every object the state holds."""
+    import json
+    import zipfile
+
+    tf = TF(tmp_path, terraform_bin)
+    tf.write(DB + KEEP)
+    (tmp_path / "tfgate.yaml").write_text(MANIFEST)
+    tf.run("init", "-input=false")
+    tf.apply()
+    tf.write(DB + KEEP.replace('"k"', '"k2"'))
+    tf.plan("plan.bin")
+    with zipfile.ZipFile(tmp_path / "plan.bin") as src, zipfile.ZipFile(tmp_path / "edited.bin", "w") as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "tfstate":
+                state = json.loads(data)
+                state["resources"] = [r for r in state["resources"] if r["name"] != "db"]
+                data = json.dumps(state).encode()
+            out.writestr(info, data)
+    before = (tmp_path / "terraform.tfstate").read_bytes()
+    proc = tfgate("check", "edited.bin", cwd=tmp_path)
+    assert proc.returncode == 1 and "plan_state_mismatch" in proc.stdout, proc.stdout + proc.stderr
+    assert "terraform_data.db" in proc.stdout
+    assert tfgate("apply", "--auto-approve", "edited.bin", cwd=tmp_path).returncode == 1
+    assert (tmp_path / "terraform.tfstate").read_bytes() == before
+    assert tfgate("check", "plan.bin", cwd=tmp_path).returncode == 0  # the plan as Terraform saved it

@@ -374,7 +374,33 @@ def _plan_findings(
                 lineage=current.lineage,
             )
         )
+    elif lost := _not_in_plan_state(planned, current):
+        shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+        out.append(
+            _block(
+                "plan_state_mismatch",
+                f"the state inside the saved plan lacks {len(lost)} object(s) the current state (same lineage and "
+                f"serial) holds: {shown}. Terraform applies the plan onto the state inside it, so applying it would "
+                "drop them from the state. The plan file was edited, or the objects were deleted outside Terraform "
+                "(then review and apply a `terraform plan -refresh-only` first)",
+                objects=lost,
+                lineage=current.lineage,
+                serial=current.serial,
+            )
+        )
     return out
+
+
+def _not_in_plan_state(planned: StateInfo, current: StateInfo) -> list[str]:
+    """Objects (address, deposed) of the current state that the saved plan's prior state does not hold."""
+    from tfgate.state.objects import state_objects
+
+    have = {(o.change.address, o.change.deposed) for o in state_objects(planned)}
+    return [
+        a + (f" (deposed {d})" if d else "")
+        for a, d in ((o.change.address, o.change.deposed) for o in state_objects(current))
+        if (a, d) not in have
+    ]
 
 
 def _s3_findings(ev: Any, seen: dict[str, Any] | None) -> list[Finding]:
