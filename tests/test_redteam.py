@@ -168,10 +168,14 @@ def test_find_deleting_a_ledger_the_manifest_moved_is_blocked(tmp_path: Path) ->
     assert not check_command("find . -name gate-memory.json -delete", str(tmp_path)).allowed
 
 
-def test_a_saved_plan_whose_prior_state_was_edited_is_blocked(tmp_path: Path, terraform_bin: Path) -> None:
+@pytest.mark.parametrize("edit", ["cut", "other_id"])
+def test_a_saved_plan_whose_prior_state_was_edited_is_blocked(
+    tmp_path: Path, terraform_bin: Path, edit: str
+) -> None:
     """Terraform applies a saved plan onto the state inside it (`tfstate`): a plan zip whose `tfstate` had the
     protected resource cut out (lineage and serial kept) shows an innocent update, and its apply drops the
-    resource from the state. The prior state inside the plan must hold every object the state holds."""
+    resource from the state (or, with its id rewritten, points the state at another object). The prior state
+    inside the plan must hold every object the state holds, as the same object."""
     import json
     import zipfile
 
@@ -187,7 +191,11 @@ def test_a_saved_plan_whose_prior_state_was_edited_is_blocked(tmp_path: Path, te
             data = src.read(info.filename)
             if info.filename == "tfstate":
                 state = json.loads(data)
-                state["resources"] = [r for r in state["resources"] if r["name"] != "db"]
+                if edit == "cut":
+                    state["resources"] = [r for r in state["resources"] if r["name"] != "db"]
+                else:  # the db's id rewritten: applied, the state would hold another object
+                    db = next(r for r in state["resources"] if r["name"] == "db")
+                    db["instances"][0]["attributes"]["id"] = "00000000-0000-0000-0000-000000000000"
                 data = json.dumps(state).encode()
             out.writestr(info, data)
     before = (tmp_path / "terraform.tfstate").read_bytes()

@@ -381,7 +381,7 @@ def _plan_findings(
                 "plan_state_mismatch",
                 f"the state inside the saved plan lacks {len(lost)} object(s) the current state (same lineage and "
                 f"serial) holds: {shown}. Terraform applies the plan onto the state inside it, so applying it would "
-                "drop them from the state. The plan file was edited, or the objects were deleted outside Terraform "
+                "drop or rewrite them in the state. The plan file was edited, or the objects were deleted outside Terraform "
                 "(then review and apply a `terraform plan -refresh-only` first)",
                 objects=lost,
                 lineage=current.lineage,
@@ -392,15 +392,20 @@ def _plan_findings(
 
 
 def _not_in_plan_state(planned: StateInfo, current: StateInfo) -> list[str]:
-    """Objects (address, deposed) of the current state that the saved plan's prior state does not hold."""
+    """Objects (address, deposed) of the current state that the saved plan's prior state does not hold, or
+    holds under other identity keys (id, arn, resource identity: a refresh does not change who an object is)."""
     from tfgate.state.objects import state_objects
 
-    have = {(o.change.address, o.change.deposed) for o in state_objects(planned)}
-    return [
-        a + (f" (deposed {d})" if d else "")
-        for a, d in ((o.change.address, o.change.deposed) for o in state_objects(current))
-        if (a, d) not in have
-    ]
+    have = {(o.change.address, o.change.deposed): o.keys for o in state_objects(planned)}
+    out = []
+    for o in state_objects(current):
+        where = (o.change.address, o.change.deposed)
+        name = o.change.address + (f" (deposed {o.change.deposed})" if o.change.deposed else "")
+        if where not in have:
+            out.append(name)
+        elif o.keys and have[where] != o.keys:
+            out.append(f"{name} (as another object: {', '.join(have[where]) or 'no id'})")
+    return out
 
 
 def _s3_findings(ev: Any, seen: dict[str, Any] | None) -> list[Finding]:
