@@ -205,3 +205,35 @@ def test_a_saved_plan_whose_prior_state_was_edited_is_blocked(
     assert tfgate("apply", "--auto-approve", "edited.bin", cwd=tmp_path).returncode == 1
     assert (tmp_path / "terraform.tfstate").read_bytes() == before
     assert tfgate("check", "plan.bin", cwd=tmp_path).returncode == 0  # the plan as Terraform saved it
+
+
+def test_the_digest_covers_the_configuration_the_apply_runs(tmp_path: Path, terraform_bin: Path) -> None:
+    """An approval of a plan whose new resource runs `echo hi` is an approval of its digest: the same plan
+    with the command in its embedded configuration edited must not have that digest (binary and show -json,
+    compact or pretty, still share one)."""
+    import json
+    import zipfile
+
+    from tfgate.plan.loader import load_plan
+
+    tf = TF(tmp_path, terraform_bin)
+    tf.write(KEEP)
+    tf.run("init", "-input=false")
+    tf.apply()
+    tf.write(
+        KEEP
+        + 'resource "terraform_data" "r" {\n  provisioner "local-exec" {\n    command = "echo hi"\n  }\n}\n'
+    )
+    tf.plan("plan.bin")
+    with zipfile.ZipFile(tmp_path / "plan.bin") as src, zipfile.ZipFile(tmp_path / "edited.bin", "w") as out:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            out.writestr(info, data.replace(b"echo hi", b"echo pwned > pwned"))
+    shown = tf.run("show", "-json", "plan.bin").stdout
+    (tmp_path / "plan.json").write_text(shown)
+    (tmp_path / "pretty.json").write_text(json.dumps(json.loads(shown), indent=2))
+    digest = {
+        name: load_plan(str(tmp_path / name)).info.digest for name in ("plan.bin", "plan.json", "pretty.json")
+    }
+    assert len(set(digest.values())) == 1, digest
+    assert load_plan(str(tmp_path / "edited.bin")).info.digest != digest["plan.bin"]

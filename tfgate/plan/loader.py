@@ -346,6 +346,9 @@ def _load_show_json(
         for i in sorted(range(len(changes)), key=lambda i: sort_key(changes[i])):
             _digest(digest, changes[i], _rc_decoder.decode(raws[i]).change, compact)
 
+    # The configuration is what the apply runs besides the changes (provisioner commands, provider settings):
+    # an approval of the plan is an approval of it too.
+    digest.update(b"".join((_RS, b"configuration", _RS, _normalised(plan.configuration, compact), _RS)))
     info = PlanInfo(
         source=label,
         input_format=fmt,

@@ -374,7 +374,7 @@ def _plan_findings(
                 lineage=current.lineage,
             )
         )
-    elif lost := _not_in_plan_state(planned, current):
+    elif lost := _not_in_plan_state(planned, current, plan):
         shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
         out.append(
             _block(
@@ -391,15 +391,17 @@ def _plan_findings(
     return out
 
 
-def _not_in_plan_state(planned: StateInfo, current: StateInfo) -> list[str]:
-    """Objects (address, deposed) of the current state that the saved plan's prior state does not hold, or
-    holds under other identity keys (id, arn, resource identity: a refresh does not change who an object is)."""
+def _not_in_plan_state(planned: StateInfo, current: StateInfo, plan: Any) -> list[str]:
+    """Objects (address, deposed) of the current state that the saved plan's prior state does not hold (at
+    the address a `moved` block gave it), or holds under other identity keys (id, arn, resource identity: a
+    refresh does not change who an object is)."""
     from tfgate.state.objects import state_objects
 
+    moves = {c.previous_address: c.address for c in plan.changes if c.moved}
     have = {(o.change.address, o.change.deposed): o.keys for o in state_objects(planned)}
     out = []
     for o in state_objects(current):
-        where = (o.change.address, o.change.deposed)
+        where = (moves.get(o.change.address, o.change.address), o.change.deposed)
         name = o.change.address + (f" (deposed {o.change.deposed})" if o.change.deposed else "")
         if where not in have:
             out.append(name)
