@@ -391,6 +391,13 @@ def _plan_findings(
     return out
 
 
+def _other_object(planned: tuple[str, ...], current: tuple[str, ...]) -> bool:
+    """Identity keys of one kind (id, arn, resource identity) that both have, with different values (a refresh
+    may fill in a key the state lacked, never change one)."""
+    kinds = {k.split("=", 1)[0]: k for k in planned}
+    return any(kinds.get(k.split("=", 1)[0], k) != k for k in current)
+
+
 def _not_in_plan_state(planned: StateInfo, current: StateInfo, plan: Any) -> list[str]:
     """Objects (address, deposed) of the current state that the saved plan's prior state does not hold (at
     the address a `moved` block gave it), or holds under other identity keys (id, arn, resource identity: a
@@ -405,7 +412,7 @@ def _not_in_plan_state(planned: StateInfo, current: StateInfo, plan: Any) -> lis
         name = o.change.address + (f" (deposed {o.change.deposed})" if o.change.deposed else "")
         if where not in have:
             out.append(name)
-        elif o.keys and have[where] != o.keys:
+        elif _other_object(have[where], o.keys):
             out.append(f"{name} (as another object: {', '.join(have[where]) or 'no id'})")
     return out
 
