@@ -82,16 +82,29 @@ def machine() -> str:
     )
 
 
+def in_child(fn: object, *args: object) -> None:
+    """Run a plan generator in a fresh interpreter. The peak RSS (ru_maxrss) of every process this harness
+    starts begins at the harness's own size when it forks, so a large plan built in this process would be
+    counted in every tool's RSS."""
+    import multiprocessing
+
+    proc = multiprocessing.get_context("spawn").Process(target=fn, args=args)
+    proc.start()
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"plan generator failed (exit {proc.exitcode})")
+
+
 def ensure_plans(sizes: list[int]) -> None:
     from gen_plans import write
 
     for n in sizes:
         if not (OUT / f"plan-{n}.json").exists() or not (OUT / f"plan-{n}.jsonl").exists():
             print(f"generating {n} changes...", flush=True)
-            write(n, OUT)
+            in_child(write, n, OUT)
     small = OUT / "plan-10.json"
     if not small.exists():
-        write(10, OUT)
+        in_child(write, 10, OUT)
 
 
 def agreement(show: Path) -> tuple[int, int]:
@@ -200,7 +213,7 @@ def monorepo(
         path = OUT / f"monorepo-{n}.json"
         if not path.exists():
             print(f"generating a {n}-change monorepo plan...", flush=True)
-            write(n, OUT, shape)  # type: ignore[arg-type]
+            in_child(write, n, OUT, shape)
         f = str(path)
         cmds = {
             "tfgate": (
