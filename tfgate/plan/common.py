@@ -18,6 +18,21 @@ from tfgate.plan.address import Address, resolve_address
 DESTRUCTIVE = frozenset({ChangeClass.DELETE, ChangeClass.REPLACE, ChangeClass.FORGET})
 
 
+class KeyAttrs(msgspec.Struct, gc=False):
+    """An object's key attributes (ids, names, tags): what reports show next to a destroyed object, what the
+    manifest's tag and id rules and the ledger's identity keys read, of a plan's prior values or a state's
+    objects alike; everything else is skipped."""
+
+    id: Any = None
+    name: Any = None
+    arn: Any = None
+    identifier: Any = None
+    bucket: Any = None
+    tags: Any = None
+    tags_all: Any = None
+    labels: Any = None
+
+
 @dataclass(frozen=True)
 class LoadedPlan:
     """A plan, read and classified. ``protected_by``/``risk`` are filled in by evaluate."""

@@ -28,6 +28,7 @@ from tfgate.plan.common import (
     DESTRUCTIVE,
     SHARED_STRINGS,
     CatalogLike,
+    KeyAttrs,
     LoadedPlan,
     build_change,
     canonical_identity,
@@ -119,23 +120,10 @@ class _Plan(msgspec.Struct, gc=False):
     configuration: msgspec.Raw = _NULL
 
 
-class _KeyAttrs(msgspec.Struct, gc=False):
-    """Prior attributes worth showing next to a destroyed object; everything else is skipped."""
-
-    id: Any = None
-    name: Any = None
-    arn: Any = None
-    identifier: Any = None
-    bucket: Any = None
-    tags: Any = None
-    tags_all: Any = None
-    labels: Any = None
-
-
-_KEY_ATTRS = _KeyAttrs.__struct_fields__
+_KEY_ATTRS = KeyAttrs.__struct_fields__
 _plan_decoder = msgspec.json.Decoder(_Plan)
 _rc_decoder = msgspec.json.Decoder(_ResourceChange)
-_key_decoder = msgspec.json.Decoder(_KeyAttrs)
+_key_decoder = msgspec.json.Decoder(KeyAttrs)
 _any_decoder = msgspec.json.Decoder()
 
 

@@ -16,26 +16,15 @@ from typing import Any
 import msgspec
 
 from tfgate.model import Change, ChangeClass
-from tfgate.plan.common import build_change, canonical_identity
+from tfgate.plan.common import KeyAttrs, build_change, canonical_identity
 
 _NO_OP = ("no-op",)
-
-
-class _Attrs(msgspec.Struct, gc=False):
-    """The attributes of a state object the manifest and the identity keys read; everything else skipped."""
-
-    id: Any = None
-    arn: Any = None
-    name: Any = None
-    tags: Any = None
-    tags_all: Any = None
-    labels: Any = None
 
 
 class _Instance(msgspec.Struct, gc=False):
     index_key: Any = None
     deposed: str | None = None
-    attributes: _Attrs | None = None
+    attributes: KeyAttrs | None = None
     identity: Any = None
 
 
