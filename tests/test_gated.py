@@ -265,3 +265,25 @@ def test_a_plan_applied_from_another_directory_is_blocked(prod, tmp_path: Path) 
     codes = [f["code"] for f in json.loads(proc.stdout)["findings"]]
     assert "missing_state" in codes
     assert _resources(prod.state()) == _resources(before)
+
+
+def test_a_plan_is_applied_to_the_workspace_it_was_made_in_and_checked_against(tf) -> None:
+    """Terraform applies a saved plan to the selected workspace, whichever one it was made in and whichever
+    one tfgate read the state of: the apply must write where the check looked, and the plan must come from
+    there."""
+    tf.write(BASE)
+    tf.run("init", "-input=false")
+    (tf.dir / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
+    tf.run("workspace", "new", "scratch")
+    plan = tf.plan()
+    tf.run("workspace", "select", "default")
+    scratch = tf.dir / "terraform.tfstate.d" / "scratch" / "terraform.tfstate"
+    proc = tfgate("apply", str(plan), "--auto-approve", cwd=tf.dir)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "made in workspace 'scratch'" in proc.stderr and "nothing applied" in proc.stderr
+    assert not (tf.dir / "terraform.tfstate").exists()
+    # Named with --workspace (default still selected), the plan is checked and applied in its own workspace.
+    proc = tfgate("apply", str(plan), "--auto-approve", "--workspace", "scratch", cwd=tf.dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (tf.dir / "terraform.tfstate").exists()
+    assert sorted(r["name"] for r in json.loads(scratch.read_text())["resources"]) == ["cache", "db"]

@@ -165,26 +165,23 @@ def test_protected_root_on_s3_applies_only_with_the_privileged_credentials(iam_s
     (root / "main.tf").write_text(CONFIG + 'resource "terraform_data" "added" {}\n')
     subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(root)], check=True)
     p = Protected(rt, base, root, config, _terraform(rt, base / "bin"))
-    creds = {"AWS_ACCESS_KEY_ID": keys["agent"][0], "AWS_SECRET_ACCESS_KEY": keys["agent"][1]}
+    agent_keys = {"AWS_ACCESS_KEY_ID": keys["agent"][0], "AWS_SECRET_ACCESS_KEY": keys["agent"][1]}
     env = {**os.environ, sysconfig.ENV_CONFIG: str(config)}
+    creds = base / "apply.env"  # the apply role's keys: `protect init` places them where only PRIV reads them
+    creds.write_text(f"AWS_ACCESS_KEY_ID={keys['tfgate'][0]}\nAWS_SECRET_ACCESS_KEY={keys['tfgate'][1]}\n")
     init = [sys.executable, "-m", "tfgate", "protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV,
-            "--terraform", p.terraform, "--libexec", str(base / "libexec")]  # fmt: skip
+            "--terraform", p.terraform, "--libexec", str(base / "libexec"), "--env-file", str(creds)]  # fmt: skip
     privileged = None
     try:
         proc = subprocess.run(init, capture_output=True, text=True, env=env)
         assert proc.returncode == 0, proc.stderr
         privileged = Path(p.pin.manifest).parent.parent
-        aws = privileged / "data" / ".aws"
-        aws.mkdir(mode=0o700)
-        (aws / "credentials").write_text(
-            f"[default]\naws_access_key_id = {keys['tfgate'][0]}\naws_secret_access_key = {keys['tfgate'][1]}\n"
-        )
-        subprocess.run(["chown", "-R", PRIV, str(aws)], check=True)
-        assert p.agent(p.terraform, "init", "-input=false", **creds).returncode == 0
-        proc = p.tfgate("apply", "--auto-approve", "--new-workspace", **creds)
+        assert not (privileged / "data" / ".aws").exists()  # the keys come from the env file alone
+        assert p.agent(p.terraform, "init", "-input=false", **agent_keys).returncode == 0
+        proc = p.tfgate("apply", "--auto-approve", "--new-workspace", **agent_keys)
         assert proc.returncode == 2 and "only root gives it" in proc.stderr, proc.stderr
         # An allowed change: the agent plans with read-only keys; the privileged side writes the state.
-        proc = p.tfgate("apply", "--auto-approve", **creds)
+        proc = p.tfgate("apply", "--auto-approve", **agent_keys)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         import boto3
 
@@ -195,7 +192,7 @@ def test_protected_root_on_s3_applies_only_with_the_privileged_credentials(iam_s
         # Ways around with the agent's keys: all leave the state object byte-identical.
         for args in ([p.terraform, "destroy", "-auto-approve", "-input=false", "-lock=false"],
                      [rt.python, "-m", "tfgate", "destroy", "--auto-approve"]):  # fmt: skip
-            proc = p.agent(*args, **creds)
+            proc = p.agent(*args, **agent_keys)
             assert proc.returncode != 0, proc.stdout + proc.stderr
             assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == state
     finally:

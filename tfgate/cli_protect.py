@@ -1,4 +1,4 @@
-"""`tfgate protect init|status|remove`: protected mode's setup commands (thin: tfgate.enforce.protect decides)."""
+"""`tfgate protect init|policy|status|remove`: protected mode's setup commands (thin: tfgate.enforce.protect decides)."""
 
 from __future__ import annotations
 
@@ -39,12 +39,47 @@ def _define(protect_app: typer.Typer, _run: Callable[[Callable[[], int]], None])
             str | None,
             typer.Option("--terraform", help="Terraform binary to pin (default: as tfgate finds it)."),
         ] = None,
+        workspace: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--workspace", help="Also pin this workspace (repeatable; default is always pinned)."
+            ),
+        ] = None,
+        env_file: Annotated[
+            Path | None,
+            typer.Option(
+                "--env-file", help="Apply credentials (NAME=VALUE lines) only the privileged side gets."
+            ),
+        ] = None,
         libexec: Annotated[Path, typer.Option("--libexec", hidden=True)] = Path("/usr/local/libexec/tfgate"),
     ) -> None:
         """Protect DIRECTORY (root only; idempotent; prints what it changed)."""
         from tfgate.enforce.protect import init as run
 
-        _run(lambda: run(directory, agent_user, user=user, terraform=terraform, libexec=libexec))
+        _run(lambda: run(directory, agent_user, user=user, terraform=terraform, workspaces=tuple(workspace or ()),
+                         env_file=env_file, libexec=libexec))  # fmt: skip
+
+    @protect_app.command("policy")
+    def policy(
+        directory: DirArg,
+        manifest: Annotated[
+            Path | None,
+            typer.Option("--manifest", help="The policy to pin (default: DIRECTORY's tfgate.yaml)."),
+        ] = None,
+        allowed_signers: Annotated[
+            Path | None,
+            typer.Option(
+                "--allowed-signers", help="allowed_signers to pin (default: the one the policy names)."
+            ),
+        ] = None,
+        yes: Annotated[
+            bool, typer.Option("--yes", help="Pin without asking (after reading the diff).")
+        ] = False,
+    ) -> None:
+        """Review and re-pin DIRECTORY's policy (root only): shows the diff, asks, records it in the audit log."""
+        from tfgate.enforce.repin import repin
+
+        _run(lambda: repin(directory, manifest=manifest, allowed_signers=allowed_signers, yes=yes))
 
     @protect_app.command("status")
     def status(directory: DirArg) -> None:

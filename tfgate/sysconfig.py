@@ -41,6 +41,8 @@ SYSTEM_CONFIG = Path("/etc/tfgate/config.yaml")
 ENV_CONFIG = "TFGATE_SYSTEM_CONFIG"
 _AbsPath = Annotated[str, msgspec.Meta(pattern=r"^/", min_length=2)]
 _User = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+#: A workspace name as Terraform accepts it (and safe as one path component).
+_Workspace = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,89}$")]
 
 
 class BackendSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -59,6 +61,8 @@ class ProtectedSpec(msgspec.Struct, forbid_unknown_fields=True):
     entry: _AbsPath
     #: A remote backend (S3 ...); None: the default local backend, the state held in the privileged directory.
     backend: BackendSpec | None = None
+    #: The workspaces the privileged side applies to (only root adds one: `protect init --workspace NAME`).
+    workspaces: list[_Workspace] = msgspec.field(default_factory=lambda: ["default"])
 
 
 class PinSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,6 +77,15 @@ class SystemConfigSpec(msgspec.Struct, forbid_unknown_fields=True):
     version: Literal[1]
     defaults: PinSpec | None = None
     roots: dict[_AbsPath, PinSpec] = msgspec.field(default_factory=dict)
+
+
+def valid_workspace(name: str) -> str:
+    """NAME when it is a workspace name protected mode accepts (TfgateError otherwise)."""
+    try:
+        msgspec.convert(name, _Workspace)
+    except msgspec.ValidationError:
+        raise TfgateError(f"workspace {name!r}: letters, digits and _.- only (up to 90)") from None
+    return name
 
 
 def json_schema() -> dict[str, Any]:

@@ -387,6 +387,12 @@ def apply_checked(
         problems.append(f"the private copy changed (sha256 {checked_sha} -> {now_copy})")
     if now_original != checked_sha:
         problems.append(f"{label} changed after the check (sha256 {checked_sha} -> {now_original})")
+    planned, checked = _plan_workspace(sealed.path), _workspace(opts)
+    if planned != checked:
+        problems.append(
+            f"the plan was made in workspace {planned!r}, the check read workspace {checked!r}'s state (Terraform "
+            f"applies a saved plan to the selected workspace): select {planned!r} or plan again"
+        )
     if problems:
         reason = "; ".join(problems)
         record_event(
@@ -404,6 +410,19 @@ def apply_checked(
         _say("not confirmed: nothing applied")
         return 1
     return _apply_sealed(opts, result, sealed.path, apply_args, event_fields)
+
+
+def _workspace(opts: GateOptions) -> str:
+    from tfgate.pipeline import resolve_workspace
+
+    return resolve_workspace(opts.workdir, opts.workspace)
+
+
+def _plan_workspace(path: Path) -> str:
+    from tfgate.plan.backend_record import plan_backend
+
+    with open(path, "rb") as fh:
+        return plan_backend(fh.read())[2]
 
 
 def _agent_of_protected(opts: GateOptions) -> bool:
@@ -466,7 +485,8 @@ def _apply_sealed(
         [*tf, "apply", "-input=false", *apply_args, str(copy)],
         cwd=opts.workdir,
         stdout_to_stderr=opts.tf_stdout_to_stderr,
-        env=clean_env(),  # exactly the checked plan: no TF_CLI_ARGS* added behind tfgate's back
+        # exactly the checked plan: no TF_CLI_ARGS* added behind tfgate's back, in the workspace checked
+        env={**clean_env(), "TF_WORKSPACE": _workspace(opts)},
     )
     record_event(
         "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,

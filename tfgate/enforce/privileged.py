@@ -28,117 +28,11 @@ import zipfile
 from pathlib import Path
 
 from tfgate.errors import TfgateError
+from tfgate.plan.backend_record import LOCAL_DEFAULT, plan_backend, unpack, without_nulls
 
 MAX_INPUT = 1 << 30
 #: The privileged state directory's name: a direct `terraform apply` by the agent fails naming this path.
 STATE = "tfgate-apply-only"
-#: The local backend with its defaults, as a saved plan records it (msgpack {path: nil, workspace_dir: nil}).
-_LOCAL_DEFAULT = b"\x82\xa4path\xc0\xadworkspace_dir\xc0"
-
-
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if i >= len(data) or shift > 63:
-            raise TfgateError("the plan's tfplan record is malformed")
-        byte = data[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, i
-
-
-def _fields(data: bytes) -> list[tuple[int, int, object]]:
-    """Top-level protobuf fields (number, wire type, value) of a message; enough to find the backend."""
-    out, i = [], 0
-    while i < len(data):
-        key, i = _varint(data, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(data, i)
-        elif wire == 2:
-            size, i = _varint(data, i)
-            value, i = data[i : i + size], i + size
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, i = data[i : i + size], i + size
-        else:
-            raise TfgateError("the plan's tfplan record is malformed")
-        out.append((number, wire, value))
-    return out
-
-
-def unpack(data: bytes) -> object:
-    """The msgpack subset Terraform writes for a backend configuration (maps, strings, nil, booleans,
-    numbers, arrays); anything else (an unknown value, an extension type) is refused."""
-    import struct
-
-    def read(i: int) -> tuple[object, int]:
-        if i >= len(data):
-            raise TfgateError("the plan's backend configuration is truncated")
-        b = data[i]
-        if b <= 0x7F or b >= 0xE0:
-            return (b if b <= 0x7F else b - 0x100), i + 1
-        if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB):
-            if b <= 0xBF:
-                n, i = b & 0x1F, i + 1
-            else:
-                w = {0xD9: 1, 0xDA: 2, 0xDB: 4}[b]
-                n, i = int.from_bytes(data[i + 1 : i + 1 + w], "big"), i + 1 + w
-            return data[i : i + n].decode("utf-8"), i + n
-        if 0x80 <= b <= 0x8F or b in (0xDE, 0xDF) or 0x90 <= b <= 0x9F or b in (0xDC, 0xDD):
-            if b <= 0x9F:
-                n, i = b & 0x0F, i + 1
-            else:
-                w = 2 if b in (0xDE, 0xDC) else 4
-                n, i = int.from_bytes(data[i + 1 : i + 1 + w], "big"), i + 1 + w
-            is_map = 0x80 <= b <= 0x8F or b in (0xDE, 0xDF)
-            items = []
-            for _ in range(n * (2 if is_map else 1)):
-                value, i = read(i)
-                items.append(value)
-            return (dict(zip(items[::2], items[1::2], strict=True)) if is_map else items), i
-        simple = {0xC0: None, 0xC2: False, 0xC3: True}
-        if b in simple:
-            return simple[b], i + 1
-        ints = {0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q", 0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q",
-                0xCA: ">f", 0xCB: ">d"}  # fmt: skip
-        if b in ints:
-            size = struct.calcsize(ints[b])
-            return struct.unpack(ints[b], data[i + 1 : i + 1 + size])[0], i + 1 + size
-        raise TfgateError(f"the plan's backend configuration holds a value tfgate does not read (0x{b:02x})")
-
-    value, end = read(0)
-    if end != len(data):
-        raise TfgateError("the plan's backend configuration has trailing bytes")
-    return value
-
-
-def without_nulls(value: object) -> object:
-    """A configuration as given: the attributes left unset (null) dropped, at every level."""
-    if isinstance(value, dict):
-        kept = {k: without_nulls(v) for k, v in value.items() if v is not None}
-        return {k: v for k, v in kept.items() if v != {}}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
-
-
-def plan_backend(plan: bytes) -> tuple[str, bytes, str]:
-    """(type, msgpack config, workspace) of the backend a saved plan will write its state to."""
-    import io
-
-    try:
-        tfplan = zipfile.ZipFile(io.BytesIO(plan)).read("tfplan")
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise TfgateError(f"not a saved plan: {exc}") from None
-    backends = [v for n, w, v in _fields(tfplan) if n == 13 and w == 2]
-    if len(backends) != 1:
-        raise TfgateError("the plan names no single backend (a state store?): refused in protected mode")
-    parts = {n: v for n, w, v in _fields(backends[0]) if w == 2}  # type: ignore[arg-type]
-    config = {n: v for n, w, v in _fields(parts.get(2, b"")) if w == 2}  # type: ignore[arg-type]
-    return bytes(parts.get(1, b"")).decode(), bytes(config.get(1, b"")), bytes(parts.get(3, b"")).decode()
 
 
 def read_request(stream: object) -> tuple[bytes, list[tuple[str, bytes, bytes]], bool]:
@@ -210,7 +104,7 @@ def run(root: Path) -> int:
     kind, config, workspace = plan_backend(plan)
     pinned = pin.protected.backend
     if pinned is None:
-        if kind != "local" or config != _LOCAL_DEFAULT:
+        if kind != "local" or config != LOCAL_DEFAULT:
             raise TfgateError(
                 f"the plan writes its state to backend {kind!r} with its own settings: this protected root holds "
                 "its state in the default local backend"
@@ -220,9 +114,12 @@ def run(root: Path) -> int:
             f"the plan writes its state to backend {kind!r} with settings other than the pinned {pinned.type!r} "
             "backend's: refused"
         )
-    if workspace != "default":
-        raise TfgateError(f"workspace {workspace!r}: protected mode holds the default workspace only")
-    env = privileged_env(base)
+    if workspace not in pin.protected.workspaces:
+        raise TfgateError(
+            f"workspace {workspace!r} is not pinned for this root (pinned: {', '.join(pin.protected.workspaces)}); "
+            f"root adds one with `tfgate protect init {root} --workspace {workspace} ...`"
+        )
+    env = privileged_env(base, workspace)
     os.environ.clear()
     os.environ.update(env)
     with tempfile.TemporaryDirectory(prefix="tfgate-approvals-") as tmp:
@@ -232,7 +129,8 @@ def run(root: Path) -> int:
             (Path(tmp) / (name + ".sig")).write_bytes(sig)
             paths.append(Path(tmp) / name)
         opts = gated.GateOptions(
-            workdir=base / STATE, terraform=pin.terraform, manifest=pin.manifest, approvals=tuple(paths),
+            workdir=base / STATE, workspace=workspace, terraform=pin.terraform, manifest=pin.manifest,
+            approvals=tuple(paths),
             audit_log=str(pin.audit_log), command=("tfgate-privileged", "apply", str(root)),
             new_workspace=new_workspace, auto_approve=True,
         )  # fmt: skip
@@ -265,10 +163,58 @@ def state_dir_of(pin) -> Path:
     return Path(pin.manifest).parent.parent
 
 
-def privileged_env(base: Path) -> dict[str, str]:
-    """What Terraform runs with on the privileged side: its own data dir, plugin cache and CLI config."""
+#: The apply credentials `protect init --env-file` placed (privileged user 0600): NAME=VALUE lines.
+CREDENTIALS = "credentials.env"
+#: What the privileged side sets itself: an env file cannot change where Terraform finds its configuration,
+#: providers, state or workspace, nor add arguments to the apply.
+_RESERVED = {"PATH", "HOME", "LANG", "SUDO_USER", "TF_PLUGIN_CACHE_DIR", "TF_CLI_CONFIG_FILE", "TF_IN_AUTOMATION",
+             "CHECKPOINT_DISABLE", "TF_DATA_DIR", "TF_WORKSPACE", "TF_INPUT", "TF_FORCE_LOCAL_BACKEND"}  # fmt: skip
+_RESERVED_PREFIXES = ("TF_CLI_ARGS", "TF_REATTACH_PROVIDERS", "TFGATE_", "LD_", "PYTHON", "SUDO_")
+
+
+def read_env_file(data: bytes, source: str) -> dict[str, str]:
+    """NAME=VALUE lines (blank lines and # comments skipped; values taken literally, no quotes or expansion).
+    Anything else, a name given twice, or a name the privileged side sets itself is refused."""
+    import re
+
+    out: dict[str, str] = {}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TfgateError(f"{source}: not UTF-8") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise TfgateError(f"{source}:{n}: not NAME=VALUE")
+        if name in out:
+            raise TfgateError(f"{source}:{n}: {name} given twice")
+        if name.upper() in _RESERVED or name.upper().startswith(_RESERVED_PREFIXES):
+            raise TfgateError(f"{source}:{n}: {name} is set by tfgate's privileged side, not by an env file")
+        out[name] = value
+    return out
+
+
+def credentials(base: Path) -> dict[str, str]:
+    """The placed apply credentials (none: Terraform finds its own, e.g. in data/.aws/ as HOME is data/)."""
+    path = base / "data" / CREDENTIALS
+    try:
+        return read_env_file(path.read_bytes(), str(path))
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise TfgateError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def privileged_env(base: Path, workspace: str = "default") -> dict[str, str]:
+    """What Terraform runs with on the privileged side: the placed credentials, its own data dir, plugin cache
+    and CLI config, and the plan's workspace (Terraform applies a saved plan to the selected workspace, not
+    to the one the plan was made in)."""
     data = base / "data"
     return {
+        **credentials(base),
+        "TF_WORKSPACE": workspace,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(data),
         "LANG": "C.UTF-8",

@@ -8,7 +8,10 @@ Afterwards the root's state, pinned policy, ledger and audit log belong to a ded
         tfgate-apply-only/terraform.tfstate   USER 0644: the state (DIR/terraform.tfstate links here; a direct
                                               `terraform apply` fails with this path in its error)
         log/audit.jsonl                       USER 0644: the audit log of privileged runs
+        tfgate-apply-only/terraform.tfstate.d/NAME/   USER 0755: the pinned workspaces' states (DIR/terraform.tfstate.d
+                                              links here: only root adds a workspace, with --workspace NAME)
         data/                                 USER 0700: Terraform's data dir, plugin cache and CLI config
+        data/credentials.env                  USER 0600: the apply credentials (--env-file), only this side has them
     /etc/tfgate/config.yaml                   root 0644: the root pinned (manifest, allowed_signers, audit log,
                                               Terraform, protected: {user, agent_user, entry})
     /usr/local/libexec/tfgate/tfgate-privileged   root 0755: the entry point (fixed interpreter and path)
@@ -31,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfgate.enforce.privileged import STATE
+from tfgate.enforce.privileged import CREDENTIALS, STATE, read_env_file
 from tfgate.errors import TfgateError
 
 LIBEXEC = Path("/usr/local/libexec/tfgate")
@@ -231,9 +234,22 @@ def _write_config(path: Path, doc: dict, say: Say) -> None:
 
 
 def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | None = None,
+         workspaces: tuple[str, ...] = (), env_file: Path | None = None,
          libexec: Path = LIBEXEC, say: Say = print) -> int:  # fmt: skip
-    """Set up (or repair) protected mode for DIRECTORY; returns 0."""
+    """Set up (or repair) protected mode for DIRECTORY; returns 0. WORKSPACES are added to those already
+    pinned ("default" always is); ENV_FILE (NAME=VALUE lines) becomes the privileged side's apply credentials."""
     _require_root()
+    credentials = None
+    if env_file is not None:
+        try:
+            credentials = env_file.read_bytes()
+        except OSError as exc:
+            raise TfgateError(f"cannot read {env_file}: {exc.strerror or exc}") from None
+        read_env_file(credentials, str(env_file))  # refused before anything changes
+    from tfgate.sysconfig import valid_workspace
+
+    for name in workspaces:
+        valid_workspace(name)
     from tfgate.plan.terraform import find_terraform
     from tfgate.policy.manifest import find_manifest, load_manifest
 
@@ -257,6 +273,9 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         _install(lay.policy / "tfgate.yaml", manifest_src.read_bytes(), 0, 0, 0o644, say)
         if manifest.allowed_signers is not None and manifest.allowed_signers.is_file():
             _install(lay.policy / "allowed_signers", manifest.allowed_signers.read_bytes(), 0, 0, 0o644, say)
+    elif manifest_src is not None and manifest_src.read_bytes() != (lay.policy / "tfgate.yaml").read_bytes():
+        say(f"note: {manifest_src} differs from the pinned policy (kept): review and pin it with "
+            f"`tfgate protect policy {lay.root}`")  # fmt: skip
     for d, mode in (
         (lay.state, 0o755),
         (lay.log.parent, 0o755),
@@ -266,9 +285,16 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         _mkdir(d, uid, gid, mode, say)
     _install(lay.data / "terraformrc", b"# tfgate privileged side: no provider overrides, no dev_overrides\n",
              uid, gid, 0o600, say)  # fmt: skip
+    if credentials is not None:
+        _install(lay.data / CREDENTIALS, credentials, uid, gid, 0o600, say)
+    path = _config_path()
+    doc = _read_config(path)
+    before = (doc["roots"].get(str(lay.root)) or {}).get("protected") or {}
+    pinned = list(dict.fromkeys(["default", *before.get("workspaces", []), *workspaces]))
     backend = _remote_backend(lay.root)
     if backend is None:
         _move_state(lay, uid, gid, say)
+        _link_workspaces(lay, pinned, uid, gid, say)
     else:  # the state is remote: the privileged side's credentials (in data/, its HOME) are what can write it
         _install(lay.state / "backend.tf", _backend_tf(backend), 0, 0, 0o644, say)
     if not lay.log.exists():
@@ -280,8 +306,6 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         tf = os.path.realpath(tf) if os.path.exists(tf) else "embedded"
     if tf.endswith("embedded.py") or "tfgate.plan.embedded" in tf:
         tf = "embedded"
-    path = _config_path()
-    doc = _read_config(path)
     entry = {
         "manifest": str(lay.policy / "tfgate.yaml"),
         **(
@@ -296,6 +320,7 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
             "agent_user": agent,
             "entry": str(lay.entry),
             **({"backend": {"type": backend.type, "config": backend.config}} if backend else {}),
+            "workspaces": pinned,
         },
     }
     doc["roots"][str(lay.root)] = entry
@@ -362,6 +387,46 @@ def _move_state(lay: Layout, uid: int, gid: int, say: Say) -> None:
     say(f"linked {link} -> {target} (readable for planning, writable only by {lay.user})")
 
 
+def _link_workspaces(lay: Layout, pinned: list[str], uid: int, gid: int, say: Say) -> None:
+    """DIR/terraform.tfstate.d links to the privileged one, which holds a directory per pinned workspace:
+    the agent plans against every pinned workspace's state and can neither write one nor add a workspace.
+    States already in DIR/terraform.tfstate.d move there; a workspace there that is not pinned is refused."""
+    link, target = lay.root / "terraform.tfstate.d", lay.state / "terraform.tfstate.d"
+    _mkdir(target, uid, gid, 0o755, say)
+    if link.is_dir() and not link.is_symlink():
+        found = sorted(p.name for p in link.iterdir())
+        extra = [n for n in found if n not in pinned]
+        if extra:
+            raise TfgateError(
+                f"{link} holds workspace(s) {', '.join(extra)}: pin them with --workspace NAME, or move them away"
+            )
+        for name in found:  # every file moves (state and backup): nothing is deleted
+            files = sorted((link / name).iterdir()) if (link / name).is_dir() else [link]
+            if not (link / name).is_dir() or any(
+                not f.is_file() or f.is_symlink() or (target / name / f.name).exists() for f in files
+            ):
+                raise TfgateError(
+                    f"{link / name}: not plain state files, or already in {target / name}: sort it out first"
+                )
+            _mkdir(target / name, uid, gid, 0o755, say)
+            for f in files:
+                shutil.move(f, target / name / f.name)
+                os.chown(target / name / f.name, uid, gid)
+                (target / name / f.name).chmod(0o644)
+                say(f"moved {f} -> {target / name / f.name} ({lay.user} 0644)")
+            (link / name).rmdir()
+        link.rmdir()
+    elif (link.is_symlink() and os.readlink(link) != str(target)) or (link.exists() and not link.is_dir()):
+        raise TfgateError(f"{link} is not the workspaces' directory: move it away first")
+    for name in pinned:
+        if name != "default":
+            _mkdir(target / name, uid, gid, 0o755, say)
+    if not link.is_symlink():
+        link.symlink_to(target)
+        os.lchown(link, 0, 0)
+        say(f"linked {link} -> {target} (workspaces: {', '.join(pinned)})")
+
+
 def _check_entry(lay: Layout, say: Say) -> None:
     """The privileged user can run the entry point (interpreter and tfgate reachable)."""
     proc = subprocess.run(["runuser", "-u", lay.user, "--", str(lay.entry)], capture_output=True, text=True)
@@ -406,12 +471,39 @@ def status(directory: Path, *, user: str | None = None, say: Say = print) -> int
     link = root / "terraform.tfstate"
     if not (link.is_symlink() and os.readlink(link) == str(lay.state / "terraform.tfstate")):
         problems.append(f"{link} does not link to the protected state (the agent's plans will not see it)")
+    wlink = root / "terraform.tfstate.d"
+    if pin.protected.backend is None and not (
+        wlink.is_symlink() and os.readlink(wlink) == str(lay.state / "terraform.tfstate.d")
+    ):
+        problems.append(f"{wlink} does not link to the protected workspaces' states")
+    for name in pin.protected.workspaces:
+        if name != "default" and pin.protected.backend is None:
+            checks_ws = lay.state / "terraform.tfstate.d" / name
+            info = checks_ws.lstat() if checks_ws.is_dir() else None
+            if info is None or info.st_uid != priv.pw_uid or info.st_mode & 0o022:
+                problems.append(f"{checks_ws}: missing, or not {lay.user}'s and closed to others' writes")
+    creds = lay.data / CREDENTIALS
+    if creds.exists():
+        info = creds.lstat()
+        if info.st_uid != priv.pw_uid or info.st_mode & 0o077:
+            problems.append(
+                f"{creds}: owner uid {info.st_uid}, mode {info.st_mode & 0o7777:04o} (want {lay.user} 0600)"
+            )
     if (
         lay.sudoers.exists()
         and subprocess.run(["visudo", "-cf", str(lay.sudoers)], capture_output=True).returncode
     ):
         problems.append(f"{lay.sudoers}: visudo -c fails")
     say(f"{root}: protected for {lay.agent}, applied as {lay.user} through {lay.entry}")
+    say(f"  workspaces: {', '.join(pin.protected.workspaces)}")
+    if not creds.is_file():
+        say(f"  apply credentials: none placed ({lay.user}'s own: {lay.data}/.aws/, ...)")
+    elif os.access(creds, os.R_OK):
+        say(
+            f"  apply credentials: {', '.join(sorted(read_env_file(creds.read_bytes(), str(creds))))} ({creds})"
+        )
+    else:
+        say(f"  apply credentials: placed in {creds} (readable only by {lay.user})")
     for line in problems:
         say(f"  problem: {line}")
     say(
@@ -449,6 +541,15 @@ def remove(directory: Path, *, say: Say = print) -> int:
             owner = root.stat()
             os.chown(link, owner.st_uid, owner.st_gid)
             say(f"copied the state back to {link}")
+    wlink, workspaces = root / "terraform.tfstate.d", lay.state / "terraform.tfstate.d"
+    if wlink.is_symlink():
+        wlink.unlink()
+        if workspaces.is_dir():
+            shutil.copytree(workspaces, wlink, symlinks=True)
+            owner = root.stat()
+            for p in [wlink, *wlink.rglob("*")]:
+                os.lchown(p, owner.st_uid, owner.st_gid)
+            say(f"copied the workspaces' states back to {wlink}")
     del doc["roots"][str(root)]
     _write_config(path, doc, say)
     say(f"unprotected: {root} (kept {lay.base}: its audit log and the state as it was)")
