@@ -237,3 +237,51 @@ def test_the_digest_covers_the_configuration_the_apply_runs(tmp_path: Path, terr
     }
     assert len(set(digest.values())) == 1, digest
     assert load_plan(str(tmp_path / "edited.bin")).info.digest != digest["plan.bin"]
+
+
+@pytest.mark.parametrize("form", ["plan.bin", "stream.jsonl"])
+def test_an_approval_of_one_removed_block_command_does_not_approve_another(
+    tmp_path: Path, terraform_bin: Path, form: str
+) -> None:
+    """A human approves the `removed` block's `echo bye`; the agent then edits the command. show -json does not
+    record `removed` blocks and a stream's digest covers no configuration, so the plan digest stays the same:
+    the approval names the commands' own digest, and counts for those commands only."""
+    from tfgate.plan.loader import load_plan
+
+    tf = TF(tmp_path, terraform_bin)
+    tf.write(KEEP + 'resource "terraform_data" "junk" {\n  input = "j"\n}\n')
+    tf.run("init", "-input=false")
+    tf.apply()
+    key = tmp_path / "alice"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "allowed_signers").write_text(
+        f'alice@example.com namespaces="tfgate" {(tmp_path / "alice.pub").read_text()}'
+    )
+    (tmp_path / "tfgate.yaml").write_text("version: 1\napprovals: {allowed_signers: allowed_signers}\n")
+
+    def plan(command: str, name: str) -> Path:
+        tf.write(REMOVED_WITH_PROVISIONER.replace("echo pwned > pwned", command))
+        if form == "plan.bin":
+            return tf.plan(name)
+        (tmp_path / name).write_text(tf.run("plan", "-json", "-input=false").stdout)
+        return tmp_path / name
+
+    reviewed = plan("echo bye", "reviewed")
+    edited = plan("echo pwned > pwned", "edited")
+    assert load_plan(str(reviewed)).info.digest == load_plan(str(edited)).info.digest, "the premise"
+    approval = tmp_path / "approval.json"
+    tf.write(REMOVED_WITH_PROVISIONER.replace("echo pwned > pwned", "echo bye"))  # the stream reads the .tf
+    proc = tfgate("approve", str(reviewed), "--signer", "alice@example.com", "--key", str(key), "--reason", "ok",
+                  "--yes", "-o", str(approval), cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (
+        run_check(CheckOptions(plan=str(reviewed), workdir=tmp_path, approvals=(approval,))).verdict
+        is Verdict.ALLOW
+    )
+    tf.write(REMOVED_WITH_PROVISIONER)  # the agent's edit
+    result = run_check(CheckOptions(plan=str(edited), workdir=tmp_path, approvals=(approval,)))
+    assert result.verdict is Verdict.BLOCK
+    [outcome] = result.approvals
+    assert not outcome.counted and outcome.reason.startswith("other commands"), outcome.reason
+    proc = tfgate("apply", "--auto-approve", "--approvals", str(approval), str(edited), cwd=tmp_path)
+    assert proc.returncode != 0 and not (tmp_path / "pwned").exists()

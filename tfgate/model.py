@@ -210,6 +210,9 @@ class Violation:
     #: For a plan-level condition a human may approve (``plan_incomplete`` of a -target plan): its finding
     #: code, which is also the statement class; the address is then ``PLAN_ADDRESS``.
     finding: str | None = None
+    #: What else an approval must name for it to count: for tfgate's provisioner rule, ``sha256:`` of the
+    #: commands the change will run (approving one command is not approving another at the same address).
+    subject: str | None = None
 
     @property
     def kind(self) -> str:

@@ -134,6 +134,19 @@ def binding_problem(statement: Any, binding: StateBinding) -> str | None:
     return None
 
 
+def _other_commands(statement: Any, v: Violation) -> str | None:
+    """Why a statement naming V's provisioner commands does not approve them: it names other commands."""
+    if v.subject is None:
+        return None
+    for c in statement.changes:
+        if (c.address, c.change_class, c.deposed) == (v.address, "provisioner", v.deposed):
+            return (
+                f"approves provisioner commands {c.commands or '(none named)'} for {v.address}, the plan runs "
+                f"{v.subject}: the commands changed since it was approved (re-approve)"
+            )
+    return None
+
+
 def judge(
     paths: Sequence[Path],
     violations: tuple[Violation, ...],
@@ -169,6 +182,8 @@ def judge(
         for s in valid:
             tally = tallies[s.source]
             if not s.statement.covers(v):
+                if other := _other_commands(s.statement, v):
+                    tally.refused.setdefault("other commands", other)
                 continue
             who = s.statement.signer
             if allowed and not any(match_pattern(who, a) for a in allowed):

@@ -9,8 +9,10 @@ The statement (a JSON file; its signature is the armored SSHSIG ``FILE.sig``, na
      "root": "s3://tfstate-prod/orders.tfstate", # where the state lives (tfgate.state.binding)
      "state": {"lineage": "5ef7...", "serial": 12},  # the prior state the plan was made against; null: none
      "changes": [{"address": "aws_db_instance.main", "class": "delete"},
-                 {"address": "aws_instance.x", "class": "delete", "deposed": "0a1b2c3d"}],
+                 {"address": "aws_instance.x", "class": "delete", "deposed": "0a1b2c3d"},
+                 {"address": "terraform_data.x", "class": "provisioner", "commands": "sha256:..."}],
                                                 # class: delete | replace | forget | safety_net
+                                                # | provisioner (with the digest of the commands it runs)
                                                 # | plan_incomplete (address "(plan)": a -target plan)
      "signer": "alice@example.com",             # a principal the signing key is listed for
      "issued_at": "2025-01-01T10:00:00Z", "expires_at": "2025-01-01T14:00:00Z",
@@ -77,13 +79,17 @@ class StatementError(ValueError):
 @dataclass(frozen=True)
 class ApprovedChange:
     address: str
-    change_class: str  # delete | replace | forget | safety_net
+    change_class: str  # delete | replace | forget | safety_net | provisioner | plan_incomplete
     deposed: str | None = None
+    #: class provisioner: ``sha256:`` of the commands approved (Violation.subject).
+    commands: str | None = None
 
     def as_dict(self) -> dict[str, str]:
         out = {"address": self.address, "class": self.change_class}
         if self.deposed:
             out["deposed"] = self.deposed
+        if self.commands:
+            out["commands"] = self.commands
         return out
 
 
@@ -121,7 +127,7 @@ class Statement:
         return frozenset(self.changes)
 
     def covers(self, v: Violation) -> bool:
-        return ApprovedChange(v.address, violation_class(v), v.deposed) in self._change_set
+        return ApprovedChange(v.address, violation_class(v), v.deposed, v.subject) in self._change_set
 
     @classmethod
     def parse(cls, data: bytes) -> Statement:
@@ -149,16 +155,22 @@ class Statement:
             raise StatementError("changes must be a non-empty list")
         changes = []
         for i, c in enumerate(doc["changes"]):
-            if not isinstance(c, dict) or set(c) - {"address", "class", "deposed"}:
-                raise StatementError(f"changes[{i}] must be {{address, class[, deposed]}}")
+            if not isinstance(c, dict) or set(c) - {"address", "class", "deposed", "commands"}:
+                raise StatementError(f"changes[{i}] must be {{address, class[, deposed][, commands]}}")
             address, klass, deposed = c.get("address"), c.get("class"), c.get("deposed")
+            commands = c.get("commands")
+            if commands is not None and (klass != "provisioner" or not isinstance(commands, str)
+                                         or not _DIGEST.match(commands)):  # fmt: skip
+                raise StatementError(
+                    f"changes[{i}].commands must be sha256:<64 hex digits>, for class provisioner"
+                )
             if not isinstance(address, str) or not address:
                 raise StatementError(f"changes[{i}].address must be a non-empty string")
             if klass not in CLASSES:
                 raise StatementError(f"changes[{i}].class must be one of {', '.join(CLASSES)}")
             if deposed is not None and (not isinstance(deposed, str) or not deposed):
                 raise StatementError(f"changes[{i}].deposed must be a non-empty string")
-            changes.append(ApprovedChange(address, klass, deposed))
+            changes.append(ApprovedChange(address, klass, deposed, commands))
         state = _state(doc["state"])
         issued, expires = _time(doc["issued_at"], "issued_at"), _time(doc["expires_at"], "expires_at")
         if expires <= issued:

@@ -80,6 +80,7 @@ class _ReportViolation(msgspec.Struct):
     approvals_required: Annotated[int, msgspec.Meta(ge=1)]
     reason: str = ""
     deposed: str | None = None
+    commands: Annotated[str, msgspec.Meta(pattern=r"^sha256:[0-9a-f]{64}$")] | None = None
 
 
 class _ReportFinding(msgspec.Struct):
@@ -209,6 +210,7 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
                 reason=v.reason,
                 approvals_required=v.approvals_required,
                 deposed=v.deposed,
+                subject=v.commands,
             )
         elif have.approvals_required < v.approvals_required:
             violations[key] = dataclasses.replace(have, approvals_required=v.approvals_required)
@@ -230,7 +232,7 @@ def target_from_report(data: bytes, source: str, manifest: Any) -> Target:
 def provisioner_changes(violations: Sequence[Violation]) -> tuple[ApprovedChange, ...]:
     """What approves the provisioner commands the plan runs (class provisioner, by address)."""
     return tuple(
-        ApprovedChange(v.address, "provisioner", v.deposed)
+        ApprovedChange(v.address, "provisioner", v.deposed, v.subject)
         for v in violations
         if violation_class(v) == "provisioner"
     )

@@ -30,6 +30,17 @@ def _commands(found: tuple) -> str:
     return "; ".join(f"{p.type}{'' if p.when is None else f' (when {p.when})'}: {p.command}" for p in found)
 
 
+def commands_digest(found: tuple) -> str:
+    """``sha256:`` of what the provisioners run (type and command, in order; not ``when``, which only the saved
+    plan's own configuration records): the subject an approval of them names. The plan digest does not always
+    cover it: the commands of `removed` blocks, and the stream form's, come from outside the plan document."""
+    import hashlib
+    import json
+
+    text = json.dumps([[p.type, p.command] for p in found], ensure_ascii=False, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def provisioner_violations(plan: LoadedPlan, manifest: Manifest) -> tuple[Violation, ...]:
     """One approvable violation per change that will run provisioners (none with `provisioners: warn`)."""
     if manifest.provisioners != "block":
@@ -41,6 +52,7 @@ def provisioner_violations(plan: LoadedPlan, manifest: Manifest) -> tuple[Violat
             change_class=c.change_class,
             reason=f"{c.change_class.value} runs provisioner commands: {_commands(found)}",
             deposed=c.deposed,
+            subject=commands_digest(found),
         )
         for c, found in _running(plan)
     )

@@ -122,6 +122,7 @@ def result_to_dict(result: Result) -> dict[str, Any]:
                 "approved_by": list(v.approved_by),
                 **({"deposed": v.deposed} if v.deposed else {}),
                 **({"previous_address": v.previous_address} if v.previous_address else {}),
+                **({"commands": v.subject} if v.subject else {}),
             }
             for v in result.violations
         ],
