@@ -73,7 +73,9 @@ def admin():
         proc = p.agent(terraform, *args)
         assert proc.returncode == 0, proc.stderr
     creds = base / "creds.env"
-    creds.write_text("# the apply role's keys\nAWS_ACCESS_KEY_ID=AKIAPRIVILEGED\nAWS_SECRET_ACCESS_KEY=s3cr3t\n")
+    creds.write_text(
+        "# the apply role's keys\nAWS_ACCESS_KEY_ID=AKIAPRIVILEGED\nAWS_SECRET_ACCESS_KEY=s3cr3t\n"
+    )
     init = ["protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV, "--terraform", terraform,
             "--libexec", str(base / "libexec"), "--workspace", "staging", "--env-file", str(creds)]  # fmt: skip
     proc = _root_run(config, *init)
@@ -203,3 +205,18 @@ def test_policy_changes_reach_the_pin_only_through_root(admin: Protected) -> Non
         assert _root_run(admin.config, "protect", "policy", str(admin.root), "--yes").returncode == 0
     assert pinned.read_bytes() == POLICY.encode() and admin.state() == before
     assert admin.tfgate("protect", "policy", str(admin.root), "--yes").returncode == 2  # root only
+
+
+@needs_root
+def test_the_embedded_terraform_points_the_agent_at_tfgate_apply(admin: Protected) -> None:
+    """Terraform's own error is `permission denied`; tfgate's embedded Terraform says what to run instead (the
+    boundary is still the file permissions: this is the pointer, and the state stays byte-identical)."""
+    before = admin.state(), _staging(admin).read_bytes()
+    embedded = [admin.rt.python, "-m", "tfgate.plan.embedded"]
+    for args in (["apply", "-auto-approve", "-input=false"], ["destroy", "-auto-approve"],
+                 ["-chdir=.", "state", "rm", "terraform_data.db"]):  # fmt: skip
+        proc = admin.agent(*embedded, *args)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "protected root" in proc.stderr and "tfgate apply PLANFILE" in proc.stderr
+    assert admin.agent(*embedded, "state", "list").returncode == 0  # reading is planning
+    assert (admin.state(), _staging(admin).read_bytes()) == before
