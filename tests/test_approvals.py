@@ -476,3 +476,20 @@ def test_max_ttl_from_the_manifest(keys, signers, tmp_path: Path) -> None:
     )  # fmt: skip
     assert counted.outcomes[0].reason.startswith("too long-lived: valid for 4:01:00")
     assert "at most 2:00:00 (approvals: {max_ttl})" in counted.outcomes[0].reason
+
+
+def test_a_removed_rule_keeps_the_approvers_the_ledger_recorded(keys, signers, tmp_path: Path) -> None:
+    """protection_removed: the manifest no longer has the rule, so its approvers come from the ledger entry.
+    A signer who was never an approver of it does not approve the destroy by removing the rule first."""
+    import dataclasses
+
+    removed = dataclasses.replace(violation(), rule="gone-db", approvers=("carol@platform.example.com",))
+    by_bob = write(tmp_path / "bob.json", statement("bob@example.com"), keys["bob"])
+    by_carol = write(tmp_path / "carol.json", statement("carol@platform.example.com"), keys["carol"])
+    [judged], outcomes = run([by_bob], [removed], signers)
+    assert not judged.approved and outcomes[0].reason.startswith("signer not an approver"), outcomes[0].reason
+    [judged], _ = run([by_carol], [removed], signers)
+    assert judged.approved and judged.approved_by == ("carol@platform.example.com",)
+    # an entry recorded before approvers were (None): any listed signer, as the rule's approvers were unknown
+    [judged], _ = run([by_bob], [dataclasses.replace(removed, approvers=None)], signers)
+    assert judged.approved

@@ -370,7 +370,7 @@ def renamed(tmp_path_factory: pytest.TempPathFactory, terraform_bin: Path) -> TF
     db_id = tf.state()["resources"][0]["instances"][0]["attributes"]["id"]
     assert known == {
         f"terraform_data id={db_id}": {"rule": "db", "address": "terraform_data.db", "actions": ["delete", "replace"],
-                                       "approvals": 1}
+                                       "approvals": 1, "approvers": []}
     }  # fmt: skip
     tf.write(RENAMED + WEB + "moved {\n  from = terraform_data.db\n  to   = terraform_data.renamed\n}\n")
     tf.apply()
@@ -525,12 +525,13 @@ def test_terraform_resource_identity_is_an_identity_key(tmp_path: Path) -> None:
     (tmp_path / "plan.json").write_text(json.dumps(doc))
     plan = load_plan(tmp_path / "plan.json")
     known = {
-        obj.keys[0]: {"rule": "db", "address": "aws_db_instance.db", "actions": ["delete"], "approvals": 2}
-    }
+        obj.keys[0]: {"rule": "db", "address": "aws_db_instance.db", "actions": ["delete"], "approvals": 2,
+                      "approvers": ["dba@example.com"]}
+    }  # fmt: skip
     empty = parse_manifest(b"version: 1\nprotect: []\n", tmp_path / "tfgate.yaml")
     _, [v] = assess(plan, empty, Protection(known=known))
     assert (v.address, v.rule, v.approvals_required) == ("aws_db_instance.renamed", "db", 2)
-    assert "protection_removed" in v.reason
+    assert "protection_removed" in v.reason and v.approvers == ("dba@example.com",)
 
 
 def test_the_stream_carries_the_destroyed_objects_id_from_its_refresh(renamed: TF) -> None:

@@ -213,6 +213,9 @@ class Violation:
     #: What else an approval must name for it to count: for tfgate's provisioner rule, ``sha256:`` of the
     #: commands the change will run (approving one command is not approving another at the same address).
     subject: str | None = None
+    #: Who may approve when the rule is no longer in the manifest (``protection_removed``): the approvers the
+    #: ledger recorded for it; None: the manifest's rule decides (or, for an old ledger entry, any signer).
+    approvers: tuple[str, ...] | None = None
 
     @property
     def kind(self) -> str:

@@ -177,7 +177,7 @@ def judge(
     tallies = {v.source: _Tally() for v in valid}
     counted: dict[tuple[str, str, str, str | None], tuple[str, ...]] = {}
     for v in violations:
-        allowed = approvers.get(v.rule, ())
+        allowed = approvers.get(v.rule, v.approvers or ())
         people: dict[int, tuple[str, str]] = {}  # person -> (principal counted, source)
         for s in valid:
             tally = tallies[s.source]

@@ -148,12 +148,12 @@ def assess(
         if in_state and not change.prior:
             change = _with_state_prior(change, in_state)
         rules = manifest.protecting(change, tags_known=tags_known) if manifest.rules else ()
-        found = [(r.name, r.approvals, _reason(change, r)) for r in rules]
+        found = [(r.name, r.approvals, _reason(change, r), None) for r in rules]
         if known and destroys:
             found += _by_identity(change, known, by_name, {r.name for r in rules}, in_state)
         if found:
             change = dataclasses.replace(
-                change, protected_by=tuple(dict.fromkeys(name for name, _, _ in found)), risk=Risk.HIGH
+                change, protected_by=tuple(dict.fromkeys(name for name, *_ in found)), risk=Risk.HIGH
             )
             violations.extend(
                 Violation(
@@ -164,8 +164,9 @@ def assess(
                     approvals_required=approvals,
                     deposed=change.deposed,
                     previous_address=change.previous_address if change.moved else None,
+                    approvers=approvers,
                 )
-                for name, approvals, reason in found
+                for name, approvals, reason, approvers in found
             )
         changes.append(change)
     from tfgate.policy.provisioners import provider_violations, provisioner_violations
@@ -201,8 +202,9 @@ def _by_identity(
     by_name: Mapping[str, Rule],
     already: set[str],
     in_state: Mapping[Any, Any],
-) -> list[tuple[str, int, str]]:
-    """(rule, approvals, reason) for each rule the ledger knows this object protected by, beyond ``already``."""
+) -> list[tuple[str, int, str, tuple[str, ...] | None]]:
+    """(rule, approvals, reason, approvers) for each rule the ledger knows this object protected by, beyond
+    ``already``; approvers (the ledger's record) only where the manifest no longer has the rule."""
     from tfgate.state.objects import identity_keys
 
     keys = identity_keys(change.type, change.prior_dict(), change.identity)
@@ -210,7 +212,7 @@ def _by_identity(
     if entry:
         keys = (*keys, *entry[1])
     action = change.change_class.value
-    out: list[tuple[str, int, str]] = []
+    out: list[tuple[str, int, str, tuple[str, ...] | None]] = []
     for key in dict.fromkeys(keys):
         seen = known.get(key)
         if seen is None or action not in seen.get("actions", ()) or seen["rule"] in already:
@@ -225,8 +227,18 @@ def _by_identity(
         )
         if rule is None:
             text += f"; protection_removed: rule '{name}' is no longer in the manifest"
-        out.append((name, rule.approvals if rule else _count(seen.get("approvals")), text))
+        if rule is not None:
+            out.append((name, rule.approvals, text, None))
+        else:
+            out.append((name, _count(seen.get("approvals")), text, _approvers(seen.get("approvers"))))
     return out
+
+
+def _approvers(value: Any) -> tuple[str, ...] | None:
+    """The approvers a ledger entry recorded (None: an entry from before they were recorded)."""
+    if isinstance(value, list) and all(isinstance(a, str) and a for a in value):
+        return tuple(value)
+    return None
 
 
 def _count(value: Any) -> int:
@@ -289,7 +301,8 @@ def removed_protection(violations: Sequence[Violation], manifest: Manifest) -> t
                 Severity.WARN if v.approved else Severity.BLOCK,
                 f"{v.address}: the rule '{v.rule}' that protected this object {where}; the ledger still knows "
                 f"it as protected"
-                + (" (approved)" if v.approved else ": approve this plan to let it through"),
+                + (" (approved)" if v.approved else ": approve this plan to let it through")
+                + (f" (approvers the ledger recorded: {', '.join(v.approvers)})" if v.approvers else ""),
                 (("rule", v.rule), ("class", v.change_class.value), ("approved", v.approved)),
                 address=v.address,
                 approvable=True,

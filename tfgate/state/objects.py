@@ -158,6 +158,7 @@ def protected_entries(
                 "address": obj.change.address,
                 "actions": [a for a in rule.actions if a != "safety_net"],
                 "approvals": rule.approvals,
+                "approvers": list(rule.approvers),
             }
             for key in obj.keys:
                 out[key] = entry
