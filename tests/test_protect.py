@@ -79,12 +79,12 @@ def _terraform(rt: Runtime, where: Path) -> str:
     return str(wrapper)
 
 
-@pytest.fixture(scope="module")
-def protected():
-    """A root with applied state, protected by `tfgate protect init` (run as root, like an administrator)."""
+def unprotected_root(prefix: str, *terraform_runs: list[str]) -> Protected:
+    """A fresh base (etc/, libexec/, bin/) and an agent-owned root with V1 and POLICY, on which the agent ran
+    TERRAFORM_RUNS (default: init and apply), not yet protected."""
     agent = ensure_user(AGENT)
     rt = runtime()
-    base = Path(tempfile.mkdtemp(prefix="tfgate-prot-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     base.chmod(0o755)
     for d in ("etc", "libexec", "bin"):
         (base / d).mkdir(mode=0o755)
@@ -94,11 +94,18 @@ def protected():
     (root / "main.tf").write_text(V1)
     (root / "tfgate.yaml").write_text(POLICY)
     subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(root)], check=True)
-    config = base / "etc" / "config.yaml"
-    p = Protected(rt, base, root, config, terraform)
-    for args in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false"]):
+    p = Protected(rt, base, root, base / "etc" / "config.yaml", terraform)
+    for args in terraform_runs or (["init", "-input=false"], ["apply", "-auto-approve", "-input=false"]):
         proc = p.agent(terraform, *args)
         assert proc.returncode == 0, proc.stderr
+    return p
+
+
+@pytest.fixture(scope="module")
+def protected():
+    """A root with applied state, protected by `tfgate protect init` (run as root, like an administrator)."""
+    p = unprotected_root("tfgate-prot-")
+    base, root, config, terraform = p.base, p.root, p.config, p.terraform
     env = {**os.environ, sysconfig.ENV_CONFIG: str(config)}
     init = [sys.executable, "-m", "tfgate", "protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV,
             "--terraform", terraform, "--libexec", str(base / "libexec")]  # fmt: skip

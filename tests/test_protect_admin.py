@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_protect import POLICY, V1, Protected, _request, _terraform
-from tests.unix_users import AGENT, PRIV, ensure_user, runtime
+from tests.test_protect import POLICY, V1, Protected, _request, unprotected_root
+from tests.unix_users import AGENT, PRIV, ensure_user
 from tfgate import sysconfig
 from tfgate.enforce.privileged import read_env_file
 from tfgate.errors import TfgateError
@@ -53,25 +53,11 @@ def _root_run(config: Path, *args: str, **kw) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def admin():
     """A root with a default and a staging workspace, protected with both pinned and an env file placed."""
-    agent = ensure_user(AGENT)
-    rt = runtime()
-    base = Path(tempfile.mkdtemp(prefix="tfgate-admin-", dir="/tmp"))
-    base.chmod(0o755)
-    for d in ("etc", "libexec", "bin"):
-        (base / d).mkdir(mode=0o755)
-    terraform = _terraform(rt, base / "bin")
-    root = base / "root"
-    root.mkdir()
-    (root / "main.tf").write_text(V1)
-    (root / "tfgate.yaml").write_text(POLICY)
-    subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(root)], check=True)
-    config = base / "etc" / "config.yaml"
-    p = Protected(rt, base, root, config, terraform)
-    for args in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false"],
-                 ["workspace", "new", "staging"], ["apply", "-auto-approve", "-input=false"],
-                 ["workspace", "select", "default"]):  # fmt: skip
-        proc = p.agent(terraform, *args)
-        assert proc.returncode == 0, proc.stderr
+    p = unprotected_root(
+        "tfgate-admin-", ["init", "-input=false"], ["apply", "-auto-approve", "-input=false"],
+        ["workspace", "new", "staging"], ["apply", "-auto-approve", "-input=false"], ["workspace", "select", "default"],
+    )  # fmt: skip
+    base, root, config, terraform = p.base, p.root, p.config, p.terraform
     creds = base / "creds.env"
     creds.write_text(
         "# the apply role's keys\nAWS_ACCESS_KEY_ID=AKIAPRIVILEGED\nAWS_SECRET_ACCESS_KEY=s3cr3t\n"
