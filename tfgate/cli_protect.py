@@ -51,13 +51,20 @@ def _define(protect_app: typer.Typer, _run: Callable[[Callable[[], int]], None])
                 "--env-file", help="Apply credentials (NAME=VALUE lines) only the privileged side gets."
             ),
         ] = None,
+        provider_mirror: Annotated[
+            Path | None,
+            typer.Option(
+                "--provider-mirror",
+                help="Install providers only from this root-owned filesystem mirror (air-gapped hosts).",
+            ),
+        ] = None,
         libexec: Annotated[Path, typer.Option("--libexec", hidden=True)] = Path("/usr/local/libexec/tfgate"),
     ) -> None:
         """Protect DIRECTORY (root only; idempotent; prints what it changed)."""
         from tfgate.enforce.protect import init as run
 
         _run(lambda: run(directory, agent_user, user=user, terraform=terraform, workspaces=tuple(workspace or ()),
-                         env_file=env_file, libexec=libexec))  # fmt: skip
+                         env_file=env_file, provider_mirror=provider_mirror, libexec=libexec))  # fmt: skip
 
     @protect_app.command("policy")
     def policy(

@@ -63,6 +63,8 @@ class ProtectedSpec(msgspec.Struct, forbid_unknown_fields=True):
     backend: BackendSpec | None = None
     #: The workspaces the privileged side applies to (only root adds one: `protect init --workspace NAME`).
     workspaces: list[_Workspace] = msgspec.field(default_factory=lambda: ["default"])
+    #: Root's filesystem mirror the privileged side installs providers from (None: the registry).
+    provider_mirror: _AbsPath | None = None
 
 
 class PinSpec(msgspec.Struct, forbid_unknown_fields=True):

@@ -11,8 +11,9 @@ and the approval statements. It then
 3. refuses a plan whose backend is not the pinned one (the default local backend, or the remote backend
    `protect init` pinned from the root's backend block, initialised here with this user's credentials), and
    checks it with the pinned manifest, allowed_signers and Terraform, against the privileged state;
-4. installs the providers the plan's lock file names into its own data directory (never the caller's
-   `.terraform/`), then applies exactly the sealed bytes.
+4. installs the providers the plan's lock file names (each one its configuration uses and the manifest allows)
+   itself, into its working directory (never from the caller's `.terraform/`), then applies exactly the
+   sealed bytes.
 
 Everything is recorded in the pinned audit log. Exit codes as everywhere: 0 applied, 1 blocked, 2 error.
 """
@@ -24,7 +25,6 @@ import os
 import pwd
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 from tfgate.errors import TfgateError
@@ -135,9 +135,7 @@ def run(root: Path) -> int:
             new_workspace=new_workspace, auto_approve=True,
         )  # fmt: skip
         with seal(plan) as sealed:
-            if pinned is not None:
-                _init_backend(opts, base / STATE)
-            install_providers(opts, plan, base)
+            prepare(pin, plan, base)
             label = f"{root} (plan from {env['SUDO_USER']}, sha256 {sealed.sha256[:12]})"
             code = gated.apply_checked(opts, sealed, emit=_emit, label=label)
     anchor_audit(Path(pin.audit_log), base / STATE)
@@ -226,45 +224,19 @@ def privileged_env(base: Path, workspace: str = "default") -> dict[str, str]:
     }
 
 
-def _init_backend(opts, state_dir: Path) -> None:
-    """`terraform init` of the pinned remote backend (its backend.tf, root-owned) in the privileged directory,
-    so the checks read the state where Terraform keeps it, with the privileged credentials."""
-    import subprocess
-
+def prepare(pin, plan: bytes, base: Path) -> None:
+    """The privileged working directory made ready for the plan: the CLI configuration checked against the pin,
+    then the plan's providers (each used by it and on the allow-list) installed by this side and a pinned remote
+    backend initialised, in one `terraform init` (tfgate.enforce.providers)."""
+    from tfgate.enforce import providers
     from tfgate.plan.terraform import find_terraform
+    from tfgate.policy.manifest import load_manifest
 
-    proc = subprocess.run([*find_terraform(opts.terraform), "init", "-input=false", "-reconfigure"],
-                          cwd=state_dir, capture_output=True, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
-    if proc.returncode != 0:
-        raise TfgateError(f"cannot initialise the pinned backend: {proc.stderr[-800:]}")
-
-
-def install_providers(opts, plan: bytes, base: Path) -> None:
-    """`terraform init -lockfile=readonly -backend=false` on the plan's own root module and lock file, in the
-    privileged data directory: providers come from the registry, checked against the plan's lock file
-    hashes, never from the caller's `.terraform/`. A plan that needs only built-in providers needs none."""
-    import io
-    import subprocess
-
-    archive = zipfile.ZipFile(io.BytesIO(plan))
-    lock = archive.read(".terraform.lock.hcl") if ".terraform.lock.hcl" in archive.namelist() else b""
-    if b"provider " not in lock:
-        return
-    config = Path(tempfile.mkdtemp(prefix="config-", dir=base / "data"))
-    for name in archive.namelist():
-        if name.startswith("tfconfig/m-/") and "/" not in name[len("tfconfig/m-/") :]:
-            (config / Path(name).name).write_bytes(archive.read(name))
-    (config / ".terraform.lock.hcl").write_bytes(lock)
-    from tfgate.plan.terraform import find_terraform
-
-    proc = subprocess.run(
-        [*find_terraform(opts.terraform), "init", "-input=false", "-backend=false", "-lockfile=readonly", "-get=false"],
-        cwd=config, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise TfgateError(
-            f"cannot install the plan's providers (checked against its lock file): {proc.stderr[-800:]}"
-        )
+    providers.check_cli_config(base / "data" / "terraformrc", pin.protected.provider_mirror)
+    allowed = load_manifest(Path(pin.manifest)).providers
+    providers.install(
+        find_terraform(pin.terraform), plan, base / STATE, allowed, pin.protected.backend is not None
+    )
 
 
 def _emit(result: object) -> None:

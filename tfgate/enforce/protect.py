@@ -12,6 +12,7 @@ Afterwards the root's state, pinned policy, ledger and audit log belong to a ded
                                               links here: only root adds a workspace, with --workspace NAME)
         data/                                 USER 0700: Terraform's data dir, plugin cache and CLI config
         data/credentials.env                  USER 0600: the apply credentials (--env-file), only this side has them
+        data/terraformrc                      root 0644: its CLI configuration (the registry, or --provider-mirror)
     /etc/tfgate/config.yaml                   root 0644: the root pinned (manifest, allowed_signers, audit log,
                                               Terraform, protected: {user, agent_user, entry})
     /usr/local/libexec/tfgate/tfgate-privileged   root 0755: the entry point (fixed interpreter and path)
@@ -234,11 +235,17 @@ def _write_config(path: Path, doc: dict, say: Say) -> None:
 
 
 def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | None = None,
-         workspaces: tuple[str, ...] = (), env_file: Path | None = None,
+         workspaces: tuple[str, ...] = (), env_file: Path | None = None, provider_mirror: Path | None = None,
          libexec: Path = LIBEXEC, say: Say = print) -> int:  # fmt: skip
     """Set up (or repair) protected mode for DIRECTORY; returns 0. WORKSPACES are added to those already
-    pinned ("default" always is); ENV_FILE (NAME=VALUE lines) becomes the privileged side's apply credentials."""
+    pinned ("default" always is); ENV_FILE (NAME=VALUE lines) becomes the privileged side's apply credentials;
+    PROVIDER_MIRROR (root's filesystem mirror) replaces the registry for provider installation (kept once set)."""
     _require_root()
+    from tfgate.enforce.providers import cli_config, mirror_problems
+
+    mirror = os.path.realpath(provider_mirror) if provider_mirror is not None else None
+    if mirror is not None and mirror_problems(Path(mirror)):
+        raise TfgateError(f"--provider-mirror: {'; '.join(mirror_problems(Path(mirror)))}")
     credentials = None
     if env_file is not None:
         try:
@@ -283,14 +290,16 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         (lay.data / "plugins", 0o700),
     ):
         _mkdir(d, uid, gid, mode, say)
-    _install(lay.data / "terraformrc", b"# tfgate privileged side: no provider overrides, no dev_overrides\n",
-             uid, gid, 0o600, say)  # fmt: skip
     if credentials is not None:
         _install(lay.data / CREDENTIALS, credentials, uid, gid, 0o600, say)
     path = _config_path()
     doc = _read_config(path)
     before = (doc["roots"].get(str(lay.root)) or {}).get("protected") or {}
     pinned = list(dict.fromkeys(["default", *before.get("workspaces", []), *workspaces]))
+    mirror = mirror or before.get("provider_mirror")
+    _install(
+        lay.data / "terraformrc", cli_config(mirror), 0, 0, 0o644, say
+    )  # root's content, checked per run
     backend = _remote_backend(lay.root)
     if backend is None:
         _move_state(lay, uid, gid, say)
@@ -321,6 +330,7 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
             "entry": str(lay.entry),
             **({"backend": {"type": backend.type, "config": backend.config}} if backend else {}),
             "workspaces": pinned,
+            **({"provider_mirror": mirror} if mirror else {}),
         },
     }
     doc["roots"][str(lay.root)] = entry
@@ -455,6 +465,7 @@ def status(directory: Path, *, user: str | None = None, say: Say = print) -> int
     checks = [
         (pin.manifest, 0, 0o022), (pin.allowed_signers, 0, 0o022), (pin.audit_log, priv.pw_uid, 0o022),
         (lay.state, priv.pw_uid, 0o022), (lay.entry, 0, 0o022), (lay.sudoers, 0, 0o022),
+        (lay.data / "terraformrc", 0, 0o022),
     ]  # fmt: skip
     for path, uid, forbidden in checks:
         if path is None:
@@ -496,6 +507,7 @@ def status(directory: Path, *, user: str | None = None, say: Say = print) -> int
         problems.append(f"{lay.sudoers}: visudo -c fails")
     say(f"{root}: protected for {lay.agent}, applied as {lay.user} through {lay.entry}")
     say(f"  workspaces: {', '.join(pin.protected.workspaces)}")
+    problems += _provider_status(lay, pin.protected.provider_mirror, say)
     if not creds.is_file():
         say(f"  apply credentials: none placed ({lay.user}'s own: {lay.data}/.aws/, ...)")
     elif os.access(creds, os.R_OK):
@@ -510,6 +522,21 @@ def status(directory: Path, *, user: str | None = None, say: Say = print) -> int
         "  all in place" if not problems else f"  {len(problems)} problem(s): run `tfgate protect init` again"
     )
     return 0 if not problems else 1
+
+
+def _provider_status(lay: Layout, mirror: str | None, say: Say) -> list[str]:
+    """Where the privileged side installs providers from; problems with its CLI configuration or mirror."""
+    from tfgate.enforce.providers import cli_config, mirror_problems
+
+    say(f"  providers: from {f'the filesystem mirror {mirror} only' if mirror else 'the registry'}, checked "
+        f"against each plan's lock file, into {lay.state}/.terraform (plugin cache {lay.data}/plugins)")  # fmt: skip
+    rc = lay.data / "terraformrc"
+    problems = (
+        []
+        if rc.is_file() and rc.read_bytes() == cli_config(mirror)
+        else [f"{rc}: not the pinned CLI configuration"]
+    )
+    return problems + (mirror_problems(Path(mirror)) if mirror else [])
 
 
 def remove(directory: Path, *, say: Say = print) -> int:
