@@ -204,7 +204,8 @@ def used_providers(archive: zipfile.ZipFile) -> set[str]:
         for state in ("tfstate", "tfstate-prev"):
             if state in names:
                 used.update(
-                    canonical(p) for p in re.findall(rb'provider\[\\"([^"\\]+)\\"\]', archive.read(state))
+                    canonical(p.decode())
+                    for p in re.findall(rb'provider\[\\"([^"\\]+)\\"\]', archive.read(state))
                 )
     except Exception as exc:
         raise TfgateError(f"cannot tell which providers the plan's configuration uses: {exc}") from None
@@ -290,8 +291,8 @@ def mirror_problems(mirror: Path) -> list[str]:
     if not mirror.is_absolute() or not mirror.is_dir() or mirror.is_symlink():
         return [f"{mirror}: not an absolute path to a directory"]
     for p in [*reversed(mirror.parents)]:
-        info = p.stat()
-        if info.st_uid != 0 or info.st_mode & 0o022:
+        info = p.stat()  # a root-owned sticky directory (/tmp) lets no one else rename what is in it
+        if info.st_uid != 0 or (info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX):
             problems.append(f"{p}: not root's, or writable by others")
     for top, dirs, files in os.walk(mirror):
         for name in [top, *(os.path.join(top, n) for n in (*dirs, *files))]:
