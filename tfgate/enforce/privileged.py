@@ -29,10 +29,11 @@ from pathlib import Path
 
 from tfgate.errors import TfgateError
 from tfgate.plan.backend_record import LOCAL_DEFAULT, plan_backend, unpack, without_nulls
+from tfgate.sysconfig import ENV_CONFIG, PRIVILEGED_STATE
 
 MAX_INPUT = 1 << 30
 #: The privileged state directory's name: a direct `terraform apply` by the agent fails naming this path.
-STATE = "tfgate-apply-only"
+STATE = PRIVILEGED_STATE
 
 
 def read_request(stream: object) -> tuple[bytes, list[tuple[str, bytes, bytes]], bool]:
@@ -223,6 +224,9 @@ def privileged_env(base: Path, workspace: str = "default") -> dict[str, str]:
         "TF_IN_AUTOMATION": "1",
         "CHECKPOINT_DISABLE": "1",
         "SUDO_USER": os.environ.get("SUDO_USER", ""),
+        # the system configuration the entry point named (tests only; sudo's env_reset keeps the caller's out):
+        # the check below reads the same pin as the one that let this run
+        **({ENV_CONFIG: os.environ[ENV_CONFIG]} if os.environ.get(ENV_CONFIG) else {}),
     }
 
 

@@ -1,0 +1,151 @@
+"""Protected mode attacked as the agent's user would (red team, after pinned workspaces, --env-file and
+`protect policy`): real users, real sudo, real Terraform, real ssh-keygen. Each way around leaves the protected
+state byte-identical and the privileged side's secrets unread."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.test_protect import V1, Protected, _request, _terraform
+from tests.unix_users import AGENT, PRIV, ensure_user, run_as, runtime
+from tfgate import sysconfig
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="real users and sudo need root"),
+    pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs OpenSSH ssh-keygen"),
+]
+SECRET = "AKIAPRIVILEGEDSECRET"
+
+
+def _root_run(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, sysconfig.ENV_CONFIG: str(config)}
+    return subprocess.run([sys.executable, "-m", "tfgate", *args], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def _key(where: Path, name: str) -> tuple[Path, str]:
+    key = where / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    return key, " ".join(Path(f"{key}.pub").read_text().split()[:2])
+
+
+@pytest.fixture(scope="module")
+def signed():
+    """A protected root whose manifest names its allowed_signers by an absolute path inside the root (the
+    administrator's key in it when init pinned it), with apply credentials placed by --env-file."""
+    agent = ensure_user(AGENT)
+    rt = runtime()
+    base = Path(tempfile.mkdtemp(prefix="tfgate-red-", dir="/tmp"))
+    base.chmod(0o755)
+    for d in ("etc", "libexec", "bin", "keys"):
+        (base / d).mkdir(mode=0o755)
+    terraform = _terraform(rt, base / "bin")
+    root = base / "root"
+    root.mkdir()
+    (root / "main.tf").write_text(V1)
+    _, admin_pub = _key(base / "keys", "admin")
+    (root / "allowed_signers").write_text(f'admin@example.com namespaces="tfgate" {admin_pub}\n')
+    (root / "tfgate.yaml").write_text(
+        "version: 1\nprotect:\n  - name: db\n    match: {address: terraform_data.db}\n"
+        f"approvals: {{allowed_signers: {root}/allowed_signers}}\n"
+    )
+    subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(root)], check=True)
+    config = base / "etc" / "config.yaml"
+    p = Protected(rt, base, root, config, terraform)
+    for args in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false"]):
+        proc = p.agent(terraform, *args)
+        assert proc.returncode == 0, proc.stderr
+    creds = base / "creds.env"
+    creds.write_text(f"AWS_ACCESS_KEY_ID={SECRET}\n")
+    init = ["protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV, "--terraform", terraform,
+            "--libexec", str(base / "libexec"), "--env-file", str(creds)]  # fmt: skip
+    proc = _root_run(config, *init)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    privileged = Path(p.pin.manifest).parent.parent
+    yield p
+    _root_run(config, "protect", "remove", str(root))
+    shutil.rmtree(privileged, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _sudo(p: Protected, request: bytes) -> subprocess.CompletedProcess[bytes]:
+    entry = p.pin.protected.entry
+    argv = ["runuser", "-u", AGENT, "--", "sudo", "-n", "-u", PRIV, entry, "apply", str(p.root)]
+    return subprocess.run(argv, input=request, capture_output=True, cwd=p.root)
+
+
+def _agent_plan(p: Protected, name: str, *args: str) -> Path:
+    out = p.root / ".tfgate" / "red" / name
+    proc = p.agent("sh", "-c", f"mkdir -p {out.parent} && {p.terraform} plan -lock=false -input=false "
+                               f"-out={out} {' '.join(args)}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_the_privileged_side_judges_approvals_with_the_pinned_allowed_signers(signed: Protected) -> None:
+    """The manifest names the root's allowed_signers; init pinned a copy. The agent puts its own key in the
+    root's file, approves its destroy plan itself and hands plan and approval straight to sudo."""
+    before = signed.state()
+    pinned = Path(signed.pin.allowed_signers)
+    assert pinned.read_bytes() == (signed.root / "allowed_signers").read_bytes()
+    keys = Path(tempfile.mkdtemp(prefix="tfgate-agentkey-", dir="/tmp"))
+    try:
+        shutil.chown(keys, AGENT)
+        proc = signed.agent("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{keys}/me")
+        assert proc.returncode == 0, proc.stderr
+        pub = " ".join(Path(f"{keys}/me.pub").read_text().split()[:2])
+        original = (signed.root / "allowed_signers").read_text()
+        (signed.root / "allowed_signers").write_text(
+            original + f'agent@example.com namespaces="tfgate" {pub}\n'
+        )
+        plan = _agent_plan(signed, "destroy.bin", "-destroy")
+        # signed by the agent's own tfgate run without the pin (which reads the root's tfgate.yaml and so the
+        # allowed_signers just edited), bound to the root as a human's would be, and to the privileged state
+        # directory the privileged side checks in
+        doc = json.loads(_request(plan.read_bytes()))
+        for i, where in enumerate((signed.root, signed.state_file.parent)):
+            approval = keys / f"approval-{i}.json"
+            proc = run_as(AGENT, signed.rt, [signed.rt.python, "-m", "tfgate", "approve", str(plan), "-C", str(where),
+                          "--manifest", str(signed.root / "tfgate.yaml"), "--signer", "agent@example.com", "--key",
+                          f"{keys}/me", "--reason", "mine", "--yes", "--output", str(approval)],
+                          cwd=signed.root, env=signed.rt.env(HOME="/tmp"))  # fmt: skip
+            assert approval.is_file(), proc.stdout + proc.stderr
+            doc["approvals"].append([f"00{i}-approval.json", base64.b64encode(approval.read_bytes()).decode(),
+                                     base64.b64encode(Path(f"{approval}.sig").read_bytes()).decode()])  # fmt: skip
+        res = _sudo(signed, json.dumps(doc).encode())
+    finally:
+        (signed.root / "allowed_signers").write_text(pinned.read_text())
+        shutil.rmtree(keys, ignore_errors=True)
+    assert signed.state() == before, res.stdout.decode() + res.stderr.decode()
+    assert res.returncode == 1, res.stdout.decode() + res.stderr.decode()
+    assert b"agent@example.com" in res.stdout and b"terraform_data.db" in res.stdout
+
+
+def test_an_administrators_approval_made_in_the_root_counts_on_the_privileged_side(signed: Protected) -> None:
+    """The human approves the agent's plan in the root (`tfgate approve -C ROOT`); the privileged side checks in
+    its own state directory and still counts it: the approval is bound to the root, where the state is."""
+    before = json.loads(signed.state())
+    plan = _agent_plan(signed, "replace.bin", "-replace=terraform_data.db")
+    approval = signed.base / "keys" / "replace.json"
+    proc = _root_run(signed.config, "approve", str(plan), "-C", str(signed.root), "--signer", "admin@example.com",
+                     "--key", str(signed.base / "keys" / "admin"), "--reason", "rotate", "--yes", "--output",
+                     str(approval))  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for f in (approval, Path(f"{approval}.sig")):
+        f.chmod(0o644)
+    proc = signed.tfgate("apply", str(plan), "--approvals", str(approval))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = json.loads(signed.state())
+    assert after["serial"] > before["serial"] and after["lineage"] == before["lineage"]
+    ids = {r["name"]: r["instances"][0]["attributes"]["id"] for r in after["resources"]}
+    assert ids["db"] != {r["name"]: r["instances"][0]["attributes"]["id"] for r in before["resources"]}["db"]
