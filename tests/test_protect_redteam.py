@@ -149,3 +149,50 @@ def test_an_administrators_approval_made_in_the_root_counts_on_the_privileged_si
     assert after["serial"] > before["serial"] and after["lineage"] == before["lineage"]
     ids = {r["name"]: r["instances"][0]["attributes"]["id"] for r in after["resources"]}
     assert ids["db"] != {r["name"]: r["instances"][0]["attributes"]["id"] for r in before["resources"]}["db"]
+
+
+READS_AT_APPLY = """
+resource "terraform_data" "where" {
+  input = "{creds}"
+}
+resource "terraform_data" "leak" {
+  input = file(terraform_data.where.output)
+}
+output "leak" {
+  value = terraform_data.leak.output
+}
+"""
+
+
+def test_a_configuration_cannot_read_the_privileged_users_files_during_the_apply(signed: Protected) -> None:
+    """A file() whose path is unknown until the apply runs is read by the privileged user's Terraform: its
+    credentials would land in the state and the apply's output, both the agent's to read."""
+    creds = signed.state_file.parent.parent / "data" / "credentials.env"
+    assert signed.agent("cat", str(creds)).returncode != 0
+    before = signed.state()
+    signed.write(V1 + READS_AT_APPLY.replace("{creds}", str(creds)))
+    try:
+        proc = signed.tfgate("apply", "--auto-approve")
+        plan = _agent_plan(signed, "reads.bin")  # and straight to sudo, past the agent's own check
+        res = _sudo(signed, _request(plan.read_bytes()))
+    finally:
+        signed.write(V1)
+    for out in (proc.stdout + proc.stderr, (res.stdout + res.stderr).decode()):
+        assert SECRET not in out
+        assert "apply_reads_files" in out and "file()" in out, out
+    assert proc.returncode == 1 and res.returncode == 1
+    assert signed.state() == before
+
+
+def test_every_spelling_of_a_file_function_is_found(tmp_path: Path) -> None:
+    import zipfile
+
+    from tfgate.plan.configuration import file_reads
+
+    plan = tmp_path / "p.bin"
+    with zipfile.ZipFile(plan, "w") as z:
+        z.writestr("tfconfig/m-/a.tf", 'x = core::file /* c */ (var.p)\ny = templatefile(\n"t", {})\n')
+        z.writestr("tfconfig/m-mod/b.tf.json", '{"locals": {"z": "${fil\\u0065sha256(var.p)}"}}')
+        z.writestr("tfconfig/m-/c.tofu", "w = filebase64(var.p)  # source_file = 1, profile(x)\n")
+    assert file_reads(plan) == ["m-/a.tf: file()", "m-/a.tf: templatefile()", "m-mod/b.tf.json: filesha256()",
+                                "m-/c.tofu: filebase64()"]  # fmt: skip
