@@ -194,5 +194,6 @@ def test_every_spelling_of_a_file_function_is_found(tmp_path: Path) -> None:
         z.writestr("tfconfig/m-/a.tf", 'x = core::file /* c */ (var.p)\ny = templatefile(\n"t", {})\n')
         z.writestr("tfconfig/m-mod/b.tf.json", '{"locals": {"z": "${fil\\u0065sha256(var.p)}"}}')
         z.writestr("tfconfig/m-/c.tofu", "w = filebase64(var.p)  # source_file = 1, profile(x)\n")
+        z.writestr("tfconfig/m-/c.tofu", "w = 1\n")  # a second entry of the same name hides nothing
     assert file_reads(plan) == ["m-/a.tf: file()", "m-/a.tf: templatefile()", "m-mod/b.tf.json: filesha256()",
                                 "m-/c.tofu: filebase64()"]  # fmt: skip

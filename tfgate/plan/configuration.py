@@ -388,10 +388,11 @@ def file_reads(path: Path) -> list[str]:
     found: list[str] = []
     try:
         with zipfile.ZipFile(path) as archive:
-            for name in archive.namelist():
+            for info in archive.infolist():  # every entry, a name given twice too
+                name = info.filename
                 if not name.startswith("tfconfig/") or not name.endswith(_CONFIG_FILES):
                     continue
-                text = archive.read(name).decode("utf-8")
+                text = archive.read(info).decode("utf-8")
                 if name.endswith(".json"):
                     text = "\n".join(_json_strings(json.loads(text)))
                 found += [
