@@ -197,3 +197,22 @@ def test_every_spelling_of_a_file_function_is_found(tmp_path: Path) -> None:
         z.writestr("tfconfig/m-/c.tofu", "w = 1\n")  # a second entry of the same name hides nothing
     assert file_reads(plan) == ["m-/a.tf: file()", "m-/a.tf: templatefile()", "m-mod/b.tf.json: filesha256()",
                                 "m-/c.tofu: filebase64()"]  # fmt: skip
+
+
+def test_a_policy_naming_another_file_as_allowed_signers_is_not_pinned(signed: Protected) -> None:
+    """The agent's tfgate.yaml names the privileged user's credentials as its allowed_signers: root's `protect
+    policy --yes` (and `protect init`) would copy them, as root, into the world-readable policy directory."""
+    creds = signed.state_file.parent.parent / "data" / "credentials.env"
+    manifest = signed.root / "tfgate.yaml"
+    original, pinned = manifest.read_text(), Path(signed.pin.allowed_signers)
+    pinned_before = pinned.read_bytes()
+    manifest.write_text(original.replace(f"{signed.root}/allowed_signers", str(creds)))
+    try:
+        proc = _root_run(signed.config, "protect", "policy", str(signed.root), "--yes")
+    finally:
+        manifest.write_text(original)
+        leaked = SECRET.encode() in pinned.read_bytes()
+        _root_run(signed.config, "protect", "policy", str(signed.root), "--yes")
+    assert not leaked and pinned.read_bytes() == pinned_before
+    assert proc.returncode == 2 and "allowed_signers" in proc.stderr, proc.stdout + proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr

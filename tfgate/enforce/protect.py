@@ -135,6 +135,24 @@ def _install(path: Path, data: bytes, uid: int, gid: int, mode: int, say: Say) -
     say(f"wrote {path}")
 
 
+def signers_bytes(path: Path) -> bytes:
+    """The bytes of the allowed_signers file PATH a manifest names, once they parse as one. Root copies them
+    into the world-readable policy directory, and the agent wrote the manifest: a path naming another file
+    (the privileged user's credentials, /etc/shadow) must not be copied there, nor shown."""
+    from tfgate.approvals.allowed_signers import parse
+
+    try:
+        data = path.read_bytes()
+        parse(data.decode("utf-8"), path)
+    except OSError as exc:
+        raise TfgateError(f"cannot read allowed_signers {path}: {exc.strerror or exc}") from None
+    except Exception:  # its content is not echoed: it may be a secret
+        raise TfgateError(
+            f"allowed_signers {path} is not an allowed_signers file (OpenSSH format): not pinned"
+        ) from None
+    return data
+
+
 def _reachable(path: Path) -> bool:
     """Can a user other than root reach PATH (o+x on every directory above it)?"""
     return all(os.stat(p).st_mode & 0o001 for p in path.parents)
@@ -272,7 +290,9 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         manifest = load_manifest(manifest_src)  # a policy that does not load is not pinned
         _install(lay.policy / "tfgate.yaml", manifest_src.read_bytes(), 0, 0, 0o644, say)
         if manifest.allowed_signers is not None and manifest.allowed_signers.is_file():
-            _install(lay.policy / "allowed_signers", manifest.allowed_signers.read_bytes(), 0, 0, 0o644, say)
+            _install(
+                lay.policy / "allowed_signers", signers_bytes(manifest.allowed_signers), 0, 0, 0o644, say
+            )
     elif manifest_src is not None and manifest_src.read_bytes() != (lay.policy / "tfgate.yaml").read_bytes():
         say(f"note: {manifest_src} differs from the pinned policy (kept): review and pin it with "
             f"`tfgate protect policy {lay.root}`")  # fmt: skip
