@@ -216,3 +216,34 @@ def test_a_policy_naming_another_file_as_allowed_signers_is_not_pinned(signed: P
     assert not leaked and pinned.read_bytes() == pinned_before
     assert proc.returncode == 2 and "allowed_signers" in proc.stderr, proc.stdout + proc.stderr
     assert SECRET not in proc.stdout + proc.stderr
+
+
+def test_init_refuses_a_tfgate_the_agent_can_write(tmp_path: Path) -> None:
+    """root runs `protect init` from a tfgate the agent's user owns (its project venv, a checkout in its home):
+    the entry point would run the agent's code as the privileged user. Refused before anything changes."""
+    agent, rt = ensure_user(AGENT), runtime()
+    base = Path(tempfile.mkdtemp(prefix="tfgate-owncode-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        code, root, etc = base / "code", base / "root", base / "etc"
+        for d in (code, root, etc):
+            d.mkdir(mode=0o755)
+        shutil.copytree(Path(__file__).resolve().parents[1] / "tfgate", code / "tfgate")
+        subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(code)], check=True)
+        (root / "main.tf").write_text(V1)
+        (root / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
+        env = {**os.environ, sysconfig.ENV_CONFIG: str(etc / "config.yaml"),
+               "PYTHONPATH": f"{code}{os.pathsep}{rt.pythonpath}"}  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "tfgate", "protect", "init", str(root), "--agent-user", AGENT,
+                               "--user", PRIV, "--libexec", str(base / "libexec")], capture_output=True, text=True,
+                              env=env, cwd=base)  # fmt: skip
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"{AGENT} can write {code}" in proc.stderr, proc.stderr
+        assert not (etc / "config.yaml").exists() and not (base / "libexec").exists()
+    finally:  # had it gone through: undo what it wrote
+        from tfgate.enforce.protect import layout
+
+        lay = layout(root, PRIV, AGENT)
+        lay.sudoers.unlink(missing_ok=True)
+        shutil.rmtree(lay.base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -28,7 +28,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,22 +152,13 @@ def signers_bytes(path: Path) -> bytes:
     return data
 
 
-def _reachable(path: Path) -> bool:
-    """Can a user other than root reach PATH (o+x on every directory above it)?"""
-    return all(os.stat(p).st_mode & 0o001 for p in path.parents)
-
-
 def _wrapper() -> bytes:
     """The entry point: the interpreter and tfgate's location are fixed, nothing comes from the caller."""
     import json
-    import sysconfig as py
 
-    here = str(Path(__file__).resolve().parents[2])
-    paths = list(dict.fromkeys([here, py.get_paths()["purelib"], py.get_paths()["platlib"]]))
-    python = os.path.realpath(sys.executable)
-    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
-    if not _reachable(Path(python)) and system.exists():
-        python = str(system)  # the same version outside root's home (a pyenv under /root, say)
+    from tfgate.enforce.trust import entry_code
+
+    python, paths = entry_code()
     from tfgate import sysconfig
 
     config = sysconfig.config_path() or sysconfig.SYSTEM_CONFIG
@@ -274,6 +264,11 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
     agent_pw = _user(agent)
     if agent_pw.pw_uid == 0 or agent == user:
         raise TfgateError("the agent user must be an ordinary user other than the privileged one")
+    from tfgate.enforce.trust import entry_code, refuse_agent_writable
+
+    python, paths = entry_code()
+    tf_path = terraform or find_terraform()[-1]
+    refuse_agent_writable(agent, [python, *paths, *([tf_path] if tf_path.startswith("/") else [])])
     priv = _ensure_user(user, say)
     lay = layout(directory, user, agent, libexec)
     manifest_src = find_manifest(lay.root)
