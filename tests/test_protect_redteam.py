@@ -18,6 +18,7 @@ import pytest
 from tests.test_protect import V1, Protected, _request, _terraform
 from tests.unix_users import AGENT, PRIV, ensure_user, run_as, runtime
 from tfgate import sysconfig
+from tfgate.errors import TfgateError
 
 pytestmark = [
     pytest.mark.slow,
@@ -247,3 +248,91 @@ def test_init_refuses_a_tfgate_the_agent_can_write(tmp_path: Path) -> None:
         lay.sudoers.unlink(missing_ok=True)
         shutil.rmtree(lay.base, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _fresh_root(prefix: str) -> tuple[Path, Path, Protected]:
+    """An applied root (agent-owned) under a new base, not protected yet."""
+    agent, rt = ensure_user(AGENT), runtime()
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    base.chmod(0o755)
+    for d in ("etc", "libexec", "bin", "root"):
+        (base / d).mkdir(mode=0o755)
+    root = base / "root"
+    (root / "main.tf").write_text(V1)
+    (root / "tfgate.yaml").write_text("version: 1\nprotect: []\n")
+    subprocess.run(["chown", "-R", f"{agent.pw_uid}:{agent.pw_gid}", str(root)], check=True)
+    p = Protected(rt, base, root, base / "etc" / "config.yaml", _terraform(rt, base / "bin"))
+    for args in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false"]):
+        proc = p.agent(p.terraform, *args)
+        assert proc.returncode == 0, proc.stderr
+    return base, root, p
+
+
+def _cleanup(base: Path, root: Path) -> None:
+    from tfgate.enforce.protect import layout
+
+    lay = layout(root, PRIV, AGENT)
+    lay.sudoers.unlink(missing_ok=True)
+    shutil.rmtree(lay.base, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_init_does_not_follow_a_state_swapped_for_a_symlink(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agent swaps DIR/terraform.tfstate for a symlink to a file only root can read, just after init looked
+    (simulated: the look says regular file): root must not copy that file into the agent-readable state."""
+    from tfgate.enforce import protect
+
+    base, root, p = _fresh_root("tfgate-swap-")
+    try:
+        secret = base / "root-only.json"
+        secret.write_text(json.dumps({"secret": SECRET}))
+        secret.chmod(0o600)
+        (root / "terraform.tfstate").unlink()
+        (root / "terraform.tfstate").symlink_to(secret)
+        real = Path.is_symlink
+        monkeypatch.setattr(
+            Path, "is_symlink", lambda self: False if self == root / "terraform.tfstate" else real(self)
+        )
+        monkeypatch.setenv(sysconfig.ENV_CONFIG, str(p.config))
+        with pytest.raises(TfgateError, match="not a regular file"):
+            protect.init(
+                root, AGENT, user=PRIV, terraform=p.terraform, libexec=base / "libexec", say=lambda _: None
+            )
+        leaked = [f for f in protect.layout(root, PRIV, AGENT).base.rglob("*") if f.is_file() and SECRET.encode()
+                  in f.read_bytes()]  # fmt: skip
+        assert leaked == []
+    finally:
+        _cleanup(base, root)
+
+
+def test_remove_does_not_write_through_a_symlink_the_agent_swaps_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`protect remove` puts the state back into the agent's directory: the agent puts a symlink to a file of
+    root's where the link was, the moment it is gone (simulated: unlink does both). root must not write the
+    state into that file, nor hand it to the agent (chown follows symlinks)."""
+    from tfgate.enforce import protect
+
+    base, root, p = _fresh_root("tfgate-rmswap-")
+    try:
+        proc = _root_run(p.config, "protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV,
+                         "--terraform", p.terraform, "--libexec", str(base / "libexec"))  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        state = p.state()
+        victim = base / "precious"
+        victim.write_text("root's own\n")
+        victim.chmod(0o600)
+        link, real = root / "terraform.tfstate", Path.unlink
+
+        def unlink(self: Path, missing_ok: bool = False) -> None:
+            real(self, missing_ok)
+            if self == link:
+                os.symlink(victim, link)
+
+        monkeypatch.setattr(Path, "unlink", unlink)
+        monkeypatch.setenv(sysconfig.ENV_CONFIG, str(p.config))
+        protect.remove(root, say=lambda _: None)
+        assert victim.read_text() == "root's own\n" and victim.stat().st_uid == 0
+        assert not link.is_symlink() and link.read_bytes() == state
+        assert link.stat().st_uid == ensure_user(AGENT).pw_uid
+    finally:
+        monkeypatch.undo()
+        _cleanup(base, root)

@@ -26,7 +26,6 @@ import hashlib
 import os
 import pwd
 import re
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.enforce.privileged import CREDENTIALS, STATE, read_env_file
+from tfgate.enforce.trust import copy_tree_into, read_regular, write_into
 from tfgate.errors import TfgateError
 
 LIBEXEC = Path("/usr/local/libexec/tfgate")
@@ -388,15 +388,13 @@ def _move_state(lay: Layout, uid: int, gid: int, say: Say) -> None:
     if link.is_file():
         if target.exists():
             raise TfgateError(f"both {link} and the protected {target} exist: keep one")
-        shutil.copy2(link, target)
-        os.chown(target, uid, gid)
-        target.chmod(0o644)
+        _install(target, read_regular(link), uid, gid, 0o644, lambda _: None)
         link.unlink()
         say(f"moved the state {link} -> {target} ({lay.user} 0644)")
         backup = lay.root / "terraform.tfstate.backup"
         if backup.is_file() and not backup.is_symlink():
-            shutil.move(backup, lay.state / backup.name)
-            os.chown(lay.state / backup.name, uid, gid)
+            _install(lay.state / backup.name, read_regular(backup), uid, gid, 0o644, lambda _: None)
+            backup.unlink()
     link.symlink_to(target)
     os.lchown(link, 0, 0)
     say(f"linked {link} -> {target} (readable for planning, writable only by {lay.user})")
@@ -425,9 +423,8 @@ def _link_workspaces(lay: Layout, pinned: list[str], uid: int, gid: int, say: Sa
                 )
             _mkdir(target / name, uid, gid, 0o755, say)
             for f in files:
-                shutil.move(f, target / name / f.name)
-                os.chown(target / name / f.name, uid, gid)
-                (target / name / f.name).chmod(0o644)
+                _install(target / name / f.name, read_regular(f), uid, gid, 0o644, lambda _: None)
+                f.unlink()
                 say(f"moved {f} -> {target / name / f.name} ({lay.user} 0644)")
             (link / name).rmdir()
         link.rmdir()
@@ -550,20 +547,18 @@ def remove(directory: Path, *, say: Say = print) -> int:
         say(f"removed {lay.sudoers}")
     link, state = root / "terraform.tfstate", lay.state / "terraform.tfstate"
     if link.is_symlink():
-        link.unlink()
-        if state.is_file():
-            shutil.copy2(state, link)
-            owner = root.stat()
-            os.chown(link, owner.st_uid, owner.st_gid)
+        owner = root.stat()
+        if state.is_file():  # over the link, never through it (nor through one the agent swapped in)
+            write_into(link, state.read_bytes(), owner.st_uid, owner.st_gid)
             say(f"copied the state back to {link}")
+        else:
+            link.unlink()
     wlink, workspaces = root / "terraform.tfstate.d", lay.state / "terraform.tfstate.d"
     if wlink.is_symlink():
         wlink.unlink()
         if workspaces.is_dir():
-            shutil.copytree(workspaces, wlink, symlinks=True)
             owner = root.stat()
-            for p in [wlink, *wlink.rglob("*")]:
-                os.lchown(p, owner.st_uid, owner.st_gid)
+            copy_tree_into(workspaces, wlink, owner.st_uid, owner.st_gid)
             say(f"copied the workspaces' states back to {wlink}")
     del doc["roots"][str(root)]
     _write_config(path, doc, say)
