@@ -336,3 +336,87 @@ def test_remove_does_not_write_through_a_symlink_the_agent_swaps_in(monkeypatch:
     finally:
         monkeypatch.undo()
         _cleanup(base, root)
+
+
+def test_a_protected_object_moved_to_another_address_stays_protected() -> None:
+    """Two allowed-looking steps through the privileged side: a `moved` block renames the protected db to an
+    address no rule names, then a plan destroys it there. The ledger the privileged side keeps follows it."""
+    base, root, p = _fresh_root("tfgate-moved-")
+    try:
+        (root / "tfgate.yaml").write_text(
+            "version: 1\nprotect:\n  - name: db\n    match: {address: terraform_data.db}\n"
+        )
+        proc = _root_run(p.config, "protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV,
+                         "--terraform", p.terraform, "--libexec", str(base / "libexec"))  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        p.write(
+            V1.replace('"db"', '"renamed"')
+            + "moved {\n  from = terraform_data.db\n  to = terraform_data.renamed\n}\n"
+        )
+        proc = p.tfgate("apply", "--auto-approve")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        before = p.state()
+        assert b'"renamed"' in before
+        p.write('resource "terraform_data" "cache" {}\n')
+        proc = p.tfgate("apply", "--auto-approve")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert p.state() == before
+        plan = _agent_plan(p, "gone.bin")
+        res = _sudo(p, _request(plan.read_bytes()))
+        assert res.returncode == 1, res.stdout.decode() + res.stderr.decode()
+        assert p.state() == before
+    finally:
+        _root_run(p.config, "protect", "remove", str(root))
+        _cleanup(base, root)
+
+
+def test_a_plan_with_two_tfplan_entries_is_refused(signed: Protected) -> None:
+    """Terraform reads the first `tfplan` of a zip, Python's zipfile the last: the agent puts a plan whose
+    backend writes the state elsewhere first and its pinned plan's record last, so the backend check reads one
+    and Terraform applies the other."""
+    import zipfile
+
+    before = signed.state()
+    rogue = signed.state_file.parent / "terraform.tfstate.d" / "rogue" / "terraform.tfstate"
+    pinned = _agent_plan(signed, "pinned.bin")
+    copy = Path(tempfile.mkdtemp(prefix="tfgate-elsewhere-", dir="/tmp"))
+    try:
+        shutil.copy(signed.root / "main.tf", copy / "main.tf")
+        (copy / "backend.tf").write_text(
+            f'terraform {{\n  backend "local" {{\n    path = "{rogue}"\n  }}\n}}\n'
+        )
+        subprocess.run(["chown", "-R", AGENT, str(copy)], check=True)
+        script = (f"cd {copy} && {signed.terraform} init -input=false >/dev/null && "
+                  f"{signed.terraform} plan -lock=false -input=false -state=state.json -out=p.bin")  # fmt: skip
+        proc = signed.agent("sh", "-c", script)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        crafted = copy / "crafted.bin"
+        with zipfile.ZipFile(copy / "p.bin") as src, zipfile.ZipFile(crafted, "w") as out:
+            for info in src.infolist():
+                out.writestr(info, src.read(info))
+            with zipfile.ZipFile(pinned) as good:
+                out.writestr("tfplan", good.read("tfplan"))
+        res = _sudo(signed, _request(crafted.read_bytes()))
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    assert not rogue.exists(), res.stdout.decode() + res.stderr.decode()
+    shutil.rmtree(rogue.parent, ignore_errors=True)
+    # before: ALLOWED, and Terraform ran it with the other backend (its lineage check was all that stopped it)
+    assert res.returncode == 2 and b"twice" in res.stderr, res.stdout.decode() + res.stderr.decode()
+    assert b"ALLOWED" not in res.stdout and signed.state() == before
+
+
+def test_a_plan_with_two_prior_states_is_refused_in_every_mode(tmp_path: Path) -> None:
+    """The same first-or-last difference for `tfstate` (the prior state Terraform applies onto): a crafted
+    first copy without the protected object and the real one last would pass the state checks."""
+    import zipfile
+
+    from tfgate.state.planfile import plan_states
+
+    plan = tmp_path / "p.bin"
+    state = json.dumps({"version": 4, "lineage": "l", "serial": 1, "resources": []})
+    with zipfile.ZipFile(plan, "w") as z:
+        z.writestr("tfstate", state)
+        z.writestr("tfstate", state)
+    with pytest.raises(TfgateError, match="tfstate twice"):
+        plan_states(plan)

@@ -150,7 +150,10 @@ def keep_blocked_rows(text: str, limit: int) -> str:
         if len(cut) <= limit:
             return cut
         keep = keep * 9 // 10
-    return text[: limit - 80] + "\n\n> Report truncated at the comment limit (65,536 characters, GitHub's; the same for GitLab).\n"
+    return (
+        text[: limit - 80]
+        + "\n\n> Report truncated at the comment limit (65,536 characters, GitHub's; the same for GitLab).\n"
+    )
 
 
 ROOTS_MARKER = "<!-- tfgate:report roots -->"
