@@ -214,6 +214,8 @@ def from_plan_file(path: Path, fallback: Provisioners) -> Provisioners:
         with zipfile.ZipFile(path) as archive:
             modules = json.loads(archive.read("tfconfig/modules.json"))
             names = archive.namelist()
+            if len(set(names)) != len(names):  # Terraform reads the first of a name, zipfile the last
+                raise ValueError("it names a file twice")
             for mod in modules:
                 key = mod.get("Key", "")
                 prefix = f"tfconfig/m-{key}/"
