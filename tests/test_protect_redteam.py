@@ -420,3 +420,37 @@ def test_a_plan_with_two_prior_states_is_refused_in_every_mode(tmp_path: Path) -
         z.writestr("tfstate", state)
     with pytest.raises(TfgateError, match="tfstate twice"):
         plan_states(plan)
+
+
+BIG = """
+resource "terraform_data" "big" {
+  input = format("%0600000d", 0)
+}
+"""
+
+
+def test_resource_limits_the_agent_sets_do_not_reach_the_privileged_apply() -> None:
+    """sudo hands the invoking user's resource limits to the command: with a file size limit between the
+    audit log's size and the new state's, the privileged Terraform would truncate the state it writes."""
+    base, root, p = _fresh_root("tfgate-rlimit-")
+    try:
+        proc = _root_run(p.config, "protect", "init", str(root), "--agent-user", AGENT, "--user", PRIV,
+                         "--terraform", p.terraform, "--libexec", str(base / "libexec"))  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        before = p.state()
+        p.write(V1 + BIG)
+        plan = _agent_plan(p, "big.bin")
+        request = base / "request.json"
+        request.write_bytes(_request(plan.read_bytes()))
+        entry = p.pin.protected.entry
+        limit = 256 * 1024
+        script = (f"import os, resource; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+                  f"os.execvp('sudo', ['sudo', '-n', '-u', '{PRIV}', '{entry}', 'apply', '{root}'])")  # fmt: skip
+        res = run_as(AGENT, p.rt, ["sh", "-c", f'exec python3 -c "{script}" < {request}'], cwd=root,
+                     env=p.env())  # fmt: skip
+        after = p.state()
+        assert after == before or json.loads(after)["resources"], res.stdout + res.stderr
+        assert after == before and res.returncode == 2 and "limit" in res.stderr, res.stdout + res.stderr
+    finally:
+        _root_run(p.config, "protect", "remove", str(root))
+        _cleanup(base, root)

@@ -89,11 +89,40 @@ def _protected_pin(root: Path):  # -> sysconfig.Pin
     return pin
 
 
+#: Resource limits the apply needs (None: unlimited). sudo hands the caller's limits to the command, so the
+#: agent could otherwise have the privileged Terraform cut short mid-apply or truncate the state it writes.
+_LIMITS = {"RLIMIT_FSIZE": None, "RLIMIT_CPU": None, "RLIMIT_AS": None, "RLIMIT_DATA": None,
+           "RLIMIT_NOFILE": 1024, "RLIMIT_NPROC": 512, "RLIMIT_STACK": 8 << 20}  # fmt: skip
+
+
+def own_limits() -> None:
+    """The limits above in force (unlimited ones raised to unlimited, the others to at least the minimum);
+    TfgateError when the caller's hard limit leaves less."""
+    import resource
+
+    inf = resource.RLIM_INFINITY
+    for name, need in _LIMITS.items():
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        soft, hard = resource.getrlimit(which)
+        if hard != inf and (need is None or hard < need):
+            raise TfgateError(
+                f"resource limit {name} is {hard} (the caller's, through sudo): the apply needs "
+                f"{'no limit' if need is None else f'at least {need}'}; run it without `ulimit`"
+            )
+        if need is None and soft != inf:
+            resource.setrlimit(which, (inf, inf))
+        elif need is not None and soft != inf and soft < need:
+            resource.setrlimit(which, (need, hard))
+
+
 def run(root: Path) -> int:
     """Check and apply the plan on stdin for the protected ROOT."""
     from tfgate.enforce import gated
     from tfgate.enforce.sealed import seal
 
+    own_limits()
     os.umask(0o022)
     pin = _protected_pin(root)
     base = state_dir_of(pin)
