@@ -454,3 +454,53 @@ def test_resource_limits_the_agent_sets_do_not_reach_the_privileged_apply() -> N
     finally:
         _root_run(p.config, "protect", "remove", str(root))
         _cleanup(base, root)
+
+
+_CHILD = r"""
+import os, signal, sys, time
+got = []
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, lambda n, f: got.append(n))
+marker = sys.argv[1]
+def until(cond):
+    while not cond():
+        time.sleep(0.01)
+os.kill(os.getppid(), signal.SIGINT)          # the caller's first interrupt, relayed by sudo
+until(lambda: got)
+for n, name in ((signal.SIGTERM, "TERM"), (signal.SIGHUP, "HUP")):   # and the ones after it
+    os.kill(os.getppid(), n)
+    until(lambda: os.path.exists(marker + name))
+    time.sleep(0); time.sleep(0)
+sys.exit(len(got))
+"""
+
+
+def test_the_privileged_apply_passes_one_interrupt_to_terraform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sudo relays the caller's signals: a second interrupt makes Terraform exit at once, without saving the
+    state of what it changed. The privileged side forwards the first signal only (Terraform stops cleanly)."""
+    import signal
+
+    from tfgate.enforce import gated
+
+    marker = tmp_path / "handled-"
+    real = signal.signal
+
+    def wrapped(signum, handler):
+        if not callable(handler) or handler in (signal.SIG_DFL, signal.SIG_IGN):
+            return real(signum, handler)
+
+        def mark(n, frame):
+            handler(n, frame)
+            if n != signal.SIGINT:
+                Path(f"{marker}{signal.Signals(n).name[3:]}").touch()
+
+        return real(signum, mark)
+
+    monkeypatch.setattr(gated.signal, "signal", wrapped)
+    child = [sys.executable, "-c", _CHILD, str(marker)]
+    assert gated.run_streamed(child, cwd=tmp_path, one_signal=True) == 1
+    for f in tmp_path.glob("handled-*"):
+        f.unlink()
+    assert gated.run_streamed(child, cwd=tmp_path) == 3  # same-user mode: each signal, as a terminal's

@@ -162,7 +162,7 @@ def run(root: Path) -> int:
             workdir=base / STATE, workspace=workspace, terraform=pin.terraform, manifest=pin.manifest,
             approvals=tuple(paths),
             audit_log=str(pin.audit_log), command=("tfgate-privileged", "apply", str(root)),
-            new_workspace=new_workspace, auto_approve=True,
+            new_workspace=new_workspace, auto_approve=True, one_signal=True,
         )  # fmt: skip
         with seal(plan) as sealed:
             if pinned is not None:
