@@ -185,6 +185,7 @@ def test_a_configuration_cannot_read_the_privileged_users_files_during_the_apply
     assert signed.state() == before
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_every_spelling_of_a_file_function_is_found(tmp_path: Path) -> None:
     import zipfile
 
@@ -370,6 +371,7 @@ def test_a_protected_object_moved_to_another_address_stays_protected() -> None:
         _cleanup(base, root)
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_a_plan_with_two_tfplan_entries_is_refused(signed: Protected) -> None:
     """Terraform reads the first `tfplan` of a zip, Python's zipfile the last: the agent puts a plan whose
     backend writes the state elsewhere first and its pinned plan's record last, so the backend check reads one
@@ -406,6 +408,7 @@ def test_a_plan_with_two_tfplan_entries_is_refused(signed: Protected) -> None:
     assert b"ALLOWED" not in res.stdout and signed.state() == before
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")
 def test_a_plan_with_two_prior_states_is_refused_in_every_mode(tmp_path: Path) -> None:
     """The same first-or-last difference for `tfstate` (the prior state Terraform applies onto): a crafted
     first copy without the protected object and the real one last would pass the state checks."""
