@@ -86,6 +86,10 @@ def run_check(opts: CheckOptions) -> Result:
             workdir=workdir, plan=plan, manifest=manifest, workspace=workspace, now=now,
             new_workspace=opts.new_workspace,
         )  # fmt: skip
+    if pinned.pin is not None and pinned.pin.protected is not None:
+        from tfgate.policy.provisioners import file_read_findings
+
+        findings = (*findings, *file_read_findings(plan))
     assessed = assess(plan, manifest, protection)
     counted = binding = None
     if opts.approvals or assessed[1] or _destroys(plan):  # violations: provisioner commands, -target plans

@@ -39,6 +39,8 @@ from tfgate.errors import TfgateError
 
 SYSTEM_CONFIG = Path("/etc/tfgate/config.yaml")
 ENV_CONFIG = "TFGATE_SYSTEM_CONFIG"
+#: A protected root's state directory (beside its pinned policy/): where the privileged side checks and applies.
+PRIVILEGED_STATE = "tfgate-apply-only"
 _AbsPath = Annotated[str, msgspec.Meta(pattern=r"^/", min_length=2)]
 _User = Annotated[str, msgspec.Meta(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
 #: A workspace name as Terraform accepts it (and safe as one path component).
@@ -121,6 +123,11 @@ class SystemConfig:
         """The pin of WORKDIR: its root's entry, else `defaults`, else None (not a pinned root)."""
         where = Path(os.path.realpath(workdir))
         spec, root = self.roots.get(where), where
+        if spec is None:  # a protected root's privileged state directory is that root (its pin, its identity)
+            spec, root = next(
+                ((s, r) for r, s in self.roots.items() if s.protected and _state_dir(s) == where),
+                (None, None),
+            )
         if spec is None:
             spec, root = self.defaults, None
         if spec is None:
@@ -130,6 +137,15 @@ class SystemConfig:
             manifest=_path(spec.manifest), allowed_signers=_path(spec.allowed_signers),
             audit_log=_path(spec.audit_log), terraform=spec.terraform, protected=spec.protected,
         )  # fmt: skip
+
+
+def _state_dir(spec: PinSpec) -> Path | None:
+    """The privileged state directory of a protected root (its manifest is pinned at BASE/policy/tfgate.yaml)."""
+    return (
+        Path(os.path.realpath(Path(spec.manifest).parent.parent / PRIVILEGED_STATE))
+        if spec.manifest
+        else None
+    )
 
 
 def _path(value: str | None) -> Path | None:
@@ -315,6 +331,11 @@ def gate_manifest(
     resolved = resolve(workdir, manifest=explicit, terraform=terraform, state_checks=state_checks)
     manifest = load_manifest(resolved.manifest, cwd=workdir)
     pin = resolved.pin
-    if pin is not None and pin.allowed_signers is not None:
+    if pin is not None and pin.protected is not None:
+        # A protected root's manifest is a copy of what the agent wrote: a path in it may name a file the agent
+        # can write (its root's allowed_signers, a ledger there). Only the pin's signers count (none pinned:
+        # none), and the ledger is the privileged state directory's own (or the S3 object beside the state).
+        manifest = dataclasses.replace(manifest, allowed_signers=pin.allowed_signers, ledger=None)
+    elif pin is not None and pin.allowed_signers is not None:
         manifest = dataclasses.replace(manifest, allowed_signers=pin.allowed_signers)
     return manifest, resolved

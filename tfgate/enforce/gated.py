@@ -61,6 +61,9 @@ class GateOptions:
     auto_approve: bool = False
     #: TF_CLI_ARGS* are already merged into the command (the shim): Terraform runs without them.
     cli_args_merged: bool = False
+    #: Forward one signal in all to Terraform (the privileged side: sudo relays the caller's signals, and a
+    #: second interrupt makes Terraform exit at once, without saving the state of what it changed).
+    one_signal: bool = False
 
 
 def sha256_file(path: Path) -> str:
@@ -72,9 +75,15 @@ def sha256_file(path: Path) -> str:
 
 
 def run_streamed(
-    argv: Sequence[str], *, cwd: Path, stdout_to_stderr: bool = False, env: dict[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    stdout_to_stderr: bool = False,
+    env: dict[str, str] | None = None,
+    one_signal: bool = False,
 ) -> int:
-    """Run Terraform with live output; forward SIGINT/SIGTERM to it once each; return its exit code."""
+    """Run Terraform with live output; forward SIGINT/SIGTERM to it once each (ONE_SIGNAL: the first signal
+    only); return its exit code."""
     stdout = sys.stderr.fileno() if stdout_to_stderr else None
     sys.stdout.flush()
     sys.stderr.flush()
@@ -82,6 +91,8 @@ def run_streamed(
     procs: list[subprocess.Popen[bytes]] = []
 
     def forward(signum: int, _frame: object) -> None:
+        if one_signal and forwarded:
+            return
         forwarded.append(signum)
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -487,6 +498,7 @@ def _apply_sealed(
         stdout_to_stderr=opts.tf_stdout_to_stderr,
         # exactly the checked plan: no TF_CLI_ARGS* added behind tfgate's back, in the workspace checked
         env={**clean_env(), "TF_WORKSPACE": _workspace(opts)},
+        one_signal=opts.one_signal,
     )
     record_event(
         "apply", command=opts.command, log=opts.audit_log, cwd=opts.workdir,

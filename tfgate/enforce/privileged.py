@@ -29,10 +29,11 @@ from pathlib import Path
 
 from tfgate.errors import TfgateError
 from tfgate.plan.backend_record import LOCAL_DEFAULT, plan_backend, unpack, without_nulls
+from tfgate.sysconfig import ENV_CONFIG, PRIVILEGED_STATE
 
 MAX_INPUT = 1 << 30
 #: The privileged state directory's name: a direct `terraform apply` by the agent fails naming this path.
-STATE = "tfgate-apply-only"
+STATE = PRIVILEGED_STATE
 
 
 def read_request(stream: object) -> tuple[bytes, list[tuple[str, bytes, bytes]], bool]:
@@ -88,11 +89,40 @@ def _protected_pin(root: Path):  # -> sysconfig.Pin
     return pin
 
 
+#: Resource limits the apply needs (None: unlimited). sudo hands the caller's limits to the command, so the
+#: agent could otherwise have the privileged Terraform cut short mid-apply or truncate the state it writes.
+_LIMITS = {"RLIMIT_FSIZE": None, "RLIMIT_CPU": None, "RLIMIT_AS": None, "RLIMIT_DATA": None,
+           "RLIMIT_NOFILE": 1024, "RLIMIT_NPROC": 512, "RLIMIT_STACK": 8 << 20}  # fmt: skip
+
+
+def own_limits() -> None:
+    """The limits above in force (unlimited ones raised to unlimited, the others to at least the minimum);
+    TfgateError when the caller's hard limit leaves less."""
+    import resource
+
+    inf = resource.RLIM_INFINITY
+    for name, need in _LIMITS.items():
+        which = getattr(resource, name, None)
+        if which is None:
+            continue
+        soft, hard = resource.getrlimit(which)
+        if hard != inf and (need is None or hard < need):
+            raise TfgateError(
+                f"resource limit {name} is {hard} (the caller's, through sudo): the apply needs "
+                f"{'no limit' if need is None else f'at least {need}'}; run it without `ulimit`"
+            )
+        if need is None and soft != inf:
+            resource.setrlimit(which, (inf, inf))
+        elif need is not None and soft != inf and soft < need:
+            resource.setrlimit(which, (need, hard))
+
+
 def run(root: Path) -> int:
     """Check and apply the plan on stdin for the protected ROOT."""
     from tfgate.enforce import gated
     from tfgate.enforce.sealed import seal
 
+    own_limits()
     os.umask(0o022)
     pin = _protected_pin(root)
     base = state_dir_of(pin)
@@ -132,7 +162,7 @@ def run(root: Path) -> int:
             workdir=base / STATE, workspace=workspace, terraform=pin.terraform, manifest=pin.manifest,
             approvals=tuple(paths),
             audit_log=str(pin.audit_log), command=("tfgate-privileged", "apply", str(root)),
-            new_workspace=new_workspace, auto_approve=True,
+            new_workspace=new_workspace, auto_approve=True, one_signal=True,
         )  # fmt: skip
         with seal(plan) as sealed:
             prepare(pin, plan, base)
@@ -221,6 +251,9 @@ def privileged_env(base: Path, workspace: str = "default") -> dict[str, str]:
         "TF_IN_AUTOMATION": "1",
         "CHECKPOINT_DISABLE": "1",
         "SUDO_USER": os.environ.get("SUDO_USER", ""),
+        # the system configuration the entry point named (tests only; sudo's env_reset keeps the caller's out):
+        # the check below reads the same pin as the one that let this run
+        **({ENV_CONFIG: os.environ[ENV_CONFIG]} if os.environ.get(ENV_CONFIG) else {}),
     }
 
 

@@ -27,15 +27,14 @@ import hashlib
 import os
 import pwd
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.enforce.privileged import CREDENTIALS, STATE, read_env_file
+from tfgate.enforce.trust import copy_tree_into, read_regular, write_into
 from tfgate.errors import TfgateError
 
 LIBEXEC = Path("/usr/local/libexec/tfgate")
@@ -136,22 +135,31 @@ def _install(path: Path, data: bytes, uid: int, gid: int, mode: int, say: Say) -
     say(f"wrote {path}")
 
 
-def _reachable(path: Path) -> bool:
-    """Can a user other than root reach PATH (o+x on every directory above it)?"""
-    return all(os.stat(p).st_mode & 0o001 for p in path.parents)
+def signers_bytes(path: Path) -> bytes:
+    """The bytes of the allowed_signers file PATH a manifest names, once they parse as one. Root copies them
+    into the world-readable policy directory, and the agent wrote the manifest: a path naming another file
+    (the privileged user's credentials, /etc/shadow) must not be copied there, nor shown."""
+    from tfgate.approvals.allowed_signers import parse
+
+    try:
+        data = path.read_bytes()
+        parse(data.decode("utf-8"), path)
+    except OSError as exc:
+        raise TfgateError(f"cannot read allowed_signers {path}: {exc.strerror or exc}") from None
+    except Exception:  # its content is not echoed: it may be a secret
+        raise TfgateError(
+            f"allowed_signers {path} is not an allowed_signers file (OpenSSH format): not pinned"
+        ) from None
+    return data
 
 
 def _wrapper() -> bytes:
     """The entry point: the interpreter and tfgate's location are fixed, nothing comes from the caller."""
     import json
-    import sysconfig as py
 
-    here = str(Path(__file__).resolve().parents[2])
-    paths = list(dict.fromkeys([here, py.get_paths()["purelib"], py.get_paths()["platlib"]]))
-    python = os.path.realpath(sys.executable)
-    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
-    if not _reachable(Path(python)) and system.exists():
-        python = str(system)  # the same version outside root's home (a pyenv under /root, say)
+    from tfgate.enforce.trust import entry_code
+
+    python, paths = entry_code()
     from tfgate import sysconfig
 
     config = sysconfig.config_path() or sysconfig.SYSTEM_CONFIG
@@ -263,6 +271,11 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
     agent_pw = _user(agent)
     if agent_pw.pw_uid == 0 or agent == user:
         raise TfgateError("the agent user must be an ordinary user other than the privileged one")
+    from tfgate.enforce.trust import entry_code, refuse_agent_writable
+
+    python, paths = entry_code()
+    tf_path = terraform or find_terraform()[-1]
+    refuse_agent_writable(agent, [python, *paths, *([tf_path] if tf_path.startswith("/") else [])])
     priv = _ensure_user(user, say)
     lay = layout(directory, user, agent, libexec)
     manifest_src = find_manifest(lay.root)
@@ -279,7 +292,9 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
         manifest = load_manifest(manifest_src)  # a policy that does not load is not pinned
         _install(lay.policy / "tfgate.yaml", manifest_src.read_bytes(), 0, 0, 0o644, say)
         if manifest.allowed_signers is not None and manifest.allowed_signers.is_file():
-            _install(lay.policy / "allowed_signers", manifest.allowed_signers.read_bytes(), 0, 0, 0o644, say)
+            _install(
+                lay.policy / "allowed_signers", signers_bytes(manifest.allowed_signers), 0, 0, 0o644, say
+            )
     elif manifest_src is not None and manifest_src.read_bytes() != (lay.policy / "tfgate.yaml").read_bytes():
         say(f"note: {manifest_src} differs from the pinned policy (kept): review and pin it with "
             f"`tfgate protect policy {lay.root}`")  # fmt: skip
@@ -383,15 +398,13 @@ def _move_state(lay: Layout, uid: int, gid: int, say: Say) -> None:
     if link.is_file():
         if target.exists():
             raise TfgateError(f"both {link} and the protected {target} exist: keep one")
-        shutil.copy2(link, target)
-        os.chown(target, uid, gid)
-        target.chmod(0o644)
+        _install(target, read_regular(link), uid, gid, 0o644, lambda _: None)
         link.unlink()
         say(f"moved the state {link} -> {target} ({lay.user} 0644)")
         backup = lay.root / "terraform.tfstate.backup"
         if backup.is_file() and not backup.is_symlink():
-            shutil.move(backup, lay.state / backup.name)
-            os.chown(lay.state / backup.name, uid, gid)
+            _install(lay.state / backup.name, read_regular(backup), uid, gid, 0o644, lambda _: None)
+            backup.unlink()
     link.symlink_to(target)
     os.lchown(link, 0, 0)
     say(f"linked {link} -> {target} (readable for planning, writable only by {lay.user})")
@@ -420,9 +433,8 @@ def _link_workspaces(lay: Layout, pinned: list[str], uid: int, gid: int, say: Sa
                 )
             _mkdir(target / name, uid, gid, 0o755, say)
             for f in files:
-                shutil.move(f, target / name / f.name)
-                os.chown(target / name / f.name, uid, gid)
-                (target / name / f.name).chmod(0o644)
+                _install(target / name / f.name, read_regular(f), uid, gid, 0o644, lambda _: None)
+                f.unlink()
                 say(f"moved {f} -> {target / name / f.name} ({lay.user} 0644)")
             (link / name).rmdir()
         link.rmdir()
@@ -562,20 +574,18 @@ def remove(directory: Path, *, say: Say = print) -> int:
         say(f"removed {lay.sudoers}")
     link, state = root / "terraform.tfstate", lay.state / "terraform.tfstate"
     if link.is_symlink():
-        link.unlink()
-        if state.is_file():
-            shutil.copy2(state, link)
-            owner = root.stat()
-            os.chown(link, owner.st_uid, owner.st_gid)
+        owner = root.stat()
+        if state.is_file():  # over the link, never through it (nor through one the agent swapped in)
+            write_into(link, state.read_bytes(), owner.st_uid, owner.st_gid)
             say(f"copied the state back to {link}")
+        else:
+            link.unlink()
     wlink, workspaces = root / "terraform.tfstate.d", lay.state / "terraform.tfstate.d"
     if wlink.is_symlink():
         wlink.unlink()
         if workspaces.is_dir():
-            shutil.copytree(workspaces, wlink, symlinks=True)
             owner = root.stat()
-            for p in [wlink, *wlink.rglob("*")]:
-                os.lchown(p, owner.st_uid, owner.st_gid)
+            copy_tree_into(workspaces, wlink, owner.st_uid, owner.st_gid)
             say(f"copied the workspaces' states back to {wlink}")
     del doc["roots"][str(root)]
     _write_config(path, doc, say)

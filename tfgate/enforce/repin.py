@@ -16,7 +16,7 @@ import pwd
 import sys
 from pathlib import Path
 
-from tfgate.enforce.protect import LIBEXEC, Say, _install, _require_root, layout
+from tfgate.enforce.protect import LIBEXEC, Say, _install, _require_root, layout, signers_bytes
 from tfgate.errors import TfgateError
 
 
@@ -64,6 +64,8 @@ def repin(directory: Path, *, manifest: Path | None = None, allowed_signers: Pat
     new_manifest, new_signers = _read(source), _read(signers_src)
     if signers_src is not None and new_signers is None:
         raise TfgateError(f"{signers_src}: no such allowed_signers file")
+    if signers_src is not None:
+        new_signers = signers_bytes(signers_src)  # parsed before it is shown or pinned
     policy_dir = Path(pin.manifest).parent
     signers_dst = pin.allowed_signers or policy_dir / "allowed_signers"
     old_manifest, old_signers = _read(Path(pin.manifest)), _read(signers_dst)

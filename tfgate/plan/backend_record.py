@@ -120,7 +120,13 @@ def plan_backend(plan: bytes) -> tuple[str, bytes, str]:
     import io
 
     try:
-        tfplan = zipfile.ZipFile(io.BytesIO(plan)).read("tfplan")
+        archive = zipfile.ZipFile(io.BytesIO(plan))
+        from collections import Counter
+
+        twice = sorted(n for n, k in Counter(archive.namelist()).items() if k > 1)
+        if twice:  # Terraform reads the first of them, zipfile the last: what is checked is not what runs
+            raise TfgateError(f"the saved plan holds {', '.join(twice[:3])} twice: refused")
+        tfplan = archive.read("tfplan")
     except (zipfile.BadZipFile, KeyError) as exc:
         raise TfgateError(f"not a saved plan: {exc}") from None
     backends = [v for n, w, v in _fields(tfplan) if n == 13 and w == 2]

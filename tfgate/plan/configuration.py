@@ -214,6 +214,8 @@ def from_plan_file(path: Path, fallback: Provisioners) -> Provisioners:
         with zipfile.ZipFile(path) as archive:
             modules = json.loads(archive.read("tfconfig/modules.json"))
             names = archive.namelist()
+            if len(set(names)) != len(names):  # Terraform reads the first of a name, zipfile the last
+                raise ValueError("it names a file twice")
             for mod in modules:
                 key = mod.get("Key", "")
                 prefix = f"tfconfig/m-{key}/"
@@ -355,3 +357,49 @@ def read_provisioners(plan: Any, workdir: Path) -> Provisioners:
 def _unconfigured(plan: Any) -> bool:
     """Does the plan destroy a resource with no configuration (where a `removed` block may run provisioners)?"""
     return any(c.mode == "managed" and c.destroys and c.action_reason in _NO_CONFIG for c in plan.changes)
+
+
+# --- apply-time file reads (protected mode) ----------------------------------------------------------
+
+#: Terraform's functions that read the filesystem (``core::NAME`` too): at apply time they read what the
+#: applier can read, wherever the path points (an argument unknown at plan time is first evaluated then).
+_FILE_FUNCTIONS = re.compile(
+    r"\b(?:core::)?(file|fileexists|fileset|filebase64|filemd5|filesha1|filesha256|filesha512|filebase64sha256"
+    r"|filebase64sha512|templatefile)\s*(?:(?:/\*.*?\*/|#[^\n]*\n|//[^\n]*\n)\s*)*\(",
+    re.DOTALL,
+)
+_CONFIG_FILES = (".tf", ".tf.json", ".tofu", ".tofu.json")
+
+
+def _json_strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _json_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _json_strings(v)
+
+
+def file_reads(path: Path) -> list[str]:
+    """``FILE: FUNCTION`` for each filesystem function the configuration embedded in the saved plan at PATH
+    calls (every module, HCL and JSON syntax, comments and strings included: fail closed). ValueError when the
+    embedded configuration cannot be read."""
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():  # every entry, a name given twice too
+                name = info.filename
+                if not name.startswith("tfconfig/") or not name.endswith(_CONFIG_FILES):
+                    continue
+                text = archive.read(info).decode("utf-8")
+                if name.endswith(".json"):
+                    text = "\n".join(_json_strings(json.loads(text)))
+                found += [
+                    f"{name[len('tfconfig/') :]}: {m.group(1)}()" for m in _FILE_FUNCTIONS.finditer(text)
+                ]
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the saved plan's embedded configuration cannot be read ({exc})") from None
+    return found

@@ -179,3 +179,37 @@ def provisioner_findings(
             )
         )
     return tuple(out)
+
+
+def file_read_findings(plan: LoadedPlan) -> tuple[Finding, ...]:
+    """`apply_reads_files` (protected mode): the configuration calls a function that reads the filesystem.
+    The privileged side's Terraform re-evaluates the configuration during the apply, as the privileged user:
+    a path unknown until then (or a hand-edited plan's) reads its files, such as the apply credentials, into
+    the state and the output the agent reads. Not approvable: relative paths fail there anyway (the apply
+    runs in the privileged state directory, not the root)."""
+    from tfgate.plan.configuration import file_reads
+
+    if plan.info.input_format != "binary" or plan.path is None:
+        calls, why = [], "protected mode applies saved plans only"
+    else:
+        try:
+            calls, why = file_reads(plan.path), None
+        except ValueError as exc:
+            calls, why = [], str(exc)
+    if not calls and why is None:
+        return ()
+    message = (
+        f"the configuration calls functions that read files ({', '.join(dict.fromkeys(calls[:5]))}"
+        f"{' ...' if len(calls) > 5 else ''})"
+        if calls
+        else why
+    )
+    return (
+        Finding(
+            "apply_reads_files",
+            Severity.BLOCK,
+            f"{message}: in a protected root the apply runs as the privileged user, whose files (its apply "
+            "credentials) these would read into the state and the output; refused, not approvable",
+            (("calls", calls),),
+        ),
+    )

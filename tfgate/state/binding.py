@@ -5,7 +5,7 @@ state or backend (at `approve` time and again at `check` time); where it cannot 
 Root identity: ``s3://BUCKET/KEY`` for S3 (``?workspace_key_prefix=P`` when set), ``gcs://BUCKET/PREFIX``,
 ``azurerm://ACCOUNT/CONTAINER/KEY``, ``remote://HOST/ORG/WORKSPACES`` (also ``cloud``), ``consul://ADDRESS/PATH``;
 any other backend is ``TYPE:`` and a hash of its settings without credentials; a local state (or none) is
-``local:`` and the working directory's real path. The backend is the one `terraform init` set up, else the one
+``local:`` and the working directory's real path (a protected root's privileged state directory: the root's). The backend is the one `terraform init` set up, else the one
 the configuration declares.
 """
 
@@ -30,13 +30,25 @@ _KEYED = {
 }
 
 
+def _local_root(workdir: Path) -> Path:
+    """WORKDIR's real path; a protected root's privileged state directory is that root (an approval made in
+    the root counts where its state is checked)."""
+    from tfgate import sysconfig
+
+    config = sysconfig.load()
+    pin = config.pin_for(workdir) if config else None
+    if pin is not None and pin.protected is not None and pin.root is not None:
+        return pin.root
+    return Path(workdir).resolve()
+
+
 def root_identity(workdir: Path) -> str:
     """The stable identity of the root in ``workdir`` (see the module docstring)."""
     from tfgate.state.backend import configured_backend, initialised_backend
 
     backend = initialised_backend(workdir) or configured_backend(workdir)
     if backend is None or backend.type == "local":
-        return f"local:{Path(workdir).resolve()}"
+        return f"local:{_local_root(workdir)}"
     cfg = backend.config
     if backend.type == "s3":
         root = f"s3://{cfg.get('bucket', '')}/{cfg.get('key', 'terraform.tfstate')}"

@@ -26,6 +26,8 @@ def plan_states(path: Path) -> tuple[StateInfo | None, StateInfo | None]:
     for info in infos:
         if info.filename not in ("tfstate", "tfstate-prev"):
             continue
+        if info.filename in found:  # Terraform applies onto the first, zipfile would read the last
+            raise TfgateError(f"{path}: saved plan holds {info.filename} twice; refusing")
         if info.file_size > MAX_STATE_BYTES:
             raise TfgateError(
                 f"{path}: {info.filename} is {info.file_size} bytes; refusing (limit {MAX_STATE_BYTES})"
