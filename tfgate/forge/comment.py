@@ -177,8 +177,9 @@ class _Report:
     advice: str
 
 
-def _publish(report: _Report, target: Target, forge: Forge, contexts: str) -> str:
-    """Comment, set the statuses, look again; returns the account line or raises ReportClash (exit 2)."""
+def _publish(report: _Report, target: Target, forge: Forge, contexts: str) -> tuple[str, str]:
+    """Comment, set the statuses, look again; returns (the account line, the commit) or raises ReportClash
+    (exit 2)."""
     placed = place(forge.comments(), report.claim)
     clash = bool(placed.others)
     note = _note(report, placed.others)
@@ -201,14 +202,22 @@ def _publish(report: _Report, target: Target, forge: Forge, contexts: str) -> st
     elif others and not clash:
         forge.update_comment(comment_id, report.body(_note(report, others)))
     if not (others or clash):
-        return line
-    if not clash:
+        return line, sha
+    if others:  # seen on the second look: set (again) after whatever the other job set before it
         _statuses(forge, sha, target, report, True)
     shown = ", ".join(str(c) for c in sorted(set(others or placed.others)))
     raise ReportClash(
         f"{line}; {report.clash} on {forge.where} (this run's comment {comment_id} and comment {shown}), "
         f"so {contexts} is set to failure: no root may pass for another. {report.advice}"
     )
+
+
+def _claim(mark: str) -> Claim:
+    """What this run's own marker claims (it must parse as a marker: else nothing would find it again)."""
+    found = claim_of(mark)
+    if found is None or found.identity is None:
+        raise TfgateError(f"internal error: the report marker {mark!r} does not parse")
+    return found
 
 
 def _rival(found: Claim | None, ours: Claim) -> bool:
@@ -244,7 +253,7 @@ def post(result: Result, target: Target, forge: Forge, workdir: Path = Path(".")
     mark = marker(result.workspace, root_identity(workdir))
     context = f"tfgate/{result.workspace}"
     report = _Report(
-        claim=claim_of(mark),  # type: ignore[arg-type]
+        claim=_claim(mark),
         body=lambda note: _with_note(render(result, limit=LIMIT - len(note), mark=mark), note),
         statuses=((context, result.verdict is Verdict.ALLOW, status_description(result)),),
         shared=context,
@@ -253,8 +262,8 @@ def post(result: Result, target: Target, forge: Forge, workdir: Path = Path(".")
         "status tfgate/<root> per root), or give each root its own Terraform workspace (the status is "
         "tfgate/<workspace>).",
     )
-    line = _publish(report, target, forge, context)
-    return f"{line}; status {context} on {target.sha[:12] if target.sha else ''}"
+    line, sha = _publish(report, target, forge, context)
+    return f"{line}; status {context} on {sha[:12]}"
 
 
 def root_status(root: RootResult) -> tuple[bool, str]:
@@ -276,7 +285,7 @@ def post_roots(combined: CombinedResult, target: Target, forge: Forge, workdir: 
     statuses = tuple((f"tfgate/{r.name}", *root_status(r)) for r in combined.roots)
     overall = ("tfgate", ok, f"{'allowed' if ok else 'blocked'}: {roots_tally(combined)}")
     report = _Report(
-        claim=claim_of(mark),  # type: ignore[arg-type]
+        claim=_claim(mark),
         body=lambda note: _with_note(render_roots(combined, limit=LIMIT - len(note), mark=mark), note),
         statuses=(*statuses, overall),
         shared="tfgate",
@@ -284,8 +293,8 @@ def post_roots(combined: CombinedResult, target: Target, forge: Forge, workdir: 
         advice="Check every root in one `tfgate comment` run with several plans: two combined runs share "
         "the overall status tfgate (and any root name they have in common).",
     )
-    line = _publish(report, target, forge, "tfgate/<root> and tfgate")
-    return f"{line}; statuses tfgate/<root> for {len(combined.roots)} roots and tfgate on {(target.sha or '')[:12]}"
+    line, sha = _publish(report, target, forge, "tfgate/<root> and tfgate")
+    return f"{line}; statuses tfgate/<root> for {len(combined.roots)} roots and tfgate on {sha[:12]}"
 
 
 def publish(
