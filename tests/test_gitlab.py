@@ -14,7 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tfgate.forge.base import upsert
+from tfgate.forge.base import claim_of
 from tfgate.forge.gitlab import GitLab, GitLabError, MergeRequest
 from tfgate.forge.http import Retry
 
@@ -127,7 +127,15 @@ def run(plan: Path, server: HTTPServer, *args: str, env: dict | None = None, tok
 
 
 def _ours(gitlab: FakeGitLab) -> list[dict]:
-    return [n for n in gitlab.notes.values() if MARKER in n["body"] and not n["system"]]
+    """The report notes of workspace default (legacy marker or with a root's identity), not system notes."""
+    return [
+        n for n in gitlab.notes.values() if _is_report(n["body"], "workspace=default") and not n["system"]
+    ]
+
+
+def _is_report(body: str, key: str) -> bool:
+    found = claim_of(body)
+    return found is not None and found.key == key
 
 
 @pytest.mark.parametrize("link_pages", [False, True], ids=["x-next-page", "link-header"])
@@ -217,7 +225,7 @@ def test_429_with_retry_after_and_5xx_are_retried(gitlab: FakeGitLab, httpserver
     gitlab.failures = [(429, {"Retry-After": "2"}, "Too Many Requests"), (502, {}, "bad gateway")]
     slept: list[float] = []
     mr = MergeRequest(_client(httpserver, slept, retry=Retry(backoff=0.01)), 9)
-    assert upsert(mr, f"{MARKER}\nhello", MARKER)[0] == "created"
+    assert mr.comments() == []
     assert slept == [2.0, 0.02]
     assert gitlab.calls.count(f"GET /api/v4/projects/{ENCODED}/merge_requests/9/notes") == 3
 
@@ -250,7 +258,7 @@ def test_a_pagination_loop_is_refused(httpserver: HTTPServer, monkeypatch) -> No
     monkeypatch.setattr(gl, "MAX_PAGES", 5)
     httpserver.expect_request(re.compile(".*")).respond_with_json([], headers={"x-next-page": "2"})
     with pytest.raises(GitLabError, match="more than 5 pages"):
-        MergeRequest(_client(httpserver, []), 9).find_comment(MARKER)
+        MergeRequest(_client(httpserver, []), 9).comments()
 
 
 def test_report_gitlab_counts_as_gitlabs_jq_recipe(plans, tmp_path: Path) -> None:

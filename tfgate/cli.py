@@ -543,7 +543,8 @@ def comment(
         outcome = run_gate(plans, opts, audit_log=audit_log)
         reports = {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab}
         emit(outcome, fmt, {kind: at(root, path) for kind, path in reports.items()})
-        publish(outcome, target, tolerate=allow_comment_failure, echo=lambda line: typer.echo(line, err=True))
+        publish(outcome, target, tolerate=allow_comment_failure, echo=lambda line: typer.echo(line, err=True),
+                workdir=root)  # fmt: skip
         return outcome.exit_code
 
     raise typer.Exit(guarded(body))

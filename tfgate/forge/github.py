@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfgate.forge.base import first_with_marker, redact
+from tfgate.forge.base import redact
 from tfgate.forge.http import Call, ForgeError, Retry, next_link, send
 
 DEFAULT_API = "https://api.github.com"
@@ -99,9 +99,8 @@ class PullRequest:
     def where(self) -> str:
         return f"{self.gh.repo}#{self.number}"
 
-    def find_comment(self, marker: str) -> int | None:
-        comments = self.gh.issue_comments(self.number)
-        return first_with_marker(((int(c["id"]), c.get("body") or "") for c in comments), marker)
+    def comments(self) -> list[tuple[int, str]]:
+        return [(int(c["id"]), c.get("body") or "") for c in self.gh.issue_comments(self.number)]
 
     def create_comment(self, body: str) -> int:
         return int(self.gh.create_comment(self.number, body)["id"])

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tfgate.forge.base import first_with_marker, redact
+from tfgate.forge.base import redact
 from tfgate.forge.http import Call, ForgeError, Retry, next_link, send
 
 DEFAULT_API = "https://gitlab.com/api/v4"
@@ -143,9 +143,8 @@ class MergeRequest:
     def where(self) -> str:
         return f"{self.gl.project}!{self.iid}"
 
-    def find_comment(self, marker: str) -> int | None:
-        notes = (n for n in self.gl.notes(self.iid) if not n.get("system"))
-        return first_with_marker(((int(n["id"]), n.get("body") or "") for n in notes), marker)
+    def comments(self) -> list[tuple[int, str]]:
+        return [(int(n["id"]), n.get("body") or "") for n in self.gl.notes(self.iid) if not n.get("system")]
 
     def create_comment(self, body: str) -> int:
         return int(self.gl.create_note(self.iid, body)["id"])

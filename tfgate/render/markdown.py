@@ -17,13 +17,15 @@ from tfgate.model import ChangeClass, CombinedResult, Result, RootResult, Verdic
 from tfgate.render.common import destructive_unprotected, roots_tally, summary_line, template
 
 LIMIT = 65536
-MARKER = "<!-- tfgate:report workspace={workspace} -->"
+MARKER = "<!-- tfgate:report workspace={workspace}{root} -->"
 _SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
 
 
-def marker(workspace: str) -> str:
-    """The hidden comment that identifies a workspace's report (the comment bot finds it by this)."""
-    return MARKER.format(workspace=re.sub(r"[^A-Za-z0-9_.\-/]", "_", workspace))
+def marker(workspace: str, root: str | None = None) -> str:
+    """The hidden comment that identifies a workspace's report (the comment bot finds it by this), with the
+    root's identity when given (`tfgate comment` gives it; a report file carries none)."""
+    name = re.sub(r"[^A-Za-z0-9_.\-/]", "_", workspace)
+    return MARKER.format(workspace=name, root=f" root={root}" if root else "")
 
 
 def escape(value: object) -> str:
@@ -85,7 +87,7 @@ def _parts(result: Result) -> _Parts:
     return _Parts(result, list(result.blocked_violations), approved, others, rest)
 
 
-def _at_step(parts: _Parts, step: dict[str, Any], *, nested: bool = False) -> str:
+def _at_step(parts: _Parts, step: dict[str, Any], *, nested: bool = False, mark: str | None = None) -> str:
     """The report at one cutting step; `nested`: a root's section of a combined comment (no marker, no
     title, smaller headings)."""
     result, rest, others, approved = parts.result, parts.rest, parts.others, parts.approved
@@ -105,7 +107,7 @@ def _at_step(parts: _Parts, step: dict[str, Any], *, nested: bool = False) -> st
     text = _template().render(
         nested=nested,
         h="####" if nested else "###",
-        marker=marker(result.workspace),
+        marker=mark or marker(result.workspace),
         blocked=result.verdict is Verdict.BLOCK,
         workspace=result.workspace,
         summary=summary_line(result),
@@ -129,11 +131,12 @@ def _at_step(parts: _Parts, step: dict[str, Any], *, nested: bool = False) -> st
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-def render(result: Result, *, limit: int = LIMIT) -> str:
+def render(result: Result, *, limit: int = LIMIT, mark: str | None = None) -> str:
+    """The report within `limit` characters; `mark`: the marker line to open with (default `marker()`)."""
     parts = _parts(result)
     text = ""
     for step in STEPS:
-        text = _at_step(parts, step)
+        text = _at_step(parts, step, mark=mark)
         if len(text) <= limit:
             return text
     return keep_blocked_rows(text, limit)
@@ -157,6 +160,13 @@ def keep_blocked_rows(text: str, limit: int) -> str:
 
 
 ROOTS_MARKER = "<!-- tfgate:report roots -->"
+
+
+def roots_marker(identity: str | None = None) -> str:
+    """The hidden comment that identifies a combined report, with the set of roots' identity when given."""
+    return f"<!-- tfgate:report roots set={identity} -->" if identity else ROOTS_MARKER
+
+
 _ICON = {"allow": "✅", "block": "⛔", "error": "❗"}
 
 
@@ -177,7 +187,7 @@ def _root_section(root: RootResult, body: str | None) -> str:
     return f"{opening}<summary>{_root_head(root)}</summary>\n\n{body.strip()}\n\n</details>\n"
 
 
-def _roots_head(combined: CombinedResult) -> str:
+def _roots_head(combined: CombinedResult, mark: str) -> str:
     blocked = combined.verdict is Verdict.BLOCK
     title = "**BLOCKED**" if blocked else "allowed"
     rows = "".join(
@@ -185,17 +195,18 @@ def _roots_head(combined: CombinedResult) -> str:
         for r in combined.roots
     )
     return (
-        f"{ROOTS_MARKER}\n## {'⛔' if blocked else '✅'} tfgate: {title} — {roots_tally(combined)}\n\n"
+        f"{mark}\n## {'⛔' if blocked else '✅'} tfgate: {title} — {roots_tally(combined)}\n\n"
         "| root | verdict | destroys | blocked | approvals still needed |\n| --- | --- | --- | --- | --- |\n"
         f"{rows}\n"
     )
 
 
-def render_roots(combined: CombinedResult, *, limit: int = LIMIT) -> str:
+def render_roots(combined: CombinedResult, *, limit: int = LIMIT, mark: str = ROOTS_MARKER) -> str:
     """One comment for many roots: the summary table, then a collapsible section per root (roots without
     changes folded away). Cut as one report: every root at the same step, folded roots' bodies first,
-    then, if need be, the blocked rows of every root shortened alike (each root keeps its first rows)."""
-    head = _roots_head(combined)
+    then, if need be, the blocked rows of every root shortened alike (each root keeps its first rows).
+    `mark`: the marker line to open with."""
+    head = _roots_head(combined, mark)
     foot = f"<sub>tfgate {combined.tool_version}</sub>\n"
     parts = [(r, _parts(r.result) if r.result is not None else None) for r in combined.roots]
     text = ""
