@@ -117,7 +117,7 @@ def test_a_tampered_package_is_refused(side: Path, terraform: list[str]) -> None
     _, digest = _mirror(side / "other")  # the hash of the genuine package, as the agent's lock records it
     _mirror(side / "mirror", b"#!/bin/sh\necho substituted\n")
     with pytest.raises(TfgateError, match="checksums"):
-        providers.install(terraform, _plan(_lock((FAKE, "1.0.0", digest))), side / "work", None, False)
+        providers.install(terraform, _plan(_lock((FAKE, "1.0.0", digest))), side / "work", ANY, False)
     assert not _installed(side / "work").exists()
 
 
@@ -135,8 +135,24 @@ def test_the_callers_dot_terraform_is_never_read(
     (side / "mirror").mkdir()
     monkeypatch.chdir(caller)
     with pytest.raises(TfgateError, match="cannot install"):
-        providers.install(terraform, _plan(_lock((FAKE, "1.0.0", digest))), side / "work", None, False)
+        providers.install(terraform, _plan(_lock((FAKE, "1.0.0", digest))), side / "work", ANY, False)
     assert not _installed(side / "work").exists()
+
+
+ANY = ("registry.terraform.io/tfgate/*",)
+
+
+def test_without_an_allow_list_only_built_in_providers_are_installed(side: Path) -> None:
+    """A provider runs as the privileged user (a `local_file` data source whose path is known only at apply
+    reads its files into the agent-readable state): a protected root installs only providers root listed."""
+    _, digest = _mirror(side / "mirror")
+    with pytest.raises(TfgateError, match=r"lists none"):
+        providers.install(["/nonexistent/terraform"], _plan(_lock((FAKE, "1.0.0", digest))), side / "work", None,
+                          False)  # fmt: skip
+    with pytest.raises(TfgateError, match=r"outside the manifest's"):  # `providers: []`: none
+        providers.install(["/nonexistent/terraform"], _plan(_lock((FAKE, "1.0.0", digest))), side / "work", (),
+                          False)  # fmt: skip
+    assert not (side / "work" / ".terraform").exists()
 
 
 def test_lock_entries_outside_the_allow_list_or_unused_are_refused_before_any_download(side: Path) -> None:
@@ -151,7 +167,7 @@ def test_lock_entries_outside_the_allow_list_or_unused_are_refused_before_any_do
         )
     unused = _plan(_lock((FAKE, "1.0.0", digest), ("registry.terraform.io/hashicorp/aws", "5.0.0", digest)))
     with pytest.raises(TfgateError, match=r"does not use: registry.terraform.io/hashicorp/aws"):
-        providers.install(["/nonexistent/terraform"], unused, side / "work", None, False)
+        providers.install(["/nonexistent/terraform"], unused, side / "work", ANY, False)
     assert not (side / "work" / ".terraform").exists() and not any((side / "data" / "plugins").iterdir())
 
 

@@ -215,7 +215,8 @@ def used_providers(archive: zipfile.ZipFile) -> set[str]:
 
 def checked_locks(plan: bytes, allowed: tuple[str, ...] | None) -> dict[str, Locked]:
     """The plan's lock entries, each one used by its configuration or state and inside the manifest's
-    allow-list (ALLOWED globs; None: any provider). TfgateError, before anything is downloaded, otherwise."""
+    allow-list (ALLOWED globs; None, no list: none but the built-in ones). TfgateError, before anything is
+    downloaded, otherwise."""
     archive = zipfile.ZipFile(io.BytesIO(plan))
     text = archive.read(LOCK).decode("utf-8") if LOCK in archive.namelist() else ""
     locks = read_lock(text)
@@ -227,17 +228,27 @@ def checked_locks(plan: bytes, allowed: tuple[str, ...] | None) -> dict[str, Loc
             f"the plan's lock file names provider(s) its configuration does not use: {', '.join(unused)}: "
             "refused (the privileged side installs only what the plan needs)"
         )
-    if allowed is not None:
-        from tfgate.policy.manifest import glob_to_regex
+    if allowed is None:
+        raise TfgateError(
+            f"the plan needs provider(s) {', '.join(sorted(locks))}, and the pinned policy lists none: in protected "
+            "mode a provider runs as the privileged user, with its files and credentials, so only the providers "
+            "root lists in `plan: {providers: [...]}` are installed (root pins the list with `tfgate protect "
+            "policy`); built-in ones need no list"
+        )
+    from tfgate.policy.manifest import glob_to_regex
 
-        pattern = re.compile("(?:" + "|".join(glob_to_regex(g) for g in allowed) + r")\Z", re.DOTALL)
-        outside = sorted(s for s in locks if not pattern.match(s))
-        if outside:
-            raise TfgateError(
-                f"provider(s) outside the manifest's `plan: {{providers}}` allow-list: {', '.join(outside)}: the "
-                "privileged side does not install them (an approval cannot extend the list here: root edits the "
-                "policy with `tfgate protect policy`)"
-            )
+    pattern = (
+        re.compile("(?:" + "|".join(glob_to_regex(g) for g in allowed) + r")\Z", re.DOTALL)
+        if allowed
+        else None
+    )
+    outside = sorted(s for s in locks if pattern is None or not pattern.match(s))  # an empty list admits none
+    if outside:
+        raise TfgateError(
+            f"provider(s) outside the manifest's `plan: {{providers}}` allow-list: {', '.join(outside)}: the "
+            "privileged side does not install them (an approval cannot extend the list here: root edits the "
+            "policy with `tfgate protect policy`)"
+        )
     return locks
 
 
