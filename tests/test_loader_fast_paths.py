@@ -17,6 +17,7 @@ import tfgate.plan.loader as loader
 from tfgate.errors import PlanError
 from tfgate.model import Change, ChangeClass, Risk, SafetyNetRemoval
 from tfgate.plan.common import build_change
+from tfgate.plan.digest import is_compact
 from tfgate.plan.loader import load_plan
 from tfgate.policy.catalog import load_catalog
 
@@ -113,13 +114,13 @@ def test_compact_plans_with_json_text_in_strings_hash_like_their_pretty_form(tmp
         rc("aws_s3_bucket.b", ["no-op"], before, before),
     )
     compact = write(tmp_path / "c.json", plan)
-    assert loader._is_compact(compact.read_bytes())
+    assert is_compact(compact.read_bytes())
     pretty = tmp_path / "p.json"
     pretty.write_text(json.dumps(plan, indent=2))
-    assert not loader._is_compact(pretty.read_bytes())
+    assert not is_compact(pretty.read_bytes())
     spaced = tmp_path / "s.json"
     spaced.write_text(json.dumps(plan, separators=(", ", ":")))  # no `": `, yet not compact
-    assert not loader._is_compact(spaced.read_bytes())
+    assert not is_compact(spaced.read_bytes())
     digests = {load_plan(p).info.digest for p in (compact, pretty, spaced)}
     assert len(digests) == 1
     plan["resource_changes"][1]["change"]["after"] = {**before, "policy": policy.replace("x", "y")}
