@@ -120,11 +120,28 @@ def glob_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def _compile(globs: Globs | None) -> re.Pattern[str] | None:
+class GlobPattern:
+    """Globs as one anchored regex, compiled when first matched: every start reads the manifest, and a
+    small plan tries few of its rules (compiling 50 rules' patterns is a good part of a small check)."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def match(self, text: str) -> re.Match[str] | None:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.pattern, re.DOTALL)
+        return compiled.match(text)
+
+
+def _compile(globs: Globs | None) -> GlobPattern | None:
     if globs is None:
         return None
     items = [globs] if isinstance(globs, str) else globs
-    return re.compile("(?:" + "|".join(glob_to_regex(g) for g in items) + r")\Z", re.DOTALL)
+    return GlobPattern("(?:" + "|".join(glob_to_regex(g) for g in items) + r")\Z")
 
 
 def _as_list(globs: Globs | None) -> tuple[str, ...]:
@@ -143,15 +160,15 @@ class Rule:
     approvers: tuple[str, ...] = ()
     description: str | None = None
     match: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    _address: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _type: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _module: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _provider: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _tags: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), compare=False, repr=False)
+    _address: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _type: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _module: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _provider: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _tags: tuple[tuple[str, GlobPattern], ...] = field(default=(), compare=False, repr=False)
     _catalog: tuple[str, ...] = field(default=(), compare=False, repr=False)
     #: Provider globs, and their last path segments (what a short provider name is matched against).
-    _provider_short: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _id: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _provider_short: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _id: GlobPattern | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: RuleSpec) -> Rule:
@@ -339,7 +356,7 @@ class RuleIndex:
         return tuple(self._rules[i] for i in sorted(found))
 
 
-def _literal_starts(pattern: re.Pattern[str] | None, globs: Any) -> tuple[str, ...]:
+def _literal_starts(pattern: GlobPattern | None, globs: Any) -> tuple[str, ...]:
     """The literal text each glob starts with (before its first wildcard); () when the rule has no such key
     or its compiled pattern does not come from these globs."""
     if pattern is None or not isinstance(globs, (str, list)):
