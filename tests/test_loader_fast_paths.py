@@ -153,3 +153,32 @@ def test_a_mapped_plan_reads_the_same_with_its_pages_handed_back(
     assert mapped.changes == in_memory.changes
     assert sum(bool(c.safety_nets) for c in mapped.changes) == sum(1 for i in range(12000) if i % 5 and i % 2)
     assert mapped.changes[0].prior == (("id", "d"), ("tags", {"Team": "data"}))
+
+
+def test_the_digest_is_the_same_whatever_the_blocks_its_thread_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashing thread gets the changes in blocks: tiny blocks, one block, and the sorted second pass of
+    an unsorted plan all give one digest; a plan refused half-way leaves no hashing thread behind."""
+    import threading
+
+    import tfgate.plan.digest as digest_mod
+
+    changes = [
+        rc(f"aws_s3_bucket.b{i:04d}", ["no-op"], {"id": i, "x": "y" * i}, {"id": i}) for i in range(800)
+    ]
+    path = write(tmp_path / "p.json", doc(*changes))
+    shuffled = write(tmp_path / "u.json", doc(*changes[::-1]))
+    digests = set()
+    for block in (1, 100, 1 << 40):
+        monkeypatch.setattr(digest_mod, "_BLOCK", block)
+        digests |= {load_plan(path).info.digest, load_plan(shuffled).info.digest}
+    assert len(digests) == 1
+    threads = threading.active_count()
+    monkeypatch.setattr(digest_mod, "_BLOCK", 1)
+    bad = write(
+        tmp_path / "bad.json", doc(*changes[:500], rc("aws_s3_bucket.zz", ["explode"]), *changes[500:])
+    )
+    with pytest.raises(PlanError, match="unknown action list"):
+        load_plan(bad)
+    assert threading.active_count() == threads

@@ -100,11 +100,13 @@ class PlanDigest:
     def add(self, change: Change, before: Any, after: Any, unknown: Any) -> None:
         """One change's share: its record, then its before/after/after_unknown values (a no-op's after, the
         same bytes as its before, is normalised once)."""
-        compact = self._compact
-        same = after == before
-        before = normalised(before, compact)
-        after = before if same else normalised(after, compact)
-        unknown = normalised(unknown, compact)
+        if self._compact:  # as they are (an absent value is null)
+            before, after, unknown = before or b"null", after or b"null", unknown or b"null"
+        else:
+            same = after == before
+            before = normalised(before, False)
+            after = before if same else normalised(after, False)
+            unknown = normalised(unknown, False)
         parts = self._parts
         parts.extend(_record_parts(change))
         parts += (before, RS, after, RS, unknown, RS)
