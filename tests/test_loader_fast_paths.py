@@ -182,3 +182,24 @@ def test_the_digest_is_the_same_whatever_the_blocks_its_thread_hashes(
     with pytest.raises(PlanError, match="unknown action list"):
         load_plan(bad)
     assert threading.active_count() == threads
+
+
+def test_a_failing_hashing_thread_fails_the_load_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should hashing ever fail on the worker thread, the load raises (exit 2 through the CLI) rather than
+    wait forever on a full queue or return a digest that misses a block."""
+    import tfgate.plan.digest as digest_mod
+
+    class Failing:
+        def __init__(self, head: bytes) -> None:
+            pass
+
+        def update(self, block: bytes) -> None:
+            raise MemoryError("no room")
+
+    monkeypatch.setattr(digest_mod.hashlib, "sha256", Failing)
+    monkeypatch.setattr(digest_mod, "_BLOCK", 1)
+    changes = [rc(f"aws_s3_bucket.b{i:04d}", ["no-op"], {"id": i}, {"id": i}) for i in range(200)]
+    with pytest.raises(RuntimeError, match="plan digest could not be computed"):
+        load_plan(write(tmp_path / "p.json", doc(*changes)))

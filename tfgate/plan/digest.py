@@ -90,6 +90,7 @@ class PlanDigest:
         self._size = 0
         self._queue: queue.Queue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def __enter__(self) -> PlanDigest:
         return self
@@ -129,9 +130,14 @@ class PlanDigest:
 
     def _run(self) -> None:
         assert self._queue is not None
-        update = self._hash.update
-        while (block := self._queue.get()) is not None:
-            update(block)
+        get, update = self._queue.get, self._hash.update
+        try:
+            while (block := get()) is not None:
+                update(block)
+        except BaseException as exc:  # kept for hexdigest to raise; the queue is still drained (no hang)
+            self._error = exc
+            while get() is not None:
+                pass
 
     def _stop(self) -> None:
         if self._thread is not None and self._queue is not None:
@@ -144,5 +150,7 @@ class PlanDigest:
         commands, provider settings; an approval of the plan is an approval of it too)."""
         self.flush()
         self._stop()
+        if self._error is not None:
+            raise RuntimeError(f"the plan digest could not be computed: {self._error!r}") from self._error
         self._hash.update(b"".join((RS, b"configuration", RS, normalised(configuration, self._compact), RS)))
         return "sha256:" + self._hash.hexdigest()
