@@ -294,10 +294,11 @@ def monorepo_targets(facts: dict, start: dict[str, float]) -> list[str]:
     return out
 
 
-def startup(runs: int) -> dict[str, float]:
+def startup(runs: int, baseline: Path | None = None) -> dict[str, float]:
     """`tfgate --version`; `tfgate check` on a 10-change plan without state checks, and with them in a real
     Terraform working directory (a declared local backend with applied state: backend, state, backup and
-    ledger are all read, and the ledger written)."""
+    ledger are all read, and the ledger written); with `baseline`, its check without state checks too, in
+    the same rounds."""
     # Byte-compile tfgate first, as `pip install` does for an installed package (an editable install under
     # PYTHONDONTWRITEBYTECODE would otherwise recompile every module on every start).
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "tfgate")], check=True)
@@ -312,10 +313,16 @@ def startup(runs: int) -> dict[str, float]:
     subprocess.run([*tf, "apply", "-auto-approve"], cwd=work, check=True, capture_output=True, env=env_tf)
     check10 = ["check", str(OUT / "plan-10.json"), "--manifest", str(MANIFEST)]
     samples: dict[str, list[tuple[float, float, float]]] = {"version": [], "check10": [], "check10_state": []}
+    if baseline is not None:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(baseline / "tfgate")], check=True)
+        samples["baseline_check10"] = []
     for _ in range(runs):  # interleaved, as the machine's speed drifts
         samples["version"].append(measure(tfgate_cmd("--version"), 1))
         samples["check10"].append(measure(tfgate_cmd(*check10, "--no-state-checks"), 1, ok=(0, 1)))
         samples["check10_state"].append(measure(tfgate_cmd(*check10), 1, cwd=work, ok=(0, 1)))
+        if baseline is not None:  # `python -m tfgate` in the baseline's directory imports its package
+            cmd = tfgate_cmd(*check10, "--no-state-checks")
+            samples["baseline_check10"].append(measure(cmd, 1, cwd=baseline, ok=(0, 1)))
     # Wall time, and CPU time (what a quiet machine's wall time would be: load does not inflate it).
     out = {k: statistics.median(t[0] for t in v) for k, v in samples.items()}
     out.update({f"{k}_cpu": statistics.median(t[2] for t in v) for k, v in samples.items()})
@@ -478,7 +485,7 @@ def main() -> None:
         ensure_plans(sizes)
         rows, facts = gate_vs_baselines(sizes, args.runs, args.rego_max)
     ensure_plans([])
-    start = startup(args.runs)
+    start = startup(args.runs, args.baseline)
     over = None if args.skip_plan or args.only_monorepo else plan_overhead(max(11, args.runs))
     lines = [
         "# Benchmark results",
@@ -492,7 +499,13 @@ def main() -> None:
         f"{start['version_cpu']:.3f} s; `tfgate check` on a 10-change plan {start['check10']:.3f} / "
         f"{start['check10_cpu']:.3f} s without state checks, {start['check10_state']:.3f} / "
         f"{start['check10_state_cpu']:.3f} s with them in a Terraform working directory (declared local "
-        "backend, applied state, ledger). The large-plan timings use `--no-state-checks`.",
+        "backend, applied state, ledger). The large-plan timings use `--no-state-checks`."
+        + (
+            f" Baseline `tfgate check` on the 10-change plan in the same rounds: {start['baseline_check10']:.3f} / "
+            f"{start['baseline_check10_cpu']:.3f} s."
+            if "baseline_check10" in start
+            else ""
+        ),
         "",
     ]
     if mono:

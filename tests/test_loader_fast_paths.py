@@ -17,6 +17,7 @@ import tfgate.plan.loader as loader
 from tfgate.errors import PlanError
 from tfgate.model import Change, ChangeClass, Risk, SafetyNetRemoval
 from tfgate.plan.common import build_change
+from tfgate.plan.digest import is_compact
 from tfgate.plan.loader import load_plan
 from tfgate.policy.catalog import load_catalog
 
@@ -113,13 +114,13 @@ def test_compact_plans_with_json_text_in_strings_hash_like_their_pretty_form(tmp
         rc("aws_s3_bucket.b", ["no-op"], before, before),
     )
     compact = write(tmp_path / "c.json", plan)
-    assert loader._is_compact(compact.read_bytes())
+    assert is_compact(compact.read_bytes())
     pretty = tmp_path / "p.json"
     pretty.write_text(json.dumps(plan, indent=2))
-    assert not loader._is_compact(pretty.read_bytes())
+    assert not is_compact(pretty.read_bytes())
     spaced = tmp_path / "s.json"
     spaced.write_text(json.dumps(plan, separators=(", ", ":")))  # no `": `, yet not compact
-    assert not loader._is_compact(spaced.read_bytes())
+    assert not is_compact(spaced.read_bytes())
     digests = {load_plan(p).info.digest for p in (compact, pretty, spaced)}
     assert len(digests) == 1
     plan["resource_changes"][1]["change"]["after"] = {**before, "policy": policy.replace("x", "y")}
@@ -152,3 +153,53 @@ def test_a_mapped_plan_reads_the_same_with_its_pages_handed_back(
     assert mapped.changes == in_memory.changes
     assert sum(bool(c.safety_nets) for c in mapped.changes) == sum(1 for i in range(12000) if i % 5 and i % 2)
     assert mapped.changes[0].prior == (("id", "d"), ("tags", {"Team": "data"}))
+
+
+def test_the_digest_is_the_same_whatever_the_blocks_its_thread_hashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hashing thread gets the changes in blocks: tiny blocks, one block, and the sorted second pass of
+    an unsorted plan all give one digest; a plan refused half-way leaves no hashing thread behind."""
+    import threading
+
+    import tfgate.plan.digest as digest_mod
+
+    changes = [
+        rc(f"aws_s3_bucket.b{i:04d}", ["no-op"], {"id": i, "x": "y" * i}, {"id": i}) for i in range(800)
+    ]
+    path = write(tmp_path / "p.json", doc(*changes))
+    shuffled = write(tmp_path / "u.json", doc(*changes[::-1]))
+    digests = set()
+    for block in (1, 100, 1 << 40):
+        monkeypatch.setattr(digest_mod, "_BLOCK", block)
+        digests |= {load_plan(path).info.digest, load_plan(shuffled).info.digest}
+    assert len(digests) == 1
+    threads = threading.active_count()
+    monkeypatch.setattr(digest_mod, "_BLOCK", 1)
+    bad = write(
+        tmp_path / "bad.json", doc(*changes[:500], rc("aws_s3_bucket.zz", ["explode"]), *changes[500:])
+    )
+    with pytest.raises(PlanError, match="unknown action list"):
+        load_plan(bad)
+    assert threading.active_count() == threads
+
+
+def test_a_failing_hashing_thread_fails_the_load_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should hashing ever fail on the worker thread, the load raises (exit 2 through the CLI) rather than
+    wait forever on a full queue or return a digest that misses a block."""
+    import tfgate.plan.digest as digest_mod
+
+    class Failing:
+        def __init__(self, head: bytes) -> None:
+            pass
+
+        def update(self, block: bytes) -> None:
+            raise MemoryError("no room")
+
+    monkeypatch.setattr(digest_mod.hashlib, "sha256", Failing)
+    monkeypatch.setattr(digest_mod, "_BLOCK", 1)
+    changes = [rc(f"aws_s3_bucket.b{i:04d}", ["no-op"], {"id": i}, {"id": i}) for i in range(200)]
+    with pytest.raises(RuntimeError, match="plan digest could not be computed"):
+        load_plan(write(tmp_path / "p.json", doc(*changes)))

@@ -209,3 +209,55 @@ def test_yaml_merge_keys_still_work(tmp_path: Path) -> None:
     )
     rules = load_manifest(path).rules
     assert [(r.name, r.approvals) for r in rules] == [("a", 2), ("b", 2)]
+
+
+def test_the_rule_index_finds_every_rule_trying_each_would(tmp_path: Path) -> None:
+    """Manifest.protecting/rules_for try only the rules the index files a change under (literal starts of
+    address, type and module globs, catalog classes): on random rules and changes, moved ones included,
+    they give exactly the rules (in manifest order) that trying every rule gives."""
+    import random
+
+    from tfgate.policy.catalog import load_catalog
+
+    rnd = random.Random(16)
+    catalog = load_catalog()
+    types = ["aws_db_instance", "aws_s3_bucket", "aws_instance", "google_sql_database_instance"]
+    modules = ["", 'module.a["x.y"]', "module.a[0].module.b[1]", 'module.region["eu"]']
+    globs = {
+        "address": [
+            "*",
+            'module.a["x.y"].*',
+            "aws_*",
+            "module.a[0].*",
+            "*.aws_s3_bucket.*",
+            "aws_db_instance.d?",
+        ],
+        "type": ["aws_db_instance", "aws_*", "*bucket", "google_sql_database_instance"],
+        "module": ["module.a*", 'module.region["eu"]', "*b[1]"],
+        "catalog": ["database", "object-storage", "data-bearing"],
+        "tags": [{"env": "prod"}, {"env": "p*"}],
+    }
+    rules = []
+    for i in range(40):
+        keys = rnd.sample(sorted(globs), rnd.randint(1, 3))
+        match = {
+            k: (rnd.choice(globs[k]) if k == "tags" else rnd.sample(globs[k], rnd.randint(1, 2)))
+            for k in keys
+        }
+        rules.append({"name": f"r{i}", "match": match, "actions": ["delete", "replace", "forget"]})
+    manifest = load_manifest(write(tmp_path, json.dumps({"version": 1, "protect": rules}), "tfgate.json"))
+
+    def place() -> tuple[str, str, str]:
+        t, m = rnd.choice(types), rnd.choice(modules)
+        return (f"{m}." if m else "") + f"{t}.d{rnd.randint(0, 3)}", t, m
+
+    for _ in range(2000):
+        address, t, _ = place()
+        entry = catalog.lookup(t)
+        kw = {"catalog_classes": entry.classes, "catalog_kind": entry.kind} if entry else {}
+        if rnd.random() < 0.3:
+            kw["previous_address"] = place()[0]
+        cls = rnd.choice([ChangeClass.DELETE, ChangeClass.REPLACE])
+        c = change(address, cls, prior=(("tags", {"env": rnd.choice(["prod", "dev"])}),), **kw)
+        assert manifest.protecting(c) == tuple(r for r in manifest.rules if r.applies_to(c))
+        assert manifest.rules_for(c) == tuple(r for r in manifest.rules if r.matches(c))

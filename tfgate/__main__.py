@@ -1,4 +1,5 @@
-"""`python -m tfgate` and the `tfgate` command: `--version` is answered before the CLI (typer) is imported."""
+"""`python -m tfgate` and the `tfgate` command: `--version` and plain `tfgate check` command lines
+(tfgate.cli_check) are answered before the CLI (typer) is imported."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ def main() -> None:
         sys.stdout.write(f"tfgate {__version__}\n")
         sys.stdout.flush()
         return
+    if sys.argv[1:2] == ["check"]:
+        import gc
+
+        from tfgate.cli_check import run_lean
+
+        gc.disable()  # as the CLI's main: a short-lived process (see tfgate.cli.main)
+        run_lean(sys.argv[2:])  # exits, unless typer must parse the command line
+        gc.enable()
     from tfgate.cli import main as cli_main
 
     cli_main()

@@ -18,7 +18,6 @@ import getpass
 import hashlib
 import json
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -160,6 +159,8 @@ def _lock(fd: int) -> None:
 
 def append(event: str, fields: Mapping[str, Any], *, log: Path) -> dict[str, Any]:
     """Append one entry (event + fields + who/where/when + chain fields) to the log; returns the entry."""
+    import socket  # here: its import is a few percent of a small check's start-up
+
     entry: dict[str, Any] = {
         "v": 1,
         "event": event,

@@ -97,22 +97,13 @@ def check(
     """Check a plan: exit 0 if allowed, 1 if blocked by policy, 2 on a usage or input error. With several
     plans: a verdict per root and the worst exit code overall (an input error in one root is exit 2, the
     others still reported)."""
-    from tfgate.pipeline import CheckOptions
-    from tfgate.roots import run_gate
+    from tfgate.cli_check import check_body
 
-    def body() -> int:
-        root = working_dir(chdir)
-        opts = CheckOptions(
-            plan=plans[0], input_format=input_format, terraform=terraform, manifest=at(root, manifest),
-            approvals=tuple(at(root, a) for a in approvals or ()), workspace=workspace, workdir=root,
-            state_checks=not no_state_checks, new_workspace=new_workspace,
-        )  # fmt: skip
-        outcome = run_gate(plans, opts, audit_log=audit_log)
-        reports = {"markdown": report_md, "html": report_html, "json": report_json, "gitlab": report_gitlab}
-        emit(outcome, fmt, {kind: at(root, path) for kind, path in reports.items()})
-        return outcome.exit_code
-
-    raise typer.Exit(guarded(body))
+    kw = {"manifest": manifest, "approvals": approvals, "workspace": workspace, "terraform": terraform,
+          "input_format": input_format, "fmt": fmt, "report_md": report_md, "report_html": report_html,
+          "report_json": report_json, "report_gitlab": report_gitlab, "chdir": chdir,
+          "no_state_checks": no_state_checks, "audit_log": audit_log, "new_workspace": new_workspace}  # fmt: skip
+    raise typer.Exit(guarded(lambda: check_body(plans, **kw)))
 
 
 @app.command()

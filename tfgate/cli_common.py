@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
+from tfgate.cli_check import failure
 from tfgate.errors import TfgateError
 from tfgate.paths import at, working_dir
 
@@ -88,14 +89,10 @@ def guarded(fn: Callable[[], T]) -> T:
     """Run a command body; any input/usage error or unexpected failure exits 2 (fail closed)."""
     try:
         return fn()
-    except TfgateError as exc:
-        fail(str(exc), exc.exit_code)
     except (typer.Exit, typer.Abort, KeyboardInterrupt, SystemExit):
         raise
-    except OSError as exc:  # a bad path the command did not name itself: still a clear input error
-        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else f"{exc.strerror or exc}")
-    except Exception as exc:  # fail closed: an internal error is never a pass
-        fail(f"internal error ({type(exc).__name__}): {exc}")
+    except Exception as exc:
+        fail(*failure(exc))
 
 
 def tidy_help(command: object) -> None:

@@ -51,6 +51,7 @@ class LoadedPlan:
 
 class CatalogLike(Protocol):
     def lookup(self, type: str) -> Any: ...
+    def has_safety_nets(self, type: str) -> bool: ...
     def safety_nets(
         self, type: str, before: bytes | None, after: bytes | None
     ) -> tuple[SafetyNetRemoval, ...]: ...
@@ -104,19 +105,6 @@ def canonical_identity(value: Any) -> str | None:
 
 def sort_key(change: Change) -> tuple[str, str]:
     return (change.address, change.deposed or "")
-
-
-def change_record(change: Change) -> bytes:
-    """What the digest covers of a change besides its values, with its separator."""
-    record = (
-        change.address,
-        change.deposed,
-        change.actions,
-        change.action_reason,
-        change.previous_address,
-        change.import_id,
-    )
-    return msgspec.json.encode(record) + b"\x1e"
 
 
 _new = object.__new__

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,6 +207,8 @@ def from_plan_file(path: Path, fallback: Provisioners) -> Provisioners:
     `removed` blocks (which show -json does not record). Where the archive's reading cannot be trusted, every
     block FALLBACK (the show-json reading, which counts every provisioner for creates and destroys) saw is
     added; an archive that cannot be read at all leaves the provisioners of removed resources unknown."""
+    import zipfile  # only for saved plans
+
     blocks: dict[BlockKey, tuple[Provisioner, ...]] = {}
     conservative = False
     try:

@@ -32,13 +32,13 @@ from tfgate.plan.common import (
     LoadedPlan,
     build_change,
     canonical_identity,
-    change_record,
     import_id,
     no_gc,
     resolve,
     shared,
     sort_key,
 )
+from tfgate.plan.digest import PlanDigest, is_compact
 from tfgate.plan.stream import load_stream
 from tfgate.policy.risk import rank
 
@@ -262,7 +262,6 @@ def _show_binary(data: bytes, path: Path | None, terraform: str | None, cwd: Pat
 
 # --- show -json -------------------------------------------------------------------------------------
 
-_DIGEST_HEAD = b"tfgate-plan-digest-v1\n"
 _RELEASE_EVERY = 4096  # changes between two hand-backs of the plan pages already read
 
 
@@ -295,54 +294,56 @@ def _load_show_json(
     else:
         prior_empty = True  # Terraform omits prior_state when there is no state at all
     changes: list[Change] = []
-    compact = _is_compact(data)
-    digest = hashlib.sha256(_DIGEST_HEAD)
     raws = plan.resource_changes
     pages = _Pages(data)
+    classify = _Classifier(label, catalog, prior_empty)
     # The digest runs over changes in (address, deposed) order. Terraform writes them in that order, so
     # they are hashed as they come, and each key greater than the one before proves them unique; a
     # document in another order is checked against a set of keys and hashed again, sorted, at the end.
     in_order, last, read = True, ("", ""), 0
     seen: set[tuple[str, str]] = set()
-    for i, raw in enumerate(raws):
-        try:
-            rc = _rc_decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            where = str(exc).replace("at `$", f"at `$.resource_changes[{i}]")
-            raise PlanError(f"{label}: not a Terraform JSON plan: {where}") from None
-        try:
-            change = _classify_show(rc, label, catalog, prior_empty)
-        except (UnicodeDecodeError, RecursionError) as exc:
-            raise PlanError(f"{label}: {rc.address}: unreadable values ({type(exc).__name__})") from None
-        key = (change.address, change.deposed or "")
-        if in_order and key > last:
-            last = key
-            _digest(digest, change, rc.change, compact)
-        else:
-            if in_order:
-                in_order = False
-                seen.update(sort_key(c) for c in changes)
-            if key in seen:
-                raise PlanError(f"{label}: duplicate resource change for address {change.address}")
-            seen.add(key)
-        changes.append(change)
-        read += len(raw)
-        if i % _RELEASE_EVERY == 0:
-            pages.release(read)
+    with PlanDigest(is_compact(data)) as digest:
+        for i, raw in enumerate(raws):
+            try:
+                rc = _rc_decoder.decode(raw)
+            except msgspec.ValidationError as exc:
+                where = str(exc).replace("at `$", f"at `$.resource_changes[{i}]")
+                raise PlanError(f"{label}: not a Terraform JSON plan: {where}") from None
+            try:
+                change = classify(rc)
+            except (UnicodeDecodeError, RecursionError) as exc:
+                raise PlanError(f"{label}: {rc.address}: unreadable values ({type(exc).__name__})") from None
+            key = (change.address, change.deposed or "")
+            if in_order and key > last:
+                last = key
+                values = rc.change
+                digest.add(change, values.before, values.after, values.after_unknown)
+            else:
+                if in_order:
+                    in_order = False
+                    seen.update(sort_key(c) for c in changes)
+                if key in seen:
+                    raise PlanError(f"{label}: duplicate resource change for address {change.address}")
+                seen.add(key)
+            changes.append(change)
+            read += len(raw)
+            if i % _RELEASE_EVERY == 0:
+                digest.flush()  # the values it holds are copied before their pages go
+                pages.release(read)
+        if in_order:
+            hexdigest = digest.hexdigest(plan.configuration)
     if not in_order:
-        digest = hashlib.sha256(_DIGEST_HEAD)
-        for i in sorted(range(len(changes)), key=lambda i: sort_key(changes[i])):
-            _digest(digest, changes[i], _rc_decoder.decode(raws[i]).change, compact)
-
-    # The configuration is what the apply runs besides the changes (provisioner commands, provider settings):
-    # an approval of the plan is an approval of it too.
-    digest.update(b"".join((_RS, b"configuration", _RS, _normalised(plan.configuration, compact), _RS)))
+        with PlanDigest(is_compact(data)) as digest:
+            for i in sorted(range(len(changes)), key=lambda i: sort_key(changes[i])):
+                values = _rc_decoder.decode(raws[i]).change
+                digest.add(changes[i], values.before, values.after, values.after_unknown)
+            hexdigest = digest.hexdigest(plan.configuration)
     info = PlanInfo(
         source=label,
         input_format=fmt,
         format_version=fv,
         terraform_version=plan.terraform_version,
-        digest="sha256:" + digest.hexdigest(),
+        digest=hexdigest,
         errored=plan.errored,
         complete=plan.complete and not plan.deferred_changes,
         # Incomplete with no error and nothing deferred: Terraform's mark of a -target plan.
@@ -376,124 +377,147 @@ class _Pages:
             self._done = end
 
 
-def _is_compact(data: bytes | mmap.mmap) -> bool:
-    """Whether a JSON document was written without insignificant whitespace, as Terraform writes it.
-
-    One document comes from one serializer, so its head tells its style: whitespace outside its strings
-    means a pretty printer (jq, json.dumps, PowerShell). Compact values are hashed as they are; the values
-    of other documents are normalised first, so both hash the same."""
-    head = _STRINGS.sub(b'""', data[:65536])
-    head = head[: head.rfind(b'"')]  # the tail may end inside a string
-    return _SPACE.search(head) is None
-
-
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_SPACE = re.compile(rb"[ \t\r\n]")
-
-
-def _normalised(raw: msgspec.Raw, compact: bool) -> bytes | msgspec.Raw:
-    """A JSON value without insignificant whitespace (formatting a compact value leaves it unchanged)."""
-    if not raw:
-        return b"null"
-    return raw if compact else msgspec.json.format(raw, indent=-1)
-
-
 def _module_empty(mod: _Module | None) -> bool:
     if mod is None:
         return True
     return not mod.resources and all(_module_empty(c) for c in mod.child_modules)
 
 
-def _classify_show(
-    rc: _ResourceChange, label: str, catalog: CatalogLike | None, creates_need_prior: bool
-) -> Change:
-    address = rc.address
-    values = rc.change
-    actions_list = values.actions
-    try:
-        known = _SHOW_ACTIONS.get(tuple(actions_list)) if isinstance(actions_list, list) else None
-    except TypeError:  # unhashable entries: not strings
-        known = None
-    if known is None:
-        if not isinstance(actions_list, list) or not all(isinstance(a, str) for a in actions_list):
-            raise PlanError(f"{label}: {address}: change.actions missing or not a list of strings")
-        raise PlanError(f"{label}: {address}: unknown action list {actions_list}")
-    cls, order, creates, actions = known
-    # The address is the identity; the fields that repeat parts of it must agree with it.
-    mode = rc.mode
-    if mode is not None and mode != "managed" and mode != "data":
-        raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
-    rtype, name, module = rc.type, rc.name, rc.module_address
-    if instance_ok(address, mode, rtype, name, module):
-        mode = "data" if mode == "data" else "managed"
-        module = module or None
-    else:  # the full parse: what is malformed, or which field contradicts the address
-        parsed = resolve(label, address, mode, rtype, name, module)
-        mode, rtype, name, module = parsed.mode, parsed.type, parsed.name, parsed.module
-    if rc.previous_address is not None:
-        resolve(label, rc.previous_address)
-    managed = mode == "managed"
-    if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
-        # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
-        cls, order, creates = ChangeClass.NO_OP, None, False
-    provider = rc.provider_name
-    fields: dict[str, Any] = {
-        "address": address,
-        "mode": mode,
-        "type": SHARED_STRINGS.get(rtype) or shared(rtype),
-        "name": name,
-        "module_address": (SHARED_STRINGS.get(module) or shared(module)) if module else None,
-        "index": rc.index,
-        "provider": None if provider is None else SHARED_STRINGS.get(provider) or shared(provider),
-        "actions": actions,
-        "change_class": cls,
-    }
-    # Only what differs from Change's defaults is set (see build_change).
-    if rc.action_reason is not None:
-        fields["action_reason"] = rc.action_reason
-    if order is not None:
-        fields["replace_order"] = order
-    if creates:
-        fields["creates"] = True
-    if rc.deposed is not None:
-        fields["deposed"] = rc.deposed if isinstance(rc.deposed, str) else str(rc.deposed)
-    if rc.previous_address is not None:
-        fields["previous_address"] = rc.previous_address
-    importing = values.importing
-    if importing is not None:
-        fields["importing"] = True
-        fields["import_id"] = import_id(importing)
-    nets: tuple[SafetyNetRemoval, ...] = ()
-    data_bearing = False
-    if managed and catalog is not None:
-        entry = catalog.lookup(rtype)
-        if entry is not None:
-            fields["catalog_classes"] = entry.classes
-            fields["catalog_kind"] = entry.kind
-            data_bearing = "data-bearing" in entry.classes
-        if cls is ChangeClass.UPDATE:
-            nets = catalog.safety_nets(rtype, values.before, values.after)
+class _Classifier:
+    """Classifies the changes of one plan. What their types share (catalog entry, data-bearing, whether
+    any safety net applies) is looked up once per type, not once per change."""
+
+    def __init__(self, label: str, catalog: CatalogLike | None, creates_need_prior: bool) -> None:
+        self.label = label
+        self.catalog = catalog
+        self.creates_need_prior = creates_need_prior
+        self._types: dict[tuple[str, Any], tuple[Any, dict[str, Any], bool, bool]] = {}
+
+    def _type_facts(self, mode: str, rtype: Any) -> tuple[Any, dict[str, Any], bool, bool]:
+        """(the shared type string, its catalog fields, data-bearing, may an update remove a safety net)."""
+        facts = self._types.get((mode, rtype))
+        if facts is None:
+            catalog, fields, bearing, nets = self.catalog, {}, False, False
+            if mode == "managed" and catalog is not None:
+                entry = catalog.lookup(rtype)
+                if entry is not None:
+                    fields = {"catalog_classes": entry.classes, "catalog_kind": entry.kind}
+                    bearing = "data-bearing" in entry.classes
+                nets = catalog.has_safety_nets(rtype)
+            facts = self._types[mode, rtype] = (
+                SHARED_STRINGS.get(rtype) or shared(rtype),
+                fields,
+                bearing,
+                nets,
+            )
+        return facts
+
+    def __call__(self, rc: _ResourceChange) -> Change:
+        label, address, values = self.label, rc.address, rc.change
+        actions_list = values.actions
+        try:
+            known = _SHOW_ACTIONS.get(tuple(actions_list)) if isinstance(actions_list, list) else None
+        except TypeError:  # unhashable entries: not strings
+            known = None
+        if known is None:
+            if not isinstance(actions_list, list) or not all(isinstance(a, str) for a in actions_list):
+                raise PlanError(f"{label}: {address}: change.actions missing or not a list of strings")
+            raise PlanError(f"{label}: {address}: unknown action list {actions_list}")
+        cls, order, creates, actions = known
+        # The address is the identity; the fields that repeat parts of it must agree with it.
+        mode, rtype, name, module = rc.mode, rc.type, rc.name, rc.module_address
+        if instance_ok(address, mode, rtype, name, module):
+            mode = "data" if mode == "data" else "managed"
+            module = module or None
+        else:  # the full parse: what is malformed, or which field contradicts the address
+            if mode is not None and mode != "managed" and mode != "data":
+                raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
+            parsed = resolve(label, address, mode, rtype, name, module)
+            mode, rtype, name, module = parsed.mode, parsed.type, parsed.name, parsed.module
+        if rc.previous_address is not None:
+            resolve(label, rc.previous_address)
+        managed = mode == "managed"
+        if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
+            # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
+            cls, order, creates = ChangeClass.NO_OP, None, False
+        shared_type, catalog_fields, data_bearing, may_remove_net = self._type_facts(mode, rtype)
+        provider = rc.provider_name
+        fields: dict[str, Any] = {
+            "address": address,
+            "mode": mode,
+            "type": shared_type,
+            "name": name,
+            "module_address": (SHARED_STRINGS.get(module) or shared(module)) if module else None,
+            "index": rc.index,
+            "provider": None if provider is None else SHARED_STRINGS.get(provider) or shared(provider),
+            "actions": actions,
+            "change_class": cls,
+        }
+        if cls is ChangeClass.NO_OP and rc.action_reason is None and rc.previous_address is None:
+            # Nearly half of a big plan: nothing below applies but the catalog fields and the import.
+            if catalog_fields:
+                fields.update(catalog_fields)
+            if values.importing is not None:
+                fields["importing"] = True
+                fields["import_id"] = import_id(values.importing)
+            if rc.deposed is not None:
+                fields["deposed"] = rc.deposed if isinstance(rc.deposed, str) else str(rc.deposed)
+            return build_change(fields)
+        return self._rest(rc, fields, catalog_fields, data_bearing, may_remove_net, order, creates)
+
+    def _rest(
+        self,
+        rc: _ResourceChange,
+        fields: dict[str, Any],
+        catalog_fields: dict[str, Any],
+        data_bearing: bool,
+        may_remove_net: bool,
+        order: str | None,
+        creates: bool,
+    ) -> Change:
+        """The fields that differ from Change's defaults beyond the address's (see build_change)."""
+        values, cls = rc.change, fields["change_class"]
+        if rc.action_reason is not None:
+            fields["action_reason"] = rc.action_reason
+        if order is not None:
+            fields["replace_order"] = order
+        if creates:
+            fields["creates"] = True
+        if rc.deposed is not None:
+            fields["deposed"] = rc.deposed if isinstance(rc.deposed, str) else str(rc.deposed)
+        if rc.previous_address is not None:
+            fields["previous_address"] = rc.previous_address
+        importing = values.importing
+        if importing is not None:
+            fields["importing"] = True
+            fields["import_id"] = import_id(importing)
+        if catalog_fields:
+            fields.update(catalog_fields)
+        nets: tuple[SafetyNetRemoval, ...] = ()
+        if may_remove_net and cls is ChangeClass.UPDATE:
+            assert self.catalog is not None
+            nets = self.catalog.safety_nets(fields["type"], values.before, values.after)
             if nets:
                 fields["safety_nets"] = nets
-    # Key attributes are decoded only where a decision or the report needs them: destroyed and
-    # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
-    # (a protected resource planned for create is the signature of a missing state).
-    prior: tuple[tuple[str, Any], ...] = ()
-    hidden_tags: tuple[str, ...] = ()
-    if cls in DESTRUCTIVE or nets:
-        prior, hidden_tags = key_attributes(values.before, values.before_sensitive)
-        if cls in DESTRUCTIVE and (identity := resource_identity(values.before_identity)):
-            fields["identity"] = identity
-    elif cls is ChangeClass.CREATE and creates_need_prior:
-        prior, hidden_tags = key_attributes(values.after, values.after_sensitive)
-    if prior:
-        fields["prior"] = prior
-    if hidden_tags:
-        fields["hidden_tags"] = hidden_tags
-    risk = _RISK[cls, data_bearing, bool(nets)]
-    if risk is not Risk.NONE:
-        fields["risk"] = risk
-    return build_change(fields)
+        # Key attributes are decoded only where a decision or the report needs them: destroyed and
+        # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
+        # (a protected resource planned for create is the signature of a missing state).
+        prior: tuple[tuple[str, Any], ...] = ()
+        hidden_tags: tuple[str, ...] = ()
+        if cls in DESTRUCTIVE or nets:
+            prior, hidden_tags = key_attributes(values.before, values.before_sensitive)
+            if cls in DESTRUCTIVE and (identity := resource_identity(values.before_identity)):
+                fields["identity"] = identity
+        elif cls is ChangeClass.CREATE and self.creates_need_prior:
+            prior, hidden_tags = key_attributes(values.after, values.after_sensitive)
+        if prior:
+            fields["prior"] = prior
+        if hidden_tags:
+            fields["hidden_tags"] = hidden_tags
+        risk = _RISK[cls, data_bearing, bool(nets)]
+        if risk is not Risk.NONE:
+            fields["risk"] = risk
+        return build_change(fields)
 
 
 def resource_identity(raw: msgspec.Raw) -> str | None:
@@ -557,18 +581,6 @@ def key_attributes(
             continue
         out.append((key, value))
     return tuple(out), (_ALL_TAGS if "*" in unreadable else tuple(sorted(unreadable)))
-
-
-def _digest(digest: Any, change: Change, values: _Change, compact: bool) -> None:
-    """Add one change's share of the plan digest: its record, then its before/after/after_unknown values
-    (a no-op's after, the same bytes as its before, is normalised once)."""
-    before = _normalised(values.before, compact)
-    after = before if values.after == values.before else _normalised(values.after, compact)
-    unknown = _normalised(values.after_unknown, compact)
-    digest.update(b"".join((change_record(change), before, _RS, after, _RS, unknown, _RS)))
-
-
-_RS = b"\x1e"
 
 
 # --- plan -json stream --------------------------------------------------------------------------------

@@ -16,13 +16,13 @@ from tfgate.model import Change, ChangeClass, PlanInfo
 from tfgate.plan.common import (
     CatalogLike,
     LoadedPlan,
-    change_record,
     data_bearing,
     import_id,
     resolve,
     shared,
     sort_key,
 )
+from tfgate.plan.digest import change_record
 from tfgate.policy.risk import rank
 
 # The stream's single action word -> (class, actions in plan-representation vocabulary).

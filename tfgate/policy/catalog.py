@@ -171,6 +171,10 @@ class Catalog:
                 by_root.setdefault(net.path[0], []).append(net)
         return tuple((root, tuple(nets)) for root, nets in by_root.items())
 
+    def has_safety_nets(self, type: str) -> bool:
+        """Whether any safety net applies to the type (else an update of it never removes one)."""
+        return bool(self._nets_for(type))
+
     def safety_nets(
         self, type: str, before: bytes | msgspec.Raw | None, after: bytes | msgspec.Raw | None
     ) -> tuple[SafetyNetRemoval, ...]:

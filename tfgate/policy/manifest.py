@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -120,11 +120,28 @@ def glob_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def _compile(globs: Globs | None) -> re.Pattern[str] | None:
+class GlobPattern:
+    """Globs as one anchored regex, compiled when first matched: every start reads the manifest, and a
+    small plan tries few of its rules (compiling 50 rules' patterns is a good part of a small check)."""
+
+    __slots__ = ("_compiled", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    def match(self, text: str) -> re.Match[str] | None:
+        compiled = self._compiled
+        if compiled is None:
+            compiled = self._compiled = re.compile(self.pattern, re.DOTALL)
+        return compiled.match(text)
+
+
+def _compile(globs: Globs | None) -> GlobPattern | None:
     if globs is None:
         return None
     items = [globs] if isinstance(globs, str) else globs
-    return re.compile("(?:" + "|".join(glob_to_regex(g) for g in items) + r")\Z", re.DOTALL)
+    return GlobPattern("(?:" + "|".join(glob_to_regex(g) for g in items) + r")\Z")
 
 
 def _as_list(globs: Globs | None) -> tuple[str, ...]:
@@ -143,15 +160,15 @@ class Rule:
     approvers: tuple[str, ...] = ()
     description: str | None = None
     match: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    _address: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _type: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _module: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _provider: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _tags: tuple[tuple[str, re.Pattern[str]], ...] = field(default=(), compare=False, repr=False)
+    _address: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _type: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _module: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _provider: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _tags: tuple[tuple[str, GlobPattern], ...] = field(default=(), compare=False, repr=False)
     _catalog: tuple[str, ...] = field(default=(), compare=False, repr=False)
     #: Provider globs, and their last path segments (what a short provider name is matched against).
-    _provider_short: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
-    _id: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _provider_short: GlobPattern | None = field(default=None, compare=False, repr=False)
+    _id: GlobPattern | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: RuleSpec) -> Rule:
@@ -287,6 +304,69 @@ def resource_tags(change: Change) -> dict[str, Any]:
     return merged
 
 
+class RuleIndex:
+    """The rules a change could match, found without trying every rule on every change. A rule whose
+    address, type or module globs all start with literal text can only match a place (address, type,
+    module; the change's or the one it moved from) starting with one of those texts, and one with catalog
+    classes only the types of those classes: it is filed under them. The candidates, in the manifest's
+    order, are then matched in full; the other rules are candidates for every change."""
+
+    _KEYS = ("address", "type", "module")
+
+    def __init__(self, rules: tuple[Rule, ...]) -> None:
+        self._rules = rules
+        self._always: list[int] = []
+        #: per place key (address, type, module): length -> literal start -> rules
+        self._starts: tuple[dict[int, dict[str, list[int]]], ...] = ({}, {}, {})
+        self._catalog: dict[str, list[int]] = {}
+        for i, rule in enumerate(rules):
+            patterns = (rule._address, rule._type, rule._module)
+            for key, pattern, table in zip(self._KEYS, patterns, self._starts, strict=True):
+                starts = _literal_starts(pattern, rule.match.get(key))
+                if starts and all(starts):
+                    for start in starts:
+                        table.setdefault(len(start), {}).setdefault(start, []).append(i)
+                    break
+            else:
+                if rule._catalog:
+                    for name in rule._catalog:
+                        self._catalog.setdefault(name, []).append(i)
+                else:
+                    self._always.append(i)
+
+    def candidates(self, change: Change) -> tuple[Rule, ...]:
+        """The rules that may match the change, at its address or its previous one."""
+        if len(self._always) == len(self._rules):
+            return self._rules
+        found = set(self._always)
+        places = [(change.address, change.type, change.module_address or "")]
+        previous = previous_place(change)
+        if previous is not None:
+            places.append((previous[0], previous[1], previous[2] or ""))
+        for place in places:
+            for text, table in zip(place, self._starts, strict=True):
+                for length, starts in table.items():
+                    hit = starts.get(text[:length])
+                    if hit:
+                        found.update(hit)
+        for name in (change.catalog_kind, *change.catalog_classes) if self._catalog else ():
+            hit = self._catalog.get(name)  # type: ignore[arg-type]
+            if hit:
+                found.update(hit)
+        return tuple(self._rules[i] for i in sorted(found))
+
+
+def _literal_starts(pattern: GlobPattern | None, globs: Any) -> tuple[str, ...]:
+    """The literal text each glob starts with (before its first wildcard); () when the rule has no such key
+    or its compiled pattern does not come from these globs."""
+    if pattern is None or not isinstance(globs, (str, list)):
+        return ()
+    items = _as_list(globs)
+    if pattern.pattern != "(?:" + "|".join(glob_to_regex(g) for g in items) + r")\Z":
+        return ()
+    return tuple(re.split(r"[*?]", g, maxsplit=1)[0] for g in items)
+
+
 @dataclass(frozen=True)
 class Manifest:
     path: Path | None = None
@@ -304,11 +384,15 @@ class Manifest:
 
     def rules_for(self, change: Change, *, tags_known: bool = True) -> tuple[Rule, ...]:
         """Rules that match the change, whatever its class (state checks ask about creates too)."""
-        return tuple(r for r in self.rules if r.matches(change, tags_known=tags_known))
+        return tuple(r for r in self._index.candidates(change) if r.matches(change, tags_known=tags_known))
 
     def protecting(self, change: Change, *, tags_known: bool = True) -> tuple[Rule, ...]:
         """Rules that protect this change: they match and cover its class."""
-        return tuple(r for r in self.rules if r.applies_to(change, tags_known=tags_known))
+        return tuple(r for r in self._index.candidates(change) if r.applies_to(change, tags_known=tags_known))
+
+    @cached_property
+    def _index(self) -> RuleIndex:
+        return RuleIndex(self.rules)
 
     @property
     def uses_tags(self) -> bool:

@@ -23,6 +23,8 @@ def _running(plan: LoadedPlan) -> list[tuple[Change, tuple]]:
     provs = plan.provisioners
     if provs is None:
         return []
+    if not provs.blocks:  # no provisioner in the configuration: only `data "external"` reads run anything
+        return [(c, found) for c in plan.changes if c.type == "external" and (found := provs.running(c))]
     return [(c, found) for c in plan.changes if (found := provs.running(c))]
 
 
@@ -155,6 +157,8 @@ def provisioner_findings(
                 (("provisioners", listed), ("source", provs.source)),
             )
         )
+    if not provs.unknown and not provs.missing:
+        return tuple(out)
     changing = [c for c in plan.changes if c.mode == "managed" and (c.creates or c.destroys)]
     if provs.unknown:
         unknown = [(c, why) for c in changing if (why := provs.unknown_for(c)) is not None]
