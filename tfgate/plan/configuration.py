@@ -388,6 +388,8 @@ def file_reads(path: Path) -> list[str]:
     """``FILE: FUNCTION`` for each filesystem function the configuration embedded in the saved plan at PATH
     calls (every module, HCL and JSON syntax, comments and strings included: fail closed). ValueError when the
     embedded configuration cannot be read."""
+    import zipfile
+
     found: list[str] = []
     try:
         with zipfile.ZipFile(path) as archive:
