@@ -206,3 +206,29 @@ def test_the_embedded_terraform_points_the_agent_at_tfgate_apply(admin: Protecte
         assert "protected root" in proc.stderr and "tfgate apply PLANFILE" in proc.stderr
     assert admin.agent(*embedded, "state", "list").returncode == 0  # reading is planning
     assert (admin.state(), _staging(admin).read_bytes()) == before
+
+
+@needs_root
+def test_one_privileged_apply_of_a_root_at_a_time(admin: Protected) -> None:
+    """A second apply while one runs would rebuild the `.terraform/` the first uses: it is refused."""
+    import fcntl
+
+    from tfgate.enforce.privileged import LOCK
+
+    before = admin.state()
+    admin.write(V1 + 'resource "terraform_data" "added_while_busy" {}\n')
+    fd = os.open(admin.state_file.parent / LOCK, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # an apply in progress
+        proc = admin.tfgate("apply", "--auto-approve")
+        assert proc.returncode == 2 and "another apply of this protected root is running" in proc.stderr, (
+            proc.stderr
+        )
+        assert admin.state() == before
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        proc = admin.tfgate("apply", "--auto-approve")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        os.close(fd)
+        admin.write(V1)
+    assert "added_while_busy" in admin.state().decode()

@@ -21,10 +21,12 @@ Everything is recorded in the pinned audit log. Exit codes as everywhere: 0 appl
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import pwd
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from tfgate.errors import TfgateError
@@ -164,12 +166,35 @@ def run(root: Path) -> int:
             audit_log=str(pin.audit_log), command=("tfgate-privileged", "apply", str(root)),
             new_workspace=new_workspace, auto_approve=True, one_signal=True,
         )  # fmt: skip
-        with seal(plan) as sealed:
+        with seal(plan) as sealed, one_at_a_time(base / STATE):
             prepare(pin, plan, base)
             label = f"{root} (plan from {env['SUDO_USER']}, sha256 {sealed.sha256[:12]})"
             code = gated.apply_checked(opts, sealed, emit=_emit, label=label)
     anchor_audit(Path(pin.audit_log), base / STATE)
     return code
+
+
+#: Held (flock) while the privileged side prepares and applies: one apply of a root at a time.
+LOCK = ".tfgate-privileged.lock"
+
+
+@contextlib.contextmanager
+def one_at_a_time(workdir: Path) -> Iterator[None]:
+    """An exclusive lock on the root's privileged working directory: a second apply while one runs would rebuild
+    the `.terraform/` the first is using; it is refused (exit 2), not queued behind it."""
+    import fcntl
+
+    fd = os.open(workdir / LOCK, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TfgateError(
+                "another apply of this protected root is running: nothing done; try again when it has ended"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 #: The privileged copy of the audit log's head, in its state directory (`tfgate audit verify --anchor FILE`).
