@@ -216,6 +216,17 @@ def test_every_way_around_leaves_the_state_byte_identical(protected: Protected, 
     assert (protected.root / "terraform.tfstate").is_symlink()
 
 
+def test_a_blocked_destroy_names_the_saved_plan_in_its_way_out(protected: Protected) -> None:
+    """The agent's side checks a sealed copy (/proc/PID/fd/N, gone when tfgate exits): the way out names the
+    saved plan file, which the approver signs and `tfgate apply` takes."""
+    proc = protected.tfgate("destroy", "--auto-approve")
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout + proc.stderr
+    approve = next(line for line in out.splitlines() if "tfgate approve " in line)
+    assert "/proc/" not in out, approve
+    assert " .tfgate/plans/" in approve and "/plan.bin " in approve, approve
+
+
 def test_a_direct_terraform_apply_is_denied(protected: Protected) -> None:
     before = protected.state()
     protected.write(V1 + 'resource "terraform_data" "direct" {}\n')

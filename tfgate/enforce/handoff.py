@@ -52,7 +52,7 @@ def handoff(
     pin = sysconfig.resolve(opts.workdir).pin
     data = read_once(original)
     with seal(data) as sealed:
-        result = check(opts, sealed.path)
+        result = check(opts, sealed.path, shown=original)  # the way out names the saved plan, not the memfd
     emit(result)
     if result.exit_code != 0:  # type: ignore[attr-defined]
         _say("blocked: nothing handed to the privileged side, nothing applied")
