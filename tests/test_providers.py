@@ -146,9 +146,12 @@ def test_without_an_allow_list_only_built_in_providers_are_installed(side: Path)
     """A provider runs as the privileged user (a `local_file` data source whose path is known only at apply
     reads its files into the agent-readable state): a protected root installs only providers root listed."""
     _, digest = _mirror(side / "mirror")
-    with pytest.raises(TfgateError, match=r"lists none"):
+    with pytest.raises(TfgateError, match=r"lists none") as refused:
         providers.install(["/nonexistent/terraform"], _plan(_lock((FAKE, "1.0.0", digest))), side / "work", None,
-                          False)  # fmt: skip
+                          False, root="/srv/infra/prod")  # fmt: skip
+    # The way on: the exact list to add, where, and root's command that pins it.
+    assert f'`plan: {{providers: ["{FAKE}"]}}` to /srv/infra/prod/tfgate.yaml' in str(refused.value)
+    assert "`sudo tfgate protect policy /srv/infra/prod`" in str(refused.value)
     with pytest.raises(TfgateError, match=r"outside the manifest's"):  # `providers: []`: none
         providers.install(["/nonexistent/terraform"], _plan(_lock((FAKE, "1.0.0", digest))), side / "work", (),
                           False)  # fmt: skip

@@ -292,9 +292,8 @@ def prepare(pin, plan: bytes, base: Path) -> None:
 
     providers.check_cli_config(base / "data" / "terraformrc", pin.protected.provider_mirror)
     allowed = load_manifest(Path(pin.manifest)).providers
-    providers.install(
-        find_terraform(pin.terraform), plan, base / STATE, allowed, pin.protected.backend is not None
-    )
+    backend = pin.protected.backend is not None
+    providers.install(find_terraform(pin.terraform), plan, base / STATE, allowed, backend, root=str(pin.root))
 
 
 def _emit(result: object) -> None:

@@ -213,10 +213,10 @@ def used_providers(archive: zipfile.ZipFile) -> set[str]:
     return used
 
 
-def checked_locks(plan: bytes, allowed: tuple[str, ...] | None) -> dict[str, Locked]:
+def checked_locks(plan: bytes, allowed: tuple[str, ...] | None, *, root: str = "DIR") -> dict[str, Locked]:
     """The plan's lock entries, each one used by its configuration or state and inside the manifest's
     allow-list (ALLOWED globs; None, no list: none but the built-in ones). TfgateError, before anything is
-    downloaded, otherwise."""
+    downloaded, otherwise (naming ROOT, the protected root, in the way to extend the list)."""
     archive = zipfile.ZipFile(io.BytesIO(plan))
     text = archive.read(LOCK).decode("utf-8") if LOCK in archive.namelist() else ""
     locks = read_lock(text)
@@ -232,8 +232,9 @@ def checked_locks(plan: bytes, allowed: tuple[str, ...] | None) -> dict[str, Loc
         raise TfgateError(
             f"the plan needs provider(s) {', '.join(sorted(locks))}, and the pinned policy lists none: in protected "
             "mode a provider runs as the privileged user, with its files and credentials, so only the providers "
-            "root lists in `plan: {providers: [...]}` are installed (root pins the list with `tfgate protect "
-            "policy`); built-in ones need no list"
+            "the pinned policy lists are installed (built-in ones need no list). To allow them, add "
+            f"`plan: {{providers: {json.dumps(sorted(locks))}}}` to {root}/tfgate.yaml and have root review and "
+            f"pin it: `sudo tfgate protect policy {root}`"
         )
     from tfgate.policy.manifest import glob_to_regex
 
@@ -246,17 +247,18 @@ def checked_locks(plan: bytes, allowed: tuple[str, ...] | None) -> dict[str, Loc
     if outside:
         raise TfgateError(
             f"provider(s) outside the manifest's `plan: {{providers}}` allow-list: {', '.join(outside)}: the "
-            "privileged side does not install them (an approval cannot extend the list here: root edits the "
-            "policy with `tfgate protect policy`)"
+            "privileged side does not install them (an approval cannot extend the list here). To allow them, add "
+            f"them to `plan: {{providers}}` in {root}/tfgate.yaml and have root review and pin it: "
+            f"`sudo tfgate protect policy {root}`"
         )
     return locks
 
 
 def install(terraform: list[str], plan: bytes, workdir: Path, allowed: tuple[str, ...] | None,
-            backend: bool) -> None:  # fmt: skip
+            backend: bool, *, root: str = "DIR") -> None:  # fmt: skip
     """Prepare WORKDIR (the privileged working directory) for `terraform apply PLANFILE`: its `.terraform/`
     rebuilt by one `terraform init -lockfile=readonly` (providers and, when BACKEND, the pinned backend)."""
-    locks = checked_locks(plan, allowed)
+    locks = checked_locks(plan, allowed, root=root)
     shutil.rmtree(workdir / ".terraform", ignore_errors=True)
     for name, text in ((LOCK, lock_text(locks)), (REQUIRED, required_text(locks))):
         if locks:
