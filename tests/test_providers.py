@@ -151,6 +151,7 @@ def test_without_an_allow_list_only_built_in_providers_are_installed(side: Path)
                           False, root="/srv/infra/prod")  # fmt: skip
     # The way on: the exact list to add, where, and root's command that pins it.
     assert f'`plan: {{providers: ["{FAKE}"]}}` to /srv/infra/prod/tfgate.yaml' in str(refused.value)
+    assert '"terraform.io/builtin/terraform" too' in str(refused.value)  # a list admits only what it names
     assert "`sudo tfgate protect policy /srv/infra/prod`" in str(refused.value)
     with pytest.raises(TfgateError, match=r"outside the manifest's"):  # `providers: []`: none
         providers.install(["/nonexistent/terraform"], _plan(_lock((FAKE, "1.0.0", digest))), side / "work", (),

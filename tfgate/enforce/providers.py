@@ -233,8 +233,9 @@ def checked_locks(plan: bytes, allowed: tuple[str, ...] | None, *, root: str = "
             f"the plan needs provider(s) {', '.join(sorted(locks))}, and the pinned policy lists none: in protected "
             "mode a provider runs as the privileged user, with its files and credentials, so only the providers "
             "the pinned policy lists are installed (built-in ones need no list). To allow them, add "
-            f"`plan: {{providers: {json.dumps(sorted(locks))}}}` to {root}/tfgate.yaml and have root review and "
-            f"pin it: `sudo tfgate protect policy {root}`"
+            f"`plan: {{providers: {json.dumps(sorted(locks))}}}` to {root}/tfgate.yaml (a list admits only what it "
+            f'names: add "{_BUILTIN}" too if the root uses terraform_data) and have root review and pin it: '
+            f"`sudo tfgate protect policy {root}`"
         )
     from tfgate.policy.manifest import glob_to_regex
 
