@@ -135,6 +135,10 @@ def test_init_sets_up_owns_and_is_idempotent(protected: Protected) -> None:
     status = subprocess.run([sys.executable, "-m", "tfgate", "protect", "status", str(protected.root)],
                             capture_output=True, text=True, env={**os.environ, sysconfig.ENV_CONFIG: str(protected.config)})  # fmt: skip
     assert status.returncode == 0 and "all in place" in status.stdout, status.stdout
+    assert (
+        "allowed providers (the pinned `plan: {providers}`): none (no list: built-in ones only)"
+        in status.stdout
+    )
     proc = protected.tfgate("protect", "init", str(protected.root), "--agent-user", AGENT)
     assert proc.returncode == 2 and "must run as root" in proc.stderr
 

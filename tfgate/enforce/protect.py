@@ -542,6 +542,11 @@ def _provider_status(lay: Layout, mirror: str | None, say: Say) -> list[str]:
 
     say(f"  providers: from {f'the filesystem mirror {mirror} only' if mirror else 'the registry'}, checked "
         f"against each plan's lock file, into {lay.state}/.terraform (plugin cache {lay.data}/plugins)")  # fmt: skip
+    from tfgate.policy.manifest import load_manifest
+
+    listed = load_manifest(lay.policy / "tfgate.yaml").providers  # a pinned policy that does not load: exit 2
+    say(f"  allowed providers (the pinned `plan: {{providers}}`): {', '.join(listed or ()) or 'none'}"
+        + (" (no list: built-in ones only)" if listed is None else ""))  # fmt: skip
     rc = lay.data / "terraformrc"
     problems = (
         []
