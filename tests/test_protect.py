@@ -231,6 +231,14 @@ def test_a_blocked_destroy_names_the_saved_plan_in_its_way_out(protected: Protec
     assert " .tfgate/plans/" in approve and "/plan.bin " in approve, approve
 
 
+def test_the_agent_cannot_confirm_a_new_workspace_and_is_told_who_can(protected: Protected) -> None:
+    before = protected.state()
+    proc = protected.tfgate("apply", "--auto-approve", "--new-workspace")
+    assert proc.returncode == 2 and "only root gives it" in proc.stderr, proc.stderr
+    assert f"`sudo tfgate apply --new-workspace PLAN` in {protected.root}" in proc.stderr, proc.stderr
+    assert protected.state() == before
+
+
 def test_a_direct_terraform_apply_is_denied(protected: Protected) -> None:
     before = protected.state()
     protected.write(V1 + 'resource "terraform_data" "direct" {}\n')

@@ -131,7 +131,8 @@ def run(root: Path) -> int:
     plan, approvals, new_workspace = read_request(sys.stdin)
     if new_workspace:
         raise TfgateError(
-            "--new-workspace is a human's confirmation: in a protected root only root gives it (the first apply)"
+            "--new-workspace is a human's confirmation: in a protected root only root gives it, by running the "
+            f"first apply itself (`sudo tfgate apply --new-workspace PLAN` in {root}; README, Protected mode)"
         )
     kind, config, workspace = plan_backend(plan)
     pinned = pin.protected.backend
