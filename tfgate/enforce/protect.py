@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfgate.enforce.privileged import CREDENTIALS, STATE, read_env_file
-from tfgate.enforce.trust import copy_tree_into, read_regular, write_into
+from tfgate.enforce.trust import copy_tree_into, policy_bytes, read_regular, signers_bytes, write_into
 from tfgate.errors import TfgateError
 
 LIBEXEC = Path("/usr/local/libexec/tfgate")
@@ -133,24 +133,6 @@ def _install(path: Path, data: bytes, uid: int, gid: int, mode: int, say: Say) -
     os.chmod(tmp, mode)
     os.replace(tmp, path)
     say(f"wrote {path}")
-
-
-def signers_bytes(path: Path) -> bytes:
-    """The bytes of the allowed_signers file PATH a manifest names, once they parse as one. Root copies them
-    into the world-readable policy directory, and the agent wrote the manifest: a path naming another file
-    (the privileged user's credentials, /etc/shadow) must not be copied there, nor shown."""
-    from tfgate.approvals.allowed_signers import parse
-
-    try:
-        data = path.read_bytes()
-        parse(data.decode("utf-8"), path)
-    except OSError as exc:
-        raise TfgateError(f"cannot read allowed_signers {path}: {exc.strerror or exc}") from None
-    except Exception:  # its content is not echoed: it may be a secret
-        raise TfgateError(
-            f"allowed_signers {path} is not an allowed_signers file (OpenSSH format): not pinned"
-        ) from None
-    return data
 
 
 def _wrapper() -> bytes:
@@ -266,7 +248,7 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
     for name in workspaces:
         valid_workspace(name)
     from tfgate.plan.terraform import find_terraform
-    from tfgate.policy.manifest import find_manifest, load_manifest
+    from tfgate.policy.manifest import find_manifest
 
     agent_pw = _user(agent)
     if agent_pw.pw_uid == 0 or agent == user:
@@ -289,8 +271,8 @@ def init(directory: Path, agent: str, *, user: str = "tfgate", terraform: str | 
     _mkdir(lay.base, 0, 0, 0o755, say)
     _mkdir(lay.policy, 0, 0, 0o755, say)
     if not (lay.policy / "tfgate.yaml").is_file() and manifest_src is not None:
-        manifest = load_manifest(manifest_src)  # a policy that does not load is not pinned
-        _install(lay.policy / "tfgate.yaml", manifest_src.read_bytes(), 0, 0, 0o644, say)
+        data, manifest = policy_bytes(manifest_src)  # a policy that does not load is not pinned
+        _install(lay.policy / "tfgate.yaml", data, 0, 0, 0o644, say)
         if manifest.allowed_signers is not None and manifest.allowed_signers.is_file():
             _install(
                 lay.policy / "allowed_signers", signers_bytes(manifest.allowed_signers), 0, 0, 0o644, say

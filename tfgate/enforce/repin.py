@@ -16,7 +16,8 @@ import pwd
 import sys
 from pathlib import Path
 
-from tfgate.enforce.protect import LIBEXEC, Say, _install, _require_root, layout, signers_bytes
+from tfgate.enforce.protect import Say, _install, _require_root
+from tfgate.enforce.trust import policy_bytes, signers_bytes
 from tfgate.errors import TfgateError
 
 
@@ -48,8 +49,8 @@ def repin(directory: Path, *, manifest: Path | None = None, allowed_signers: Pat
     _require_root()
     from tfgate import sysconfig
     from tfgate.audit import record_event
-    from tfgate.enforce.privileged import anchor_audit, state_dir_of
-    from tfgate.policy.manifest import find_manifest, load_manifest
+    from tfgate.enforce.privileged import ANCHOR, STATE, anchor_audit, state_dir_of
+    from tfgate.policy.manifest import find_manifest
 
     config = sysconfig.load()
     root = Path(os.path.realpath(directory))
@@ -59,9 +60,9 @@ def repin(directory: Path, *, manifest: Path | None = None, allowed_signers: Pat
     source = manifest or find_manifest(root)
     if source is None:
         raise TfgateError(f"{root} has no tfgate.yaml to pin: pass --manifest FILE")
-    proposed = load_manifest(source)  # a policy that does not load is never pinned
+    new_manifest, proposed = policy_bytes(source)  # a policy that does not load is never pinned
     signers_src = allowed_signers or proposed.allowed_signers
-    new_manifest, new_signers = _read(source), _read(signers_src)
+    new_signers = _read(signers_src)
     if signers_src is not None and new_signers is None:
         raise TfgateError(f"{signers_src}: no such allowed_signers file")
     if signers_src is not None:
@@ -87,12 +88,12 @@ def repin(directory: Path, *, manifest: Path | None = None, allowed_signers: Pat
         if stdin.readline().strip() != "yes":
             say("not confirmed: the pinned policy is unchanged")
             return 1
-    _install(Path(pin.manifest), new_manifest or b"", 0, 0, 0o644, say)
+    _install(Path(pin.manifest), new_manifest, 0, 0, 0o644, say)
     if new_signers is not None:
         _install(signers_dst, new_signers, 0, 0, 0o644, say)
         if pin.allowed_signers is None:
             _pin_signers(root, signers_dst, say)
-    base = state_dir_of(pin)
+    state = state_dir_of(pin) / STATE
     if pin.audit_log is not None:
         record_event(
             "policy_pinned", command=["tfgate", "protect", "policy", str(root)], log=pin.audit_log,
@@ -100,13 +101,13 @@ def repin(directory: Path, *, manifest: Path | None = None, allowed_signers: Pat
             allowed_signers_sha256={"old": _sha(old_signers), "new": _sha(new_signers or old_signers)},
             source=str(source),
         )  # fmt: skip
-        lay = layout(root, pin.protected.user, pin.protected.agent_user, LIBEXEC)
-        anchor_audit(Path(pin.audit_log), lay.state)
+        anchor_audit(Path(pin.audit_log), state)
         priv = pwd.getpwnam(pin.protected.user)
-        from tfgate.enforce.privileged import ANCHOR
-
-        os.chown(lay.state / ANCHOR, priv.pw_uid, priv.pw_gid)
-    say(f"pinned: the policy of {root} is now {source} (recorded in {pin.audit_log or base})")
+        os.chown(state / ANCHOR, priv.pw_uid, priv.pw_gid)
+    say(
+        f"pinned: the policy of {root} is now {source}"
+        + (f" (recorded in {pin.audit_log})" if pin.audit_log else "")
+    )
     return 0
 
 

@@ -2,7 +2,8 @@
 interpreter, a tfgate installation (its checkout or venv: every file on the entry point's ``sys.path``) or a
 Terraform binary that the agent's user can write, or that sits in a directory it can write. Otherwise the agent
 edits tfgate's privileged half (or swaps Terraform) and the next `tfgate apply` runs its code as the privileged
-user: the boundary is only as strong as the files it is made of.
+user: the boundary is only as strong as the files it is made of. Also what root takes from the agent's directory:
+its states (never through a symlink) and the policy it pins (read once, parsed before it is shown or copied).
 """
 
 from __future__ import annotations
@@ -174,3 +175,33 @@ def copy_tree_into(src: Path, dst: Path, uid: int, gid: int) -> None:
         os.rename(tmp, dst.name, src_dir_fd=pfd, dst_dir_fd=pfd)
     finally:
         os.close(pfd)
+
+
+def policy_bytes(path: Path):  # -> tuple[bytes, Manifest]
+    """The bytes of the manifest at PATH and what they load as, read once: the bytes pinned (and shown) are
+    the bytes checked. ManifestError when they do not load (a broken policy is never pinned)."""
+    from tfgate.policy.manifest import parse_manifest
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TfgateError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return data, parse_manifest(data, path)
+
+
+def signers_bytes(path: Path) -> bytes:
+    """The bytes of the allowed_signers file PATH a manifest names, once they parse as one. Root copies them
+    into the world-readable policy directory, and the agent wrote the manifest: a path naming another file
+    (the privileged user's credentials, /etc/shadow) must not be copied there, nor shown."""
+    from tfgate.approvals.allowed_signers import parse
+
+    try:
+        data = path.read_bytes()
+        parse(data.decode("utf-8"), path)
+    except OSError as exc:
+        raise TfgateError(f"cannot read allowed_signers {path}: {exc.strerror or exc}") from None
+    except Exception:  # its content is not echoed: it may be a secret
+        raise TfgateError(
+            f"allowed_signers {path} is not an allowed_signers file (OpenSSH format): not pinned"
+        ) from None
+    return data
