@@ -16,7 +16,8 @@ from tfgate.plan.backend_record import LOCAL_DEFAULT, plan_backend, unpack, with
 def test_real_plans_name_their_backend_and_workspace(tf) -> None:
     tf.write('resource "terraform_data" "a" {}\n')
     tf.run("init", "-input=false")
-    assert plan_backend(tf.plan().read_bytes()) == ("local", LOCAL_DEFAULT, "default")
+    plan = tf.plan()
+    assert plan_backend(plan.read_bytes()) == plan_backend(plan) == ("local", LOCAL_DEFAULT, "default")
     tf.run("workspace", "new", "blue.green-1")
     kind, config, workspace = plan_backend(tf.plan().read_bytes())
     assert (kind, workspace) == ("local", "blue.green-1")

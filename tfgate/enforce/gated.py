@@ -432,8 +432,7 @@ def _workspace(opts: GateOptions) -> str:
 def _plan_workspace(path: Path) -> str:
     from tfgate.plan.backend_record import plan_backend
 
-    with open(path, "rb") as fh:
-        return plan_backend(fh.read())[2]
+    return plan_backend(path)[2]
 
 
 def _agent_of_protected(opts: GateOptions) -> bool:

@@ -7,6 +7,7 @@ backend's configuration; anything else is refused (TfgateError, exit 2).
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 from tfgate.errors import TfgateError
 
@@ -115,12 +116,13 @@ def without_nulls(value: object) -> object:
     return value
 
 
-def plan_backend(plan: bytes) -> tuple[str, bytes, str]:
-    """(type, msgpack config, workspace) of the backend a saved plan will write its state to."""
+def plan_backend(plan: bytes | Path) -> tuple[str, bytes, str]:
+    """(type, msgpack config, workspace) of the backend a saved plan (its bytes, or a path: only its `tfplan`
+    entry is read) will write its state to."""
     import io
 
     try:
-        archive = zipfile.ZipFile(io.BytesIO(plan))
+        archive = zipfile.ZipFile(io.BytesIO(plan) if isinstance(plan, bytes) else plan)
         from collections import Counter
 
         twice = sorted(n for n, k in Counter(archive.namelist()).items() if k > 1)
@@ -131,7 +133,9 @@ def plan_backend(plan: bytes) -> tuple[str, bytes, str]:
         raise TfgateError(f"not a saved plan: {exc}") from None
     backends = [v for n, w, v in _fields(tfplan) if n == 13 and w == 2]
     if len(backends) != 1:
-        raise TfgateError("the plan names no single backend (a state store?): refused in protected mode")
+        raise TfgateError(
+            "the plan names no single backend (a state store?): tfgate cannot tell where it writes: refused"
+        )
     parts = {n: v for n, w, v in _fields(backends[0]) if w == 2}  # type: ignore[arg-type]
     config = {n: v for n, w, v in _fields(parts.get(2, b"")) if w == 2}  # type: ignore[arg-type]
     return bytes(parts.get(1, b"")).decode(), bytes(config.get(1, b"")), bytes(parts.get(3, b"")).decode()
