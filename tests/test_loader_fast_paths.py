@@ -6,7 +6,6 @@ here against the input that would slip through if the shortcut were wrong."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from pathlib import Path
@@ -15,8 +14,7 @@ import pytest
 
 import tfgate.plan.loader as loader
 from tfgate.errors import PlanError
-from tfgate.model import Change, ChangeClass, Risk, SafetyNetRemoval
-from tfgate.plan.common import build_change
+from tfgate.model import Change, ChangeClass, Risk, SafetyNetRemoval, replace_change
 from tfgate.plan.digest import is_compact
 from tfgate.plan.loader import load_plan
 from tfgate.policy.catalog import load_catalog
@@ -42,12 +40,9 @@ def write(path: Path, data: dict | bytes) -> Path:
     return path
 
 
-def test_build_change_is_the_dataclass_it_stands_for() -> None:
-    """build_change fills the instance dict directly: that is only the same object while Change is a plain
-    frozen dataclass whose defaults are class attributes and that has no __post_init__."""
-    assert dataclasses.is_dataclass(Change) and not hasattr(Change, "__slots__")
-    assert not hasattr(Change, "__post_init__")
-    assert all(f.default_factory is dataclasses.MISSING for f in dataclasses.fields(Change))
+def test_change_is_immutable_and_compares_by_its_fields() -> None:
+    """Change is a frozen msgspec Struct (issue 16: built from positional fields, no instance dict): it must
+    still behave as the frozen model the rest of tfgate reads."""
     given = {
         "address": "aws_s3_bucket.b",
         "mode": "managed",
@@ -61,12 +56,16 @@ def test_build_change_is_the_dataclass_it_stands_for() -> None:
         "safety_nets": (SafetyNetRemoval("force_destroy", False, True, "d"),),
         "risk": Risk.HIGH,
     }
-    fast, slow = build_change(given), Change(**given)
-    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
-    assert fast.prior == () and fast.deposed is None and fast.protected_by == ()
-    assert dataclasses.replace(fast, risk=Risk.LOW) == dataclasses.replace(slow, risk=Risk.LOW)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        fast.address = "x"  # type: ignore[misc]
+    one, two = Change(**given), Change(**given)
+    assert one == two and hash(one) == hash(two) and repr(one) == repr(two)
+    assert one.prior == () and one.deposed is None and one.protected_by == () and one.risk is Risk.HIGH
+    assert replace_change(one, risk=Risk.LOW) == replace_change(two, risk=Risk.LOW) != one
+    assert replace_change(one, risk=Risk.LOW).risk is Risk.LOW and one.risk is Risk.HIGH
+    assert one != replace_change(one, deposed="00aa")
+    with pytest.raises(AttributeError):
+        one.address = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        Change(address="a.b")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("order", ["a b a", "b a b", "a a", "a b c b", "c a b a"])

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import msgspec
+
 
 class ChangeClass(str, Enum):
     """What a planned change does to a resource object."""
@@ -72,9 +74,13 @@ class SafetyNetRemoval:
     description: str
 
 
-@dataclass(frozen=True)
-class Change:
-    """One planned resource change, classified."""
+class Change(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=False):
+    """One planned resource change, classified.
+
+    A frozen msgspec Struct rather than a dataclass: plans hold 100,000 changes, and a Struct is built several
+    times faster from its fields and takes a third of the memory (no instance dict). It is as immutable
+    (``msgspec.structs.replace`` makes a changed copy), compares and hashes by its fields, and is never part
+    of a reference cycle (``gc=False``: it holds only strings, numbers, enums and tuples of them)."""
 
     address: str
     mode: str  # "managed" | "data"
@@ -122,6 +128,11 @@ class Change:
 
     def prior_dict(self) -> dict[str, Any]:
         return dict(self.prior)
+
+
+def replace_change(change: Change, **fields: Any) -> Change:
+    """A copy of `change` with `fields` changed (what ``dataclasses.replace`` is for the other models)."""
+    return msgspec.structs.replace(change, **fields)
 
 
 @dataclass(frozen=True)

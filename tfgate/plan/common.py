@@ -107,20 +107,6 @@ def sort_key(change: Change) -> tuple[str, str]:
     return (change.address, change.deposed or "")
 
 
-_new = object.__new__
-_set = object.__setattr__
-
-
-def build_change(fields: dict[str, Any]) -> Change:
-    """The Change ``Change(**fields)`` makes, built several times faster: `fields` (which the change then
-    owns) becomes its instance dict, and the fields left out keep their defaults (a frozen dataclass's
-    defaults are class attributes; it has no ``__post_init__``). Plans hold 100,000 changes;
-    tests/test_loader_fast_paths.py checks that both agree."""
-    change = _new(Change)
-    _set(change, "__dict__", fields)
-    return change
-
-
 @contextmanager
 def no_gc() -> Iterator[None]:
     """Pause the cyclic GC while hundreds of thousands of acyclic objects are built (about 10% faster)."""

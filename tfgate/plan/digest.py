@@ -46,15 +46,9 @@ def change_record(change: Change) -> bytes:
 _PLAIN_TAIL: dict[tuple[str, ...], bytes] = {}
 
 
-def _record_parts(change: Change) -> tuple[bytes, ...]:
-    d = change.__dict__  # build_change's changes hold only what differs from the defaults
-    if "deposed" in d or "action_reason" in d or "previous_address" in d or "import_id" in d:
-        return (change_record(change),)
-    actions = change.actions
-    tail = _PLAIN_TAIL.get(actions)
-    if tail is None:
-        tail = _PLAIN_TAIL[actions] = b"," + _encode((None, actions, None, None, None))[1:] + RS
-    return (b"[", _encode(change.address), tail)
+def _plain_tail(actions: tuple[str, ...]) -> bytes:
+    tail = _PLAIN_TAIL[actions] = b"," + _encode((None, actions, None, None, None))[1:] + RS
+    return tail
 
 
 def is_compact(data: Any) -> bool:
@@ -81,6 +75,10 @@ def normalised(raw: Any, compact: bool) -> Any:
 class PlanDigest:
     """The digest of a show-json plan, fed change by change (in order) and then the configuration.
 
+    What is added is handed to the hashing thread in blocks of about a megabyte, as a list of the pieces: the
+    thread joins them (``bytes.join`` of a large block releases the GIL, as hashlib does) and hashes them.
+    ``consumed`` is the furthest position of the document the thread has copied: pages before it may go.
+
     Use as a context manager: leaving it stops the hashing thread, also when the plan turns out unreadable."""
 
     def __init__(self, compact: bool) -> None:
@@ -88,9 +86,11 @@ class PlanDigest:
         self._hash = hashlib.sha256(HEAD)
         self._parts: list[Any] = []
         self._size = 0
-        self._queue: queue.Queue[bytes | None] | None = None
+        self._queue: queue.Queue[tuple[list[Any], int] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        #: The `upto` of the last block the hashing thread has copied (see flush).
+        self.consumed = 0
 
     def __enter__(self) -> PlanDigest:
         return self
@@ -98,9 +98,10 @@ class PlanDigest:
     def __exit__(self, *exc: object) -> None:
         self._stop()
 
-    def add(self, change: Change, before: Any, after: Any, unknown: Any) -> None:
+    def add(self, change: Change, before: Any, after: Any, unknown: Any, size: int) -> None:
         """One change's share: its record, then its before/after/after_unknown values (a no-op's after, the
-        same bytes as its before, is normalised once)."""
+        same bytes as its before, is normalised once). `size`: the change's length in the document, which
+        bounds what it adds."""
         if self._compact:  # as they are (an absent value is null)
             before, after, unknown = before or b"null", after or b"null", unknown or b"null"
         else:
@@ -108,32 +109,42 @@ class PlanDigest:
             before = normalised(before, False)
             after = before if same else normalised(after, False)
             unknown = normalised(unknown, False)
-        parts = self._parts
-        parts.extend(_record_parts(change))
-        parts += (before, RS, after, RS, unknown, RS)
-        self._size += len(before) + len(after) + len(unknown)
+        if (
+            change.deposed is None
+            and change.action_reason is None
+            and change.previous_address is None
+            and change.import_id is None
+        ):
+            actions = change.actions
+            tail = _PLAIN_TAIL.get(actions) or _plain_tail(actions)
+            self._parts += (b"[", _encode(change.address), tail, before, RS, after, RS, unknown, RS)
+        else:
+            self._parts += (change_record(change), before, RS, after, RS, unknown, RS)
+        self._size += size
         if self._size >= _BLOCK:
             self.flush()
 
-    def flush(self) -> None:
-        """Hand what was added so far to the hashing thread (copied: the plan's pages may then be released)."""
+    def flush(self, upto: int = 0) -> None:
+        """Hand what was added so far to the hashing thread; `upto` (the document position it covers) becomes
+        ``consumed`` once the thread has copied it."""
         if not self._parts:
             return
-        block = b"".join(self._parts)
-        self._parts.clear()
-        self._size = 0
+        block, self._parts, self._size = self._parts, [], 0
         if self._queue is None:
             self._queue = queue.Queue(maxsize=8)  # at most a few megabytes in flight
             self._thread = threading.Thread(target=self._run, name="tfgate-digest", daemon=True)
             self._thread.start()
-        self._queue.put(block)
+        self._queue.put((block, upto))
 
     def _run(self) -> None:
         assert self._queue is not None
-        get, update = self._queue.get, self._hash.update
+        get, update, join = self._queue.get, self._hash.update, b"".join
         try:
-            while (block := get()) is not None:
-                update(block)
+            while (item := get()) is not None:
+                block, upto = item
+                update(join(block))
+                if upto > self.consumed:
+                    self.consumed = upto
         except BaseException as exc:  # kept for hexdigest to raise; the queue is still drained (no hang)
             self._error = exc
             while get() is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from tfgate.errors import PlanError
-from tfgate.model import Change, ChangeClass, PlanInfo, Risk, SafetyNetRemoval
+from tfgate.model import Change, ChangeClass, PlanInfo, SafetyNetRemoval
 from tfgate.plan.address import instance_ok
 from tfgate.plan.common import (
     DESTRUCTIVE,
@@ -30,7 +30,6 @@ from tfgate.plan.common import (
     CatalogLike,
     KeyAttrs,
     LoadedPlan,
-    build_change,
     canonical_identity,
     import_id,
     no_gc,
@@ -314,10 +313,11 @@ def _load_show_json(
             except (UnicodeDecodeError, RecursionError) as exc:
                 raise PlanError(f"{label}: {rc.address}: unreadable values ({type(exc).__name__})") from None
             key = (change.address, change.deposed or "")
+            size = len(raw)
             if in_order and key > last:
                 last = key
                 values = rc.change
-                digest.add(change, values.before, values.after, values.after_unknown)
+                digest.add(change, values.before, values.after, values.after_unknown, size)
             else:
                 if in_order:
                     in_order = False
@@ -326,17 +326,17 @@ def _load_show_json(
                     raise PlanError(f"{label}: duplicate resource change for address {change.address}")
                 seen.add(key)
             changes.append(change)
-            read += len(raw)
+            read += size
             if i % _RELEASE_EVERY == 0:
-                digest.flush()  # the values it holds are copied before their pages go
-                pages.release(read)
+                digest.flush(read)
+                pages.release(digest.consumed)  # only the pages whose values the digest has copied
         if in_order:
             hexdigest = digest.hexdigest(plan.configuration)
     if not in_order:
         with PlanDigest(is_compact(data)) as digest:
             for i in sorted(range(len(changes)), key=lambda i: sort_key(changes[i])):
                 values = _rc_decoder.decode(raws[i]).change
-                digest.add(changes[i], values.before, values.after, values.after_unknown)
+                digest.add(changes[i], values.before, values.after, values.after_unknown, len(raws[i]))
             hexdigest = digest.hexdigest(plan.configuration)
     info = PlanInfo(
         source=label,
@@ -383,6 +383,11 @@ def _module_empty(mod: _Module | None) -> bool:
     return not mod.resources and all(_module_empty(c) for c in mod.child_modules)
 
 
+#: What the changes of one resource type share: (type string, catalog kind, catalog classes, data-bearing,
+#: may an update remove a safety net).
+_TypeFacts = tuple[Any, "str | None", "tuple[str, ...]", bool, bool]
+
+
 class _Classifier:
     """Classifies the changes of one plan. What their types share (catalog entry, data-bearing, whether
     any safety net applies) is looked up once per type, not once per change."""
@@ -391,22 +396,24 @@ class _Classifier:
         self.label = label
         self.catalog = catalog
         self.creates_need_prior = creates_need_prior
-        self._types: dict[tuple[str, Any], tuple[Any, dict[str, Any], bool, bool]] = {}
+        self._types: dict[tuple[str, Any], _TypeFacts] = {}
 
-    def _type_facts(self, mode: str, rtype: Any) -> tuple[Any, dict[str, Any], bool, bool]:
-        """(the shared type string, its catalog fields, data-bearing, may an update remove a safety net)."""
+    def _type_facts(self, mode: str, rtype: Any) -> _TypeFacts:
+        """(the shared type string, catalog kind, catalog classes, data-bearing, may an update remove a
+        safety net)."""
         facts = self._types.get((mode, rtype))
         if facts is None:
-            catalog, fields, bearing, nets = self.catalog, {}, False, False
+            catalog, kind, classes, bearing, nets = self.catalog, None, (), False, False
             if mode == "managed" and catalog is not None:
                 entry = catalog.lookup(rtype)
                 if entry is not None:
-                    fields = {"catalog_classes": entry.classes, "catalog_kind": entry.kind}
+                    kind, classes = entry.kind, entry.classes
                     bearing = "data-bearing" in entry.classes
                 nets = catalog.has_safety_nets(rtype)
             facts = self._types[mode, rtype] = (
                 SHARED_STRINGS.get(rtype) or shared(rtype),
-                fields,
+                kind,
+                classes,
                 bearing,
                 nets,
             )
@@ -428,96 +435,59 @@ class _Classifier:
         mode, rtype, name, module = rc.mode, rc.type, rc.name, rc.module_address
         if instance_ok(address, mode, rtype, name, module):
             mode = "data" if mode == "data" else "managed"
-            module = module or None
+            module = (SHARED_STRINGS.get(module) or shared(module)) if module else None
         else:  # the full parse: what is malformed, or which field contradicts the address
             if mode is not None and mode != "managed" and mode != "data":
                 raise PlanError(f"{label}: {address}: unknown resource mode {mode!r}")
             parsed = resolve(label, address, mode, rtype, name, module)
-            mode, rtype, name, module = parsed.mode, parsed.type, parsed.name, parsed.module
-        if rc.previous_address is not None:
-            resolve(label, rc.previous_address)
-        managed = mode == "managed"
-        if not managed and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
+            mode, rtype, name, module = parsed.mode, parsed.type, parsed.name, shared(parsed.module)
+        reason, previous, deposed, importing = (
+            rc.action_reason,
+            rc.previous_address,
+            rc.deposed,
+            values.importing,
+        )
+        if previous is not None:
+            resolve(label, previous)
+        if mode != "managed" and cls is not ChangeClass.READ and cls is not ChangeClass.NO_OP:
             # Data sources hold no remote object: whatever the actions, nothing is created or destroyed.
             cls, order, creates = ChangeClass.NO_OP, None, False
-        shared_type, catalog_fields, data_bearing, may_remove_net = self._type_facts(mode, rtype)
+        rtype, kind, classes, data_bearing, may_remove_net = self._types.get(
+            (mode, rtype)
+        ) or self._type_facts(mode, rtype)
         provider = rc.provider_name
-        fields: dict[str, Any] = {
-            "address": address,
-            "mode": mode,
-            "type": shared_type,
-            "name": name,
-            "module_address": (SHARED_STRINGS.get(module) or shared(module)) if module else None,
-            "index": rc.index,
-            "provider": None if provider is None else SHARED_STRINGS.get(provider) or shared(provider),
-            "actions": actions,
-            "change_class": cls,
-        }
-        if cls is ChangeClass.NO_OP and rc.action_reason is None and rc.previous_address is None:
+        if provider is not None:
+            provider = SHARED_STRINGS.get(provider) or shared(provider)
+        if deposed is not None and not isinstance(deposed, str):
+            deposed = str(deposed)
+        import_ref = None if importing is None else import_id(importing)
+        if cls is ChangeClass.NO_OP and reason is None and previous is None:
             # Nearly half of a big plan: nothing below applies but the catalog fields and the import.
-            if catalog_fields:
-                fields.update(catalog_fields)
-            if values.importing is not None:
-                fields["importing"] = True
-                fields["import_id"] = import_id(values.importing)
-            if rc.deposed is not None:
-                fields["deposed"] = rc.deposed if isinstance(rc.deposed, str) else str(rc.deposed)
-            return build_change(fields)
-        return self._rest(rc, fields, catalog_fields, data_bearing, may_remove_net, order, creates)
-
-    def _rest(
-        self,
-        rc: _ResourceChange,
-        fields: dict[str, Any],
-        catalog_fields: dict[str, Any],
-        data_bearing: bool,
-        may_remove_net: bool,
-        order: str | None,
-        creates: bool,
-    ) -> Change:
-        """The fields that differ from Change's defaults beyond the address's (see build_change)."""
-        values, cls = rc.change, fields["change_class"]
-        if rc.action_reason is not None:
-            fields["action_reason"] = rc.action_reason
-        if order is not None:
-            fields["replace_order"] = order
-        if creates:
-            fields["creates"] = True
-        if rc.deposed is not None:
-            fields["deposed"] = rc.deposed if isinstance(rc.deposed, str) else str(rc.deposed)
-        if rc.previous_address is not None:
-            fields["previous_address"] = rc.previous_address
-        importing = values.importing
-        if importing is not None:
-            fields["importing"] = True
-            fields["import_id"] = import_id(importing)
-        if catalog_fields:
-            fields.update(catalog_fields)
+            return Change(
+                address, mode, rtype, name, module, rc.index, provider, actions, cls, None, None, False,
+                deposed, None, importing is not None, import_ref, (), (), (), classes, kind,
+            )  # fmt: skip
         nets: tuple[SafetyNetRemoval, ...] = ()
         if may_remove_net and cls is ChangeClass.UPDATE:
             assert self.catalog is not None
-            nets = self.catalog.safety_nets(fields["type"], values.before, values.after)
-            if nets:
-                fields["safety_nets"] = nets
+            nets = self.catalog.safety_nets(rtype, values.before, values.after)
         # Key attributes are decoded only where a decision or the report needs them: destroyed and
         # forgotten objects, updates that remove a safety net, and creates when the prior state is empty
         # (a protected resource planned for create is the signature of a missing state).
         prior: tuple[tuple[str, Any], ...] = ()
         hidden_tags: tuple[str, ...] = ()
+        identity = None
         if cls in DESTRUCTIVE or nets:
             prior, hidden_tags = key_attributes(values.before, values.before_sensitive)
-            if cls in DESTRUCTIVE and (identity := resource_identity(values.before_identity)):
-                fields["identity"] = identity
+            if cls in DESTRUCTIVE:
+                identity = resource_identity(values.before_identity)
         elif cls is ChangeClass.CREATE and self.creates_need_prior:
             prior, hidden_tags = key_attributes(values.after, values.after_sensitive)
-        if prior:
-            fields["prior"] = prior
-        if hidden_tags:
-            fields["hidden_tags"] = hidden_tags
-        risk = _RISK[cls, data_bearing, bool(nets)]
-        if risk is not Risk.NONE:
-            fields["risk"] = risk
-        return build_change(fields)
+        return Change(
+            address, mode, rtype, name, module, rc.index, provider, actions, cls, reason, order, creates,
+            deposed, previous, importing is not None, import_ref, prior, hidden_tags, nets, classes, kind, (),
+            _RISK[cls, data_bearing, bool(nets)], identity,
+        )  # fmt: skip
 
 
 def resource_identity(raw: msgspec.Raw) -> str | None:

@@ -3,7 +3,6 @@ change summary. It carries no attribute values; its digest covers addresses, act
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import msgspec
 
 from tfgate.errors import PlanError
-from tfgate.model import Change, ChangeClass, PlanInfo
+from tfgate.model import Change, ChangeClass, PlanInfo, replace_change
 from tfgate.plan.common import (
     CatalogLike,
     LoadedPlan,
@@ -183,7 +182,7 @@ def load_stream(data: bytes, label: str, path: Path | None, catalog: CatalogLike
         _check_summary(summaries[0], changes, label)
     if refreshed:  # the only attribute a stream shows: the id of a destroyed current object (its identity)
         changes = [
-            dataclasses.replace(c, prior=(("id", refreshed[c.address]),))
+            replace_change(c, prior=(("id", refreshed[c.address]),))
             if c.deposed is None and c.address in refreshed and c.change_class in _DESTROYS
             else c
             for c in changes
@@ -266,9 +265,9 @@ def _deposed(
     while (change.address, f"stream-{n}") in seen:
         n += 1
     if change.change_class is ChangeClass.DELETE:
-        return dataclasses.replace(change, deposed=f"stream-{n}")
+        return replace_change(change, deposed=f"stream-{n}")
     if first.change_class is ChangeClass.DELETE:  # the delete listed first was the deposed object
-        moved = dataclasses.replace(first, deposed=f"stream-{n}")
+        moved = replace_change(first, deposed=f"stream-{n}")
         changes[changes.index(first)] = moved
         seen[moved.key] = moved
         return change

@@ -24,6 +24,7 @@ from tfgate.model import (
     Summary,
     Verdict,
     Violation,
+    replace_change,
 )
 from tfgate.plan.loader import LoadedPlan
 from tfgate.policy.manifest import RESERVED_RULES, Manifest, Rule
@@ -152,7 +153,7 @@ def assess(
         if known and destroys:
             found += _by_identity(change, known, by_name, {r.name for r in rules}, in_state)
         if found:
-            change = dataclasses.replace(
+            change = replace_change(
                 change, protected_by=tuple(dict.fromkeys(name for name, *_ in found)), risk=Risk.HIGH
             )
             violations.extend(
@@ -193,7 +194,7 @@ def _state_entry(
 def _with_state_prior(change: Change, in_state: Mapping[Any, Any]) -> Change:
     """A change from a plan without values gets its object's key attributes (id, tags...) from the state."""
     entry = _state_entry(change, in_state)
-    return dataclasses.replace(change, prior=entry[0]) if entry and entry[0] else change
+    return replace_change(change, prior=entry[0]) if entry and entry[0] else change
 
 
 def _by_identity(

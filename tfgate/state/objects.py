@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from tfgate.model import Change, ChangeClass
-from tfgate.plan.common import KeyAttrs, build_change, canonical_identity
+from tfgate.model import Change, ChangeClass, replace_change
+from tfgate.plan.common import KeyAttrs, canonical_identity
 
 _NO_OP = ("no-op",)
 
@@ -106,17 +106,15 @@ def state_objects(state: Any) -> Iterator[StateObject]:
                     keys.append(f"arn={attrs.arn}")
                 if isinstance(attrs.id, str) and attrs.id:
                     keys.append(f"{block.type} id={attrs.id}")
-            yield StateObject(build_change(fields), tuple(keys))  # the keys identity_keys() gives
+            yield StateObject(Change(**fields), tuple(keys))  # the keys identity_keys() gives
 
 
 def with_catalog(change: Change, catalog: Any) -> Change:
     """The change with its catalog classes (rules may match on them)."""
-    import dataclasses
-
     entry = catalog.lookup(change.type) if catalog is not None else None
     if entry is None:
         return change
-    return dataclasses.replace(change, catalog_classes=entry.classes, catalog_kind=entry.kind)
+    return replace_change(change, catalog_classes=entry.classes, catalog_kind=entry.kind)
 
 
 def destroyed_keys(changes: Iterable[Change]) -> frozenset[str]:
