@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import tfgate.plan.changes as changes_mod
 import tfgate.plan.loader as loader
 from tfgate.errors import PlanError
 from tfgate.model import Change, ChangeClass, Risk, SafetyNetRemoval, replace_change
@@ -141,7 +142,7 @@ def test_a_mapped_plan_reads_the_same_with_its_pages_handed_back(
         )
         for i in range(12000)
     ]
-    monkeypatch.setattr(loader, "_RELEASE_EVERY", 7)
+    monkeypatch.setattr(changes_mod, "_RELEASE_EVERY", 7)
     sorted_path = write(tmp_path / "s.json", doc(*changes))
     assert sorted_path.stat().st_size >= loader._MAP_AT
     mapped = load_plan(sorted_path, catalog=load_catalog())

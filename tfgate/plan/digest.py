@@ -16,6 +16,7 @@ import hashlib
 import queue
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -79,14 +80,24 @@ class PlanDigest:
     thread joins them (``bytes.join`` of a large block releases the GIL, as hashlib does) and hashes them.
     ``consumed`` is the furthest position of the document the thread has copied: pages before it may go.
 
+    For the split loop of tfgate.plan.changes: with `sink`, blocks are joined and handed to it instead of
+    hashed (the child's half, written for the parent); ``add_later(source)`` has the hashing thread run
+    ``source(feed)`` after the blocks before it, to feed it the bytes that follow them (the child's half).
+
     Use as a context manager: leaving it stops the hashing thread, also when the plan turns out unreadable."""
 
-    def __init__(self, compact: bool) -> None:
+    def __init__(
+        self,
+        compact: bool,
+        *,
+        sink: Callable[[bytes, int], None] | None = None,
+    ) -> None:
         self._compact = compact
         self._hash = hashlib.sha256(HEAD)
         self._parts: list[Any] = []
         self._size = 0
-        self._queue: queue.Queue[tuple[list[Any], int] | None] | None = None
+        self._sink = sink
+        self._queue: queue.Queue[tuple[Any, int] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         #: The `upto` of the last block the hashing thread has copied (see flush).
@@ -130,11 +141,28 @@ class PlanDigest:
         if not self._parts:
             return
         block, self._parts, self._size = self._parts, [], 0
+        if self._sink is not None:
+            self._sink(b"".join(block), upto)
+            self.consumed = upto
+            return
+        self._put(block, upto)
+
+    def add_later(self, source: Callable[[Callable[[bytes, int], None]], None]) -> None:
+        """What follows the changes added so far: ``source(feed)`` feeds it, on the hashing thread."""
+        self.flush()
+        self._put(source, 0)
+
+    def _put(self, item: Any, upto: int) -> None:
         if self._queue is None:
             self._queue = queue.Queue(maxsize=8)  # at most a few megabytes in flight
             self._thread = threading.Thread(target=self._run, name="tfgate-digest", daemon=True)
             self._thread.start()
-        self._queue.put((block, upto))
+        self._queue.put((item, upto))
+
+    def _feed(self, block: bytes, upto: int) -> None:
+        self._hash.update(block)
+        if upto > self.consumed:
+            self.consumed = upto
 
     def _run(self) -> None:
         assert self._queue is not None
@@ -142,6 +170,9 @@ class PlanDigest:
         try:
             while (item := get()) is not None:
                 block, upto = item
+                if callable(block):
+                    block(self._feed)
+                    continue
                 update(join(block))
                 if upto > self.consumed:
                     self.consumed = upto

@@ -1,0 +1,199 @@
+"""The split change loop (tfgate.plan.changes: a forked child classifies the second half of a large plan) gives
+exactly what the one-process loop gives, refuses what it refuses with the same message, and falls back to it
+whenever the split cannot vouch for its answer.
+
+Every plan here is read both ways: SPLIT_AT lowered so that even a 2-change plan is split, and raised so that
+nothing is. The split really runs (its answer is recorded), and no child process is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import tfgate.plan.changes as changes_mod
+from tfgate.errors import PlanError
+from tfgate.plan.loader import load_plan
+from tfgate.policy.catalog import load_catalog
+
+from .conftest import CORPUS
+
+PLANS = sorted((CORPUS / "plans").glob("*.json")) if CORPUS.exists() else []
+
+
+@pytest.fixture
+def split(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Split every plan of 2 or more changes; the list records, per split tried, whether it answered."""
+    answered: list[bool] = []
+    real = changes_mod._split
+
+    def recording(*args: object) -> object:
+        out = real(*args)  # type: ignore[arg-type]
+        answered.append(out is not None)
+        return out
+
+    monkeypatch.setattr(changes_mod, "SPLIT_AT", 2)
+    monkeypatch.setattr(changes_mod, "_can_split", lambda: True)
+    monkeypatch.setattr(changes_mod, "_split", recording)
+    return answered
+
+
+def _both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object]:
+    """(split, one-process) results of loading `path`: the loaded plan, or the PlanError's message."""
+
+    def load() -> object:
+        try:
+            return load_plan(path, catalog=load_catalog())
+        except PlanError as exc:
+            return f"PlanError: {exc}"
+
+    first = load()
+    with monkeypatch.context() as m:
+        m.setattr(changes_mod, "SPLIT_AT", 1 << 60)
+        second = load()
+    return first, second
+
+
+def _no_children() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def rc(address: str, actions: list, before: object = None, after: object = None, **extra: object) -> dict:
+    typ, name = address.split(".")[-2:]
+    return {
+        "address": address,
+        "mode": "managed",
+        "type": typ,
+        "name": name.split("[")[0],
+        "change": {"actions": actions, "before": before, "after": after, "after_unknown": {}},
+        **extra,
+    }
+
+
+def write(path: Path, changes: list[dict], indent: int | None = None) -> Path:
+    doc = {"format_version": "1.2", "resource_changes": changes, "configuration": {"root_module": {}}}
+    path.write_text(json.dumps(doc, indent=indent, separators=None if indent else (",", ":")))
+    return path
+
+
+def _plan(n: int) -> list[dict]:
+    db = {"id": "db", "deletion_protection": True, "tags": {"Environment": "production"}}
+    out = []
+    for i in range(n):
+        kind = i % 5
+        address = f'module.m["k.{i % 7}"].aws_db_instance.d[{i}]'
+        if kind == 0:
+            out.append(rc(address, ["delete"], db, None))
+        elif kind == 1:
+            out.append(rc(address, ["update"], db, {**db, "deletion_protection": False}))
+        elif kind == 2:
+            out.append(
+                rc(address, ["delete", "create"], db, db, action_reason="replace_because_cannot_update")
+            )
+        elif kind == 3:
+            out.append(rc(address, ["no-op"], db, db, previous_address=f"aws_db_instance.old[{i}]"))
+        else:
+            out.append(rc(address, ["create"], None, db))
+    return sorted(out, key=lambda c: c["address"])
+
+
+@pytest.mark.skipif(not PLANS, reason="../shared/corpus not present")
+def test_every_corpus_plan_reads_the_same_split(split: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
+    for path in PLANS:
+        a, b = _both(path, monkeypatch)
+        assert a == b, path.name
+    assert sum(split) >= 80, "the split answered for every sorted corpus plan of 2 changes or more"
+    assert _no_children()
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_generated_plans_read_the_same_split(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch, indent: int | None
+) -> None:
+    a, b = _both(write(tmp_path / "p.json", _plan(3001), indent), monkeypatch)
+    assert not isinstance(a, str)
+    assert a == b and split == [True]
+    assert sum(bool(c.safety_nets) for c in a.changes) == 600  # type: ignore[attr-defined]
+    assert _no_children()
+
+
+def test_an_unsorted_plan_falls_back_and_hashes_sorted(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changes = _plan(400)
+    a, b = _both(write(tmp_path / "u.json", changes[::-1]), monkeypatch)
+    assert a == b and split == [False]
+    ordered = load_plan(write(tmp_path / "s.json", changes))
+    assert split == [False, True]
+    assert a.info.digest == ordered.info.digest  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("where", ["first", "second", "boundary"])
+def test_errors_in_either_half_are_the_one_process_errors(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    changes = _plan(400)
+    if where == "boundary":  # each half in order, the same address on both sides of the middle
+        changes[200] = {**changes[199]}
+    else:
+        bad = 10 if where == "first" else 390
+        changes[bad]["change"]["actions"] = ["explode"]
+    a, b = _both(write(tmp_path / "e.json", changes), monkeypatch)
+    assert isinstance(a, str) and a == b
+    assert ("duplicate resource change" if where == "boundary" else "unknown action list") in a
+    assert split == [False] and _no_children()
+
+
+@pytest.mark.parametrize("failure", ["exit", "trailer", "short", "values"])
+def test_a_child_that_fails_or_lies_is_not_believed(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """The child exits nonzero, writes a bad trailer, a short file, or changes that cannot be decoded back
+    (an integer past msgpack's 64 bits): the one-process loop answers, the same answer."""
+    changes = _plan(300)
+    if failure == "values":
+        changes[250]["change"]["before"] = {"id": 1 << 70, "tags": {"Environment": "production"}}
+        changes[250]["change"]["actions"] = ["delete"]
+    real_write = changes_mod._write
+    if failure == "exit":
+        monkeypatch.setattr(changes_mod, "_run", _dies_in_child(changes_mod._run))
+    elif failure == "trailer":
+        monkeypatch.setattr(changes_mod, "_MAGIC", b"tfgsplit")
+        monkeypatch.setattr(
+            changes_mod, "_write", lambda fd, data: real_write(fd, data.replace(b"tfgsplit", b"tfgsplot"))
+        )
+    elif failure == "short":
+        monkeypatch.setattr(changes_mod, "_write", lambda fd, data: real_write(fd, data[:-1]))
+    a, b = _both(write(tmp_path / "f.json", changes), monkeypatch)
+    assert not isinstance(a, str) and a == b
+    assert split == [False] and _no_children()
+
+
+def _dies_in_child(real: object) -> object:
+    parent = os.getpid()
+
+    def run(*args: object) -> object:
+        if os.getpid() != parent:
+            os._exit(3)
+        return real(*args)  # type: ignore[operator]
+
+    return run
+
+
+def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert changes_mod._can_split() is False
+    finally:
+        stop.set()
+        other.join()

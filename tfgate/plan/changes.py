@@ -1,0 +1,258 @@
+"""The change loop of a ``show -json`` plan: every resource change decoded, classified and digested, in order.
+
+Large plans are split between two processes (Linux, two or more CPUs, from SPLIT_AT changes): a forked child
+classifies the first half while this process classifies the second. The digest stays the one sequential
+sha256 of tfgate.plan.digest: the child sends its half's digest input down a pipe, block by block, and this
+process's hashing thread hashes it before this half's; the child's changes follow as one msgpack message,
+decoded back into the same immutable Change structs. The split is only a shortcut: a half out of order, an
+error in either half, a child that fails or a fork that cannot be made, and the whole plan is read again in
+one process, which gives the answer (and the first error in document order) exactly as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import struct
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from tfgate.errors import PlanError
+from tfgate.model import Change
+from tfgate.plan.classify import Classifier, rc_decoder
+from tfgate.plan.common import sort_key
+from tfgate.plan.digest import PlanDigest
+
+#: Changes from which the loop is split between two processes (below it a fork costs more than it saves).
+SPLIT_AT = 20_000
+_RELEASE_EVERY = 4096  # changes between two hand-backs of the plan pages already read
+_HEADER = struct.Struct("<cQQ")  # a frame from the child: kind, document position covered, payload length
+
+
+class _Half(msgspec.Struct, gc=False):
+    """What one run over a range of changes found: the changes, and whether their keys ascend."""
+
+    changes: list[Change]
+    in_order: bool = True
+    first: tuple[str, str] | None = None
+    last: tuple[str, str] | None = None
+
+
+def classify_changes(
+    raws: list[msgspec.Raw], data: Any, label: str, classify: Classifier, compact: bool, configuration: Any
+) -> tuple[list[Change], str]:
+    """The plan's changes, classified in document order, and the plan digest."""
+    if len(raws) >= SPLIT_AT and _can_split():
+        done = _split(raws, data, label, classify, compact, configuration)
+        if done is not None:
+            return done
+    return _sequential(raws, data, label, classify, compact, configuration)
+
+
+def _can_split() -> bool:
+    """Fork only where it is safe and pays: Linux, no other thread running, a second CPU to run on."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) >= 2
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) >= 2
+
+
+def _run(
+    raws: list[msgspec.Raw],
+    start: int,
+    stop: int,
+    classify: Classifier,
+    digest: PlanDigest,
+    pages: _Pages,
+    label: str,
+    read: int,
+) -> _Half:
+    """Classify ``raws[start:stop]``. The digest runs over changes in (address, deposed) order. Terraform writes
+    them in that order, so they are hashed as they come, and each key greater than the one before proves them
+    unique; after the first key that is not, the rest are checked against a set of keys instead (the caller
+    hashes them again, sorted). `read`: the document position the range starts from, at least."""
+    changes: list[Change] = []
+    in_order, last, first = True, ("", ""), None
+    seen: set[tuple[str, str]] = set()
+    decode, append = rc_decoder.decode, changes.append
+    for i in range(start, stop):
+        raw = raws[i]
+        try:
+            rc = decode(raw)
+        except msgspec.ValidationError as exc:
+            where = str(exc).replace("at `$", f"at `$.resource_changes[{i}]")
+            raise PlanError(f"{label}: not a Terraform JSON plan: {where}") from None
+        try:
+            change = classify(rc)
+        except (UnicodeDecodeError, RecursionError) as exc:
+            raise PlanError(f"{label}: {rc.address}: unreadable values ({type(exc).__name__})") from None
+        key = (change.address, change.deposed or "")
+        size = len(raw)
+        if in_order and key > last:
+            last = key
+            values = rc.change
+            digest.add(change, values.before, values.after, values.after_unknown, size)
+        else:
+            if in_order:
+                in_order = False
+                seen.update(sort_key(c) for c in changes)
+            if key in seen:
+                raise PlanError(f"{label}: duplicate resource change for address {change.address}")
+            seen.add(key)
+        if first is None:
+            first = key
+        append(change)
+        read += size
+        if i % _RELEASE_EVERY == 0:
+            digest.flush(read)
+            pages.release(digest.consumed)  # only the pages whose values the digest has copied
+    digest.flush(read)
+    return _Half(changes, in_order, first, last)
+
+
+def _sequential(
+    raws: list[msgspec.Raw], data: Any, label: str, classify: Classifier, compact: bool, configuration: Any
+) -> tuple[list[Change], str]:
+    with PlanDigest(compact) as digest:
+        half = _run(raws, 0, len(raws), classify, digest, _Pages(data), label, 0)
+        if half.in_order:
+            return half.changes, digest.hexdigest(configuration)
+    changes = half.changes
+    with PlanDigest(compact) as digest:  # a document in another order: hashed again, sorted
+        for i in sorted(range(len(changes)), key=lambda i: sort_key(changes[i])):
+            values = rc_decoder.decode(raws[i]).change
+            digest.add(changes[i], values.before, values.after, values.after_unknown, len(raws[i]))
+        return changes, digest.hexdigest(configuration)
+
+
+def _split(
+    raws: list[msgspec.Raw], data: Any, label: str, classify: Classifier, compact: bool, configuration: Any
+) -> tuple[list[Change], str] | None:
+    """The changes and digest, the second half classified by a forked child; None when the split did not give
+    an answer that the sequential loop is certain to give too.
+
+    The child writes its half's digest input, then its changes (msgpack), then a trailer with both lengths,
+    to an anonymous file (a memfd: nothing to share while both run, no pipe to keep drained); this process
+    classifies and hashes the first half meanwhile, then hashes the child's input after its own."""
+    mid = len(raws) // 2
+    try:
+        fd = os.memfd_create("tfgate-split", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(fd)
+        return None
+    if pid == 0:  # the child: never returns
+        _child(fd, raws, mid, data, label, classify, compact)
+    answered = False
+    try:
+        with PlanDigest(compact) as digest:
+            mine = _run(raws, 0, mid, classify, digest, _Pages(data), label, 0)
+            if not mine.in_order:
+                return None
+            _, status = os.waitpid(pid, 0)
+            pid = 0
+            size = os.fstat(fd).st_size
+            if status != 0 or size < _TRAILER.size:
+                return None
+            hashed, sent, magic = _TRAILER.unpack(os.pread(fd, _TRAILER.size, size - _TRAILER.size))
+            if magic != _MAGIC or hashed + sent + _TRAILER.size != size:
+                return None
+            digest.add_later(lambda feed: _feed_file(fd, hashed, feed))
+            theirs = msgspec.msgpack.decode(os.pread(fd, sent, hashed), type=_Half)
+            hexdigest = digest.hexdigest(configuration)
+        if not (
+            theirs.in_order
+            and mine.last is not None
+            and theirs.first is not None
+            and mine.last < theirs.first
+            and len(theirs.changes) == len(raws) - mid
+        ):
+            return None
+        answered = True
+        return mine.changes + theirs.changes, hexdigest
+    except (PlanError, RuntimeError, OSError, msgspec.MsgspecError):
+        return None  # the sequential loop names the first error in document order
+    finally:
+        if pid:
+            if not answered:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, 9)  # SIGKILL
+            os.waitpid(pid, 0)
+        os.close(fd)
+
+
+_TRAILER = struct.Struct("<QQ8s")  # the child's digest input length, its changes' length, _MAGIC
+_MAGIC = b"tfgsplit"
+_CHUNK = 4 << 20
+
+
+def _feed_file(fd: int, size: int, feed: Callable[[bytes, int], None]) -> None:
+    """Hash the first `size` bytes of the child's file (on the hashing thread: the reads and the hashing of
+    such chunks release the GIL)."""
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(_CHUNK, size - done), done)
+        if not chunk:
+            raise OSError("the split's digest input ended early")
+        feed(chunk, 0)
+        done += len(chunk)
+
+
+def _child(
+    fd: int, raws: list[msgspec.Raw], start: int, data: Any, label: str, classify: Classifier, compact: bool
+) -> None:
+    """Classify ``raws[start:]``, write its digest input, its changes and the trailer to `fd`, and exit."""
+    code = 1
+    try:
+        hashed = 0
+
+        def sink(block: bytes, upto: int) -> None:
+            nonlocal hashed
+            _write(fd, block)
+            hashed += len(block)
+
+        read = sum(len(raws[i]) for i in range(start))
+        with PlanDigest(compact, sink=sink) as digest:
+            half = _run(raws, start, len(raws), classify, digest, _Pages(data), label, read)
+        sent = msgspec.msgpack.encode(half)
+        _write(fd, sent)
+        _write(fd, _TRAILER.pack(hashed, len(sent), _MAGIC))
+        code = 0
+    except BaseException:  # whatever went wrong, the parent reads the plan again itself
+        pass
+    finally:
+        os._exit(code)
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Pages:
+    """Hands the pages of a memory-mapped plan already read back to the kernel as the changes are
+    classified, so that the plan file and its 100,000 classified changes are not resident at once (peak
+    memory). Only a hint: a page touched again is read back from the file; a plan in memory is left alone."""
+
+    def __init__(self, data: Any) -> None:
+        self._map = data if isinstance(data, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED") else None
+        self._done = 0
+
+    def release(self, read: int) -> None:
+        """Release the pages wholly within the first `read` bytes (the changes read so far, no more than
+        where the next one starts)."""
+        end = read - read % mmap.PAGESIZE
+        if self._map is not None and end > self._done:
+            self._map.madvise(mmap.MADV_DONTNEED, self._done, end - self._done)
+            self._done = end
