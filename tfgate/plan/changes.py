@@ -17,7 +17,7 @@ import os
 import struct
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -138,37 +138,43 @@ def _split(
     """The changes and digest, the second half classified by a forked child; None when the split did not give
     an answer that the sequential loop is certain to give too.
 
-    The child writes its half's digest input, then its changes (msgpack), then a trailer with both lengths,
-    to an anonymous file (a memfd: nothing to share while both run, no pipe to keep drained); this process
-    classifies and hashes the first half meanwhile, then hashes the child's input after its own."""
+    The child writes its half's digest input to one anonymous file (a memfd), then its changes (msgpack) and
+    a trailer with both lengths to another: nothing is shared while both run, and no pipe needs draining.
+    This process classifies and hashes the first half meanwhile, then hashes the child's digest input, as it
+    grows, once its own is hashed."""
     mid = len(raws) // 2
+    fds: list[int] = []
     try:
-        fd = os.memfd_create("tfgate-split", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):
-        return None
-    try:
+        fds += [os.memfd_create("tfgate-split-digest", os.MFD_CLOEXEC)]
+        fds += [os.memfd_create("tfgate-split-changes", os.MFD_CLOEXEC)]
         pid = os.fork()
-    except OSError:
-        os.close(fd)
+    except (AttributeError, OSError):
+        for fd in fds:
+            os.close(fd)
         return None
     if pid == 0:  # the child: never returns
-        _child(fd, raws, mid, data, label, classify, compact)
+        _child(fds, raws, mid, data, label, classify, compact)
+    hashed_fd, changes_fd = fds
+    child_done = threading.Event()
+    hashed: list[int] = []  # the digest input's length, once the child has said it
     answered = False
     try:
-        with PlanDigest(compact) as digest:
+        with PlanDigest(compact) as digest, _setting(child_done):
             mine = _run(raws, 0, mid, classify, digest, _Pages(data), label, 0)
             if not mine.in_order:
                 return None
+            digest.add_later(lambda feed: _follow(hashed_fd, child_done, hashed, feed))
             _, status = os.waitpid(pid, 0)
             pid = 0
-            size = os.fstat(fd).st_size
+            size = os.fstat(changes_fd).st_size
             if status != 0 or size < _TRAILER.size:
                 return None
-            hashed, sent, magic = _TRAILER.unpack(os.pread(fd, _TRAILER.size, size - _TRAILER.size))
-            if magic != _MAGIC or hashed + sent + _TRAILER.size != size:
+            length, sent, magic = _TRAILER.unpack(os.pread(changes_fd, _TRAILER.size, size - _TRAILER.size))
+            if magic != _MAGIC or sent + _TRAILER.size != size or os.fstat(hashed_fd).st_size != length:
                 return None
-            digest.add_later(lambda feed: _feed_file(fd, hashed, feed))
-            theirs = msgspec.msgpack.decode(os.pread(fd, sent, hashed), type=_Half)
+            hashed.append(length)
+            child_done.set()
+            theirs = msgspec.msgpack.decode(os.pread(changes_fd, sent, 0), type=_Half)
             hexdigest = digest.hexdigest(configuration)
         if not (
             theirs.in_order
@@ -188,7 +194,17 @@ def _split(
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)  # SIGKILL
             os.waitpid(pid, 0)
-        os.close(fd)
+        for fd in fds:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _setting(event: threading.Event) -> Iterator[None]:
+    """Set `event` on the way out (before the digest's thread is joined: it may be following the child)."""
+    try:
+        yield
+    finally:
+        event.set()
 
 
 _TRAILER = struct.Struct("<QQ8s")  # the child's digest input length, its changes' length, _MAGIC
@@ -196,37 +212,53 @@ _MAGIC = b"tfgsplit"
 _CHUNK = 4 << 20
 
 
-def _feed_file(fd: int, size: int, feed: Callable[[bytes, int], None]) -> None:
-    """Hash the first `size` bytes of the child's file (on the hashing thread: the reads and the hashing of
-    such chunks release the GIL)."""
-    done = 0
-    while done < size:
-        chunk = os.pread(fd, min(_CHUNK, size - done), done)
-        if not chunk:
-            raise OSError("the split's digest input ended early")
-        feed(chunk, 0)
-        done += len(chunk)
+def _follow(fd: int, done: threading.Event, length: list[int], feed: Callable[[bytes, int], None]) -> None:
+    """Hash the child's digest input as it grows, and to the length the child gave once it is done (on the
+    hashing thread: reading and hashing chunks this size release the GIL)."""
+    at = 0
+    while True:
+        finished = done.is_set()
+        if finished and not length:
+            raise OSError("the split's child gave no answer")
+        end = length[0] if finished else os.fstat(fd).st_size
+        while at < end:
+            chunk = os.pread(fd, min(_CHUNK, end - at), at)
+            if not chunk:
+                raise OSError("the split's digest input ended early")
+            feed(chunk, 0)
+            at += len(chunk)
+        if finished:
+            return
+        done.wait(0.001)
 
 
 def _child(
-    fd: int, raws: list[msgspec.Raw], start: int, data: Any, label: str, classify: Classifier, compact: bool
+    fds: list[int],
+    raws: list[msgspec.Raw],
+    start: int,
+    data: Any,
+    label: str,
+    classify: Classifier,
+    compact: bool,
 ) -> None:
-    """Classify ``raws[start:]``, write its digest input, its changes and the trailer to `fd`, and exit."""
+    """Classify ``raws[start:]``; write the digest input to the first file, the changes and the trailer to the
+    second; exit."""
     code = 1
     try:
-        hashed = 0
+        hashed_fd, changes_fd = fds
+        length = 0
 
         def sink(block: bytes, upto: int) -> None:
-            nonlocal hashed
-            _write(fd, block)
-            hashed += len(block)
+            nonlocal length
+            _write(hashed_fd, block)
+            length += len(block)
 
         read = sum(len(raws[i]) for i in range(start))
         with PlanDigest(compact, sink=sink) as digest:
             half = _run(raws, start, len(raws), classify, digest, _Pages(data), label, read)
         sent = msgspec.msgpack.encode(half)
-        _write(fd, sent)
-        _write(fd, _TRAILER.pack(hashed, len(sent), _MAGIC))
+        _write(changes_fd, sent)
+        _write(changes_fd, _TRAILER.pack(length, len(sent), _MAGIC))
         code = 0
     except BaseException:  # whatever went wrong, the parent reads the plan again itself
         pass
