@@ -28,7 +28,10 @@ class ChangeClass(str, Enum):
     @property
     def destroys(self) -> bool:
         """True when the existing remote object is destroyed."""
-        return self in (ChangeClass.DELETE, ChangeClass.REPLACE)
+        return self is _DELETE or self is _REPLACE
+
+
+_DELETE, _REPLACE = ChangeClass.DELETE, ChangeClass.REPLACE
 
 
 class Severity(str, Enum):
@@ -115,7 +118,8 @@ class Change(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=False):
 
     @property
     def destroys(self) -> bool:
-        return self.change_class.destroys
+        cls = self.change_class
+        return cls is _DELETE or cls is _REPLACE
 
     @property
     def moved(self) -> bool:

@@ -34,11 +34,23 @@ def report_dir(path: Path) -> Path:
     return path
 
 
-def write_report(path: Path, text: str) -> Path:
+def rendered_bytes(result: Result | CombinedResult, fmt: str) -> bytes:
+    """``render(result, fmt)`` as UTF-8, made directly where the format can (json)."""
+    if fmt == "json" and isinstance(result, Result):
+        from tfgate.render.json import render_bytes
+
+        return render_bytes(result)
+    return render(result, fmt).encode("utf-8")
+
+
+def write_report(path: Path, text: str | bytes) -> Path:
     """Write a rendered report, creating its folder; an unwritable path is an input error naming it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise TfgateError(f"cannot write the report {path}: {exc.strerror or exc}") from None
     return path
@@ -56,7 +68,13 @@ def emit(result: object, fmt: str | None, reports: dict[str, Path | None]) -> No
     """Print the result in the chosen format and write any extra report files."""
     for kind, path in reports.items():
         if path is not None:
-            write_report(path, render(result, kind))  # type: ignore[arg-type]
+            write_report(path, rendered_bytes(result, kind))  # type: ignore[arg-type]
     chosen = fmt or "text"
+    out = getattr(sys.stdout, "buffer", None)
+    if chosen == "json" and out is not None:
+        sys.stdout.flush()
+        out.write(rendered_bytes(result, chosen))  # type: ignore[arg-type]
+        out.flush()
+        return
     sys.stdout.write(render(result, chosen, color=chosen == "text" and use_color()))  # type: ignore[arg-type]
     sys.stdout.flush()

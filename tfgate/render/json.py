@@ -164,10 +164,16 @@ def _way_out(w: WayOut | None) -> dict[str, Any] | None:
 def render(result: Result) -> str:
     """Pretty-printed for small results; one compact line past 2,000 changes (pretty-printing a 30 MB
     document costs more than the whole gate decision)."""
+    return render_bytes(result).decode()
+
+
+def render_bytes(result: Result) -> bytes:
+    """``render(result)``, UTF-8 encoded (what emit writes: a large plan's report is not decoded and encoded
+    again on its way out)."""
     data = msgspec.json.encode(result_to_dict(result))
     if len(result.changes) <= 2000:
         data = msgspec.json.format(data, indent=2)
-    return data.decode() + "\n"
+    return data + b"\n"
 
 
 def roots_to_dict(combined: CombinedResult) -> dict[str, Any]:

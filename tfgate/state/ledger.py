@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -91,6 +90,8 @@ def protected(data: dict[str, Any], workspace: str) -> dict[str, dict[str, Any]]
 
 def write_ledger(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    import tempfile  # here, not at import: the check of a large plan never writes a ledger
+
     fd, tmp = tempfile.mkstemp(prefix=".ledger-", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
