@@ -1,12 +1,13 @@
 """The change loop of a ``show -json`` plan: every resource change decoded, classified and digested, in order.
 
-Large plans are split between two processes (Linux, two or more CPUs, from SPLIT_AT changes): a forked child
-classifies the first half while this process classifies the second. The digest stays the one sequential
-sha256 of tfgate.plan.digest: the child sends its half's digest input down a pipe, block by block, and this
-process's hashing thread hashes it before this half's; the child's changes follow as one msgpack message,
-decoded back into the same immutable Change structs. The split is only a shortcut: a half out of order, an
-error in either half, a child that fails or a fork that cannot be made, and the whole plan is read again in
-one process, which gives the answer (and the first error in document order) exactly as before.
+Large plans are split between two processes (Linux, two or more CPUs, from SPLIT_AT changes and up to
+SPLIT_MAX_BYTES): this process classifies the first half while a forked child classifies the second. The
+digest stays the one sequential sha256 of tfgate.plan.digest: the child writes its half's digest input to a
+memory file, which this process's hashing thread hashes after this half's, following it as it grows; the
+child's changes come in a second memory file as one msgpack message, decoded back into the same immutable
+Change structs. The split is only a shortcut: a half out of order, an error in either half, a child that
+fails or lies about what it wrote, or a fork that cannot be made, and the whole plan is read again in one
+process, which gives the answer (and the first error in document order) exactly as before.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from tfgate.plan.digest import PlanDigest
 
 #: Changes from which the loop is split between two processes (below it a fork costs more than it saves).
 SPLIT_AT = 20_000
+#: Documents up to this size only: while both halves run, the child's digest input and changes wait in
+#: memory files (about half the document's size), on top of this process's peak.
+SPLIT_MAX_BYTES = 1 << 30
 _RELEASE_EVERY = 4096  # changes between two hand-backs of the plan pages already read
 _HEADER = struct.Struct("<cQQ")  # a frame from the child: kind, document position covered, payload length
 
@@ -47,7 +51,7 @@ def classify_changes(
     raws: list[msgspec.Raw], data: Any, label: str, classify: Classifier, compact: bool, configuration: Any
 ) -> tuple[list[Change], str]:
     """The plan's changes, classified in document order, and the plan digest."""
-    if len(raws) >= SPLIT_AT and _can_split():
+    if len(raws) >= SPLIT_AT and len(data) <= SPLIT_MAX_BYTES and _can_split():
         done = _split(raws, data, label, classify, compact, configuration)
         if done is not None:
             return done
