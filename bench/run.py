@@ -220,6 +220,17 @@ def monorepo(
                 tfgate_cmd("check", f, "--manifest", str(MANIFEST), "--format", "json", "--no-state-checks"),
                 (0, 1),
             ),
+            # The same check in one process (no split: tfgate/plan/changes.py), in the same rounds.
+            "one": (
+                [
+                    "env",
+                    "TFGATE_SPLIT=0",
+                    *tfgate_cmd(
+                        "check", f, "--manifest", str(MANIFEST), "--format", "json", "--no-state-checks"
+                    ),
+                ],
+                (0, 1),
+            ),
             "jq": (["jq", JQ_FILTER, f], (0,)),
             "json": ([sys.executable, "-c", f"import json; json.load(open({f!r}))"], (0,)),
             "floor": ([sys.executable, str(HERE / "floor.py"), f], (0,)),
@@ -248,6 +259,10 @@ def monorepo(
                 if "jq" in t
                 else f" baseline {b[0]:.2f} s / {b[1]:.0f} MB |"
             )
+        one = t["one"]
+        rows[-1] += (
+            f" {one[0]:.2f} s / {one[1]:.0f} MB ({one[0] / t['floor'][0]:.2f}x floor, CPU {one[2]:.2f} s) |"
+        )
         print(rows[-1], flush=True)
     return rows, facts
 
@@ -519,9 +534,12 @@ def main() -> None:
             "tool once, in turn (interleaved), so the shared machine's drift hits all alike.",
             "",
             "| changes | size | tfgate check | jq filter | json.load | msgspec floor | tfgate/jq | tfgate/json.load "
-            "| tfgate/floor | tfgate RSS/file |" + (" baseline tfgate check |" if args.baseline else ""),
+            "| tfgate/floor | tfgate RSS/file |"
+            + (" baseline tfgate check |" if args.baseline else "")
+            + " tfgate check in one process (`TFGATE_SPLIT=0`) |",
             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-            + (" ---: |" if args.baseline else ""),
+            + (" ---: |" if args.baseline else "")
+            + " ---: |",
             *mono_rows,
             "",
             "### Targets (issue 16)",

@@ -197,3 +197,14 @@ def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -
     finally:
         stop.set()
         other.join()
+
+
+def test_tfgate_split_0_turns_the_split_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(changes_mod.sys, "platform", "linux")
+    monkeypatch.setattr(changes_mod.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert changes_mod._can_split() is True
+    monkeypatch.setenv("TFGATE_SPLIT", "0")
+    assert changes_mod._can_split() is False
+    monkeypatch.setenv("TFGATE_SPLIT", "1")
+    monkeypatch.setattr(changes_mod.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert changes_mod._can_split() is False  # one CPU: nothing to run the child on

@@ -59,8 +59,13 @@ def classify_changes(
 
 
 def _can_split() -> bool:
-    """Fork only where it is safe and pays: Linux, no other thread running, a second CPU to run on."""
-    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+    """Fork only where it is safe and pays: Linux, no other thread running, a second CPU to run on, and not
+    turned off (``TFGATE_SPLIT=0``: the answer is the same either way)."""
+    if (
+        not sys.platform.startswith("linux")
+        or threading.active_count() != 1
+        or os.environ.get("TFGATE_SPLIT") == "0"
+    ):
         return False
     try:
         return len(os.sched_getaffinity(0)) >= 2
