@@ -19,6 +19,7 @@ from tfgate.plan.loader import load_plan
 from tfgate.policy.catalog import load_catalog
 
 from .conftest import CORPUS
+from .test_loader_fast_paths import rc as fast_paths_rc
 
 PLANS = sorted((CORPUS / "plans").glob("*.json")) if CORPUS.exists() else []
 
@@ -65,15 +66,9 @@ def _no_children() -> bool:
 
 
 def rc(address: str, actions: list, before: object = None, after: object = None, **extra: object) -> dict:
-    typ, name = address.split(".")[-2:]
-    return {
-        "address": address,
-        "mode": "managed",
-        "type": typ,
-        "name": name.split("[")[0],
-        "change": {"actions": actions, "before": before, "after": after, "after_unknown": {}},
-        **extra,
-    }
+    out = fast_paths_rc(address, actions, before, after)
+    out["change"]["after_unknown"] = {}
+    return {**out, **extra}
 
 
 def write(path: Path, changes: list[dict], indent: int | None = None) -> Path:
