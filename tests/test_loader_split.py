@@ -7,8 +7,13 @@ nothing is. The split really runs (its answer is recorded), and no child process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -187,8 +192,6 @@ def _dies_in_child(real: object) -> object:
 
 
 def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
@@ -197,3 +200,71 @@ def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -
     finally:
         stop.set()
         other.join()
+
+
+@contextlib.contextmanager
+def _sigchld_ignored() -> Iterator[None]:
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+def test_no_split_where_sigchld_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGCHLD ignored (as a parent can leave it: the disposition survives exec): the kernel reaps the child,
+    its exit status is lost and its pid free for reuse before this process would kill it. No fork then."""
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert changes_mod._can_split() is True
+    with _sigchld_ignored():
+        assert changes_mod._can_split() is False
+
+
+@pytest.mark.parametrize("bad", [None, 10])
+def test_a_child_reaped_by_the_kernel_is_not_believed(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch, bad: int | None
+) -> None:
+    """The split forced with SIGCHLD ignored: waitpid finds no child (ECHILD). The one-process answer, the
+    same error for a bad first half: not a ChildProcessError (a good plan was exit 2)."""
+    changes = _plan(300)
+    if bad is not None:
+        changes[bad]["change"]["actions"] = ["explode"]
+    path = write(tmp_path / "r.json", changes)
+    with _sigchld_ignored():
+        a, b = _both(path, monkeypatch)
+    assert a == b and split == [False]
+    assert isinstance(a, str) == (bad is not None)
+
+
+def test_an_interrupt_while_the_child_runs_leaves_nothing_behind(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted while waiting for a child that is still classifying (the hashing thread following its
+    memory file): the interrupt comes through at once, the child is killed and reaped, the hashing thread
+    stopped, both memory files closed."""
+    parent, real = os.getpid(), changes_mod._run
+
+    def run(*args: object) -> object:
+        if os.getpid() != parent:
+            time.sleep(60)
+        return real(*args)  # type: ignore[arg-type]
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(changes_mod, "_run", run)
+    path = write(tmp_path / "i.json", _plan(300))
+    fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    old = signal.signal(signal.SIGALRM, interrupt)
+    start = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            load_plan(path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - start < 10
+    assert _no_children() and threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == fds

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import signal
 import struct
 import sys
 import threading
@@ -59,8 +60,12 @@ def classify_changes(
 
 
 def _can_split() -> bool:
-    """Fork only where it is safe and pays: Linux, no other thread running, a second CPU to run on."""
+    """Fork only where it is safe and pays: Linux, no other thread running, a second CPU to run on, and the
+    child's exit status ours to read (with SIGCHLD ignored, as a parent may leave it across exec, the kernel
+    reaps the child: no status, and its pid free for reuse)."""
     if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
         return False
     try:
         return len(os.sched_getaffinity(0)) >= 2
@@ -168,7 +173,10 @@ def _split(
             if not mine.in_order:
                 return None
             digest.add_later(lambda feed: _follow(hashed_fd, child_done, hashed, feed))
-            _, status = os.waitpid(pid, 0)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped by someone else: no status, and the pid is no longer ours
+                status = -1
             pid = 0
             size = os.fstat(changes_fd).st_size
             if status != 0 or size < _TRAILER.size:
@@ -197,7 +205,8 @@ def _split(
             if not answered:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)  # SIGKILL
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         for fd in fds:
             os.close(fd)
 
