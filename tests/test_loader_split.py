@@ -7,8 +7,13 @@ nothing is. The split really runs (its answer is recorded), and no child process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -182,8 +187,6 @@ def _dies_in_child(real: object) -> object:
 
 
 def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()
@@ -195,6 +198,8 @@ def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_tfgate_split_0_turns_the_split_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(threading, "active_count", lambda: 1)  # pytest-xdist's workers run threads
+    monkeypatch.setattr(changes_mod, "_threads", lambda: 1)
     monkeypatch.setattr(changes_mod.sys, "platform", "linux")
     monkeypatch.setattr(changes_mod.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert changes_mod._can_split() is True
@@ -203,3 +208,111 @@ def test_tfgate_split_0_turns_the_split_off(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TFGATE_SPLIT", "1")
     monkeypatch.setattr(changes_mod.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert changes_mod._can_split() is False  # one CPU: nothing to run the child on
+
+
+@contextlib.contextmanager
+def _sigchld_ignored() -> Iterator[None]:
+    old = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGCHLD, old)
+
+
+def test_no_split_where_sigchld_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGCHLD ignored (as a parent can leave it: the disposition survives exec): the kernel reaps the child,
+    its exit status is lost and its pid free for reuse before this process would kill it. No fork then."""
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(changes_mod, "_threads", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert changes_mod._can_split() is True
+    with _sigchld_ignored():
+        assert changes_mod._can_split() is False
+
+
+@pytest.mark.parametrize("bad", [None, 10])
+def test_a_child_reaped_by_the_kernel_is_not_believed(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch, bad: int | None
+) -> None:
+    """The split forced with SIGCHLD ignored: waitpid finds no child (ECHILD). The one-process answer, the
+    same error for a bad first half: not a ChildProcessError (a good plan was exit 2)."""
+    changes = _plan(300)
+    if bad is not None:
+        changes[bad]["change"]["actions"] = ["explode"]
+    path = write(tmp_path / "r.json", changes)
+    with _sigchld_ignored():
+        a, b = _both(path, monkeypatch)
+    assert a == b and split == [False]
+    assert isinstance(a, str) == (bad is not None)
+
+
+def test_an_interrupt_while_the_child_runs_leaves_nothing_behind(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted while waiting for a child that is still classifying (the hashing thread following its
+    memory file): the interrupt comes through at once, the child is killed and reaped, the hashing thread
+    stopped, both memory files closed."""
+    parent, real = os.getpid(), changes_mod._run
+
+    def run(*args: object) -> object:
+        if os.getpid() != parent:
+            time.sleep(60)
+        return real(*args)  # type: ignore[arg-type]
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(changes_mod, "_run", run)
+    path = write(tmp_path / "i.json", _plan(300))
+    fds, threads = len(os.listdir("/proc/self/fd")), threading.active_count()
+    old = signal.signal(signal.SIGALRM, interrupt)
+    start = time.monotonic()
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            load_plan(path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - start < 10
+    assert _no_children() and threading.active_count() == threads
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_no_split_with_a_thread_python_does_not_know_of(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread started below `threading` (as a C extension may) is not in threading.active_count(): the
+    kernel's list of the process's threads is what counts."""
+    import _thread
+
+    before, known = changes_mod._threads(), threading.active_count()
+    stop = threading.Lock()
+    stop.acquire()
+    _thread.start_new_thread(stop.acquire, ())
+    try:
+        assert threading.active_count() == known and changes_mod._threads() == before + 1
+    finally:
+        stop.release()
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(changes_mod, "_threads", lambda: 1)
+    assert changes_mod._can_split() is True
+    monkeypatch.setattr(changes_mod, "_threads", lambda: 2)
+    assert changes_mod._can_split() is False
+
+
+def test_signals_are_held_across_the_fork(
+    tmp_path: Path, split: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt arriving at fork waits until each side is where it is handled: the child inside its own
+    handler (which exits), this side past the fork. Nothing stays held afterwards."""
+    real_fork, held = os.fork, []
+
+    def fork() -> int:
+        held.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        return real_fork()
+
+    monkeypatch.setattr(os, "fork", fork)
+    a, b = _both(write(tmp_path / "s.json", _plan(300)), monkeypatch)
+    assert a == b and split == [True]
+    assert held and {signal.SIGINT, signal.SIGTERM} <= held[0]
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])

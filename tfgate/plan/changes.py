@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import signal
 import struct
 import sys
 import threading
@@ -59,18 +60,29 @@ def classify_changes(
 
 
 def _can_split() -> bool:
-    """Fork only where it is safe and pays: Linux, no other thread running, a second CPU to run on, and not
-    turned off (``TFGATE_SPLIT=0``: the answer is the same either way)."""
+    """Fork only where it is safe and pays: Linux, no other thread running (Python's or any other), a second
+    CPU to run on, the child's exit status ours to read (with SIGCHLD ignored, as a parent may leave it across
+    exec, the kernel reaps the child: no status, and its pid free for reuse), and not turned off
+    (``TFGATE_SPLIT=0``: the answer is the same either way)."""
     if (
         not sys.platform.startswith("linux")
         or threading.active_count() != 1
         or os.environ.get("TFGATE_SPLIT") == "0"
     ):
         return False
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+        return False
     try:
+        if _threads() != 1:  # a thread Python's threading does not know of
+            return False
         return len(os.sched_getaffinity(0)) >= 2
     except (AttributeError, OSError):
         return (os.cpu_count() or 1) >= 2
+
+
+def _threads() -> int:
+    """The process's threads, as the kernel counts them (threads C code started included)."""
+    return len(os.listdir("/proc/self/task"))
 
 
 def _run(
@@ -156,13 +168,22 @@ def _split(
     try:
         fds += [os.memfd_create("tfgate-split-digest", os.MFD_CLOEXEC)]
         fds += [os.memfd_create("tfgate-split-changes", os.MFD_CLOEXEC)]
-        pid = os.fork()
+        # Signals wait until the child is inside its own handler (which exits) and this side is past fork:
+        # an interrupt must never unwind the child through this process's callers.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     except (AttributeError, OSError):
         for fd in fds:
             os.close(fd)
         return None
     if pid == 0:  # the child: never returns
-        _child(fds, raws, mid, data, label, classify, compact)
+        _child(fds, raws, mid, data, label, classify, compact, mask)
     hashed_fd, changes_fd = fds
     child_done = threading.Event()
     hashed: list[int] = []  # the digest input's length, once the child has said it
@@ -173,7 +194,10 @@ def _split(
             if not mine.in_order:
                 return None
             digest.add_later(lambda feed: _follow(hashed_fd, child_done, hashed, feed))
-            _, status = os.waitpid(pid, 0)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped by someone else: no status, and the pid is no longer ours
+                status = -1
             pid = 0
             size = os.fstat(changes_fd).st_size
             if status != 0 or size < _TRAILER.size:
@@ -202,7 +226,8 @@ def _split(
             if not answered:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, 9)  # SIGKILL
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         for fd in fds:
             os.close(fd)
 
@@ -216,6 +241,8 @@ def _setting(event: threading.Event) -> Iterator[None]:
         event.set()
 
 
+#: Held across fork (see _split); the names a platform has.
+_HELD = {getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n)}
 _TRAILER = struct.Struct("<QQ8s")  # the child's digest input length, its changes' length, _MAGIC
 _MAGIC = b"tfgsplit"
 _CHUNK = 4 << 20
@@ -249,11 +276,13 @@ def _child(
     label: str,
     classify: Classifier,
     compact: bool,
+    mask: set[signal.Signals],
 ) -> None:
     """Classify ``raws[start:]``; write the digest input to the first file, the changes and the trailer to the
-    second; exit."""
+    second; exit (signals held by the parent across fork are let through here, where they end the child)."""
     code = 1
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         hashed_fd, changes_fd = fds
         length = 0
 
