@@ -116,9 +116,14 @@ def instance_ok(
     start = 0
     if module:
         start = len(module) + 1
-        if address[start - 1 : start] != "." or not address.startswith(module) or not _module_ok(module):
+        if address[start - 1 : start] != "." or not address.startswith(module):
             return False
-    return address.startswith(head, start) and _key_ok(address[start + len(head) :])
+        if not (_MODULES_OK.get(module) or _module_ok(module)):
+            return False
+    if not address.startswith(head, start):
+        return False
+    rest = address[start + len(head) :]
+    return not rest or _key_ok(rest)
 
 
 def resolve_address(
