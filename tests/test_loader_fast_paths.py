@@ -7,6 +7,7 @@ here against the input that would slip through if the shortcut were wrong."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -203,3 +204,37 @@ def test_a_failing_hashing_thread_fails_the_load_instead_of_hanging(
     changes = [rc(f"aws_s3_bucket.b{i:04d}", ["no-op"], {"id": i}, {"id": i}) for i in range(200)]
     with pytest.raises(RuntimeError, match="plan digest could not be computed"):
         load_plan(write(tmp_path / "p.json", doc(*changes)))
+
+
+@pytest.mark.parametrize("size", ["small", "mapped"])
+def test_a_plan_file_rewritten_while_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: str
+) -> None:
+    """What is classified and digested must be one version of the file: a rewrite in place during the read
+    (the same size, the same mtime put back) is refused; a file replaced by rename after the read is not
+    the file read, and is refused too. A plan nothing writes to loads."""
+    n = 12000 if size == "mapped" else 3
+    changes = [rc(f"aws_s3_bucket.b{i:05d}", ["no-op"], {"id": i}, {"id": i}) for i in range(n)]
+    path = write(tmp_path / "p.json", doc(*changes))
+    assert (path.stat().st_size >= loader._MAP_AT) == (size == "mapped")
+    assert len(load_plan(path).changes) == n
+    real = changes_mod.classify_changes
+    for how in ("in place", "renamed"):
+
+        def rewriting(*args: object, how: str = how) -> object:
+            out = real(*args)  # type: ignore[arg-type]
+            st = path.stat()
+            text = path.read_bytes().replace(b'"id":0', b'"id":9', 1)
+            if how == "in place":
+                with path.open("r+b") as f:
+                    f.write(text)
+                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            else:
+                other = tmp_path / "other.json"
+                other.write_bytes(text)
+                other.replace(path)
+            return out
+
+        monkeypatch.setattr(loader, "classify_changes", rewriting)
+        with pytest.raises(PlanError, match="the plan file changed while tfgate read it"):
+            load_plan(path)

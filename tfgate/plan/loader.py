@@ -76,22 +76,44 @@ _MAP_AT = 1 << 20  # files from this size are mapped, not copied into memory
 def read_source(source: str | Path) -> bytes | mmap.mmap:
     """Bytes of a plan file, or of standard input for ``-``. Large files are memory-mapped read-only
     (no copy: msgspec decodes the mapping in place, and Raw values keep it alive while needed)."""
+    return open_source(source)[0]
+
+
+def open_source(source: str | Path) -> tuple[bytes | mmap.mmap, os.stat_result | None]:
+    """read_source's bytes, and the file's status as it was opened (None for standard input): see unchanged."""
     if str(source) == "-":
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(), None
     path = Path(source)
     try:
         with path.open("rb") as f:
             info = os.fstat(f.fileno())
             if info.st_size >= _MAP_AT and stat.S_ISREG(info.st_mode):
                 flags = mmap.MAP_PRIVATE | getattr(mmap, "MAP_POPULATE", 0)
-                return mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
-            return f.read()
+                return mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ), info
+            return f.read(), info
     except FileNotFoundError:
         raise PlanError(f"plan file not found: {path}") from None
     except IsADirectoryError:
         raise PlanError(f"plan path is a directory, not a plan file: {path}") from None
     except OSError as exc:
         raise PlanError(f"cannot read plan {path}: {exc.strerror}") from None
+
+
+def unchanged(path: Path | None, info: os.stat_result | None, label: str) -> None:
+    """Refuse a plan whose file changed while it was read. What was classified, digested and (for a saved
+    plan) shown by Terraform must be the same bytes: pages of a mapped plan handed back are read from the file
+    again if touched, and Terraform reads a saved plan's file itself. The kernel sets ctime on any change."""
+    if path is None or info is None or not stat.S_ISREG(info.st_mode):
+        return
+    try:
+        now: os.stat_result | None = os.stat(path)
+    except OSError:
+        now = None
+    fields = ("st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns")
+    if now is None or any(getattr(now, f) != getattr(info, f) for f in fields):
+        raise PlanError(
+            f"{label}: the plan file changed while tfgate read it: check a copy nothing writes to"
+        )
 
 
 def to_utf8(data: bytes | mmap.mmap) -> bytes | mmap.mmap:
@@ -157,7 +179,7 @@ def load_plan(
     """Read, decode and classify a plan; raises PlanError (exit 2) on anything not fully understood."""
     if input_format is not None and input_format not in FORMATS:
         raise PlanError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
-    data = read_source(source)
+    data, opened = open_source(source)
     if data[: len(_ZIP_MAGIC)] != _ZIP_MAGIC:
         data = to_utf8(data)
     fmt = input_format or detect_format(data[:8192])
@@ -176,8 +198,11 @@ def load_plan(
     require_utf8(data, label)
     with no_gc():
         if parse_fmt == "show-json":
-            return _load_show_json(data, label, fmt_out, path, file_sha, catalog)
-        return load_stream(bytes(data), label, path, catalog)
+            loaded = _load_show_json(data, label, fmt_out, path, file_sha, catalog)
+        else:
+            loaded = load_stream(bytes(data), label, path, catalog)
+    unchanged(path, opened, label)
+    return loaded
 
 
 def _show_binary(data: bytes, path: Path | None, terraform: str | None, cwd: Path | None) -> bytes:
