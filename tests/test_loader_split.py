@@ -316,3 +316,49 @@ def test_signals_are_held_across_the_fork(
     assert a == b and split == [True]
     assert held and {signal.SIGINT, signal.SIGTERM} <= held[0]
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+
+
+def test_a_child_whose_parent_is_killed_stops(tmp_path: Path) -> None:
+    """SIGKILL the parent mid-split: the child, orphaned, stops at its next block instead of running on with
+    the files it inherited open (a privileged apply's lock among them)."""
+    import subprocess
+    import sys
+
+    plan, pids = write(tmp_path / "k.json", _plan(300)), tmp_path / "child.pid"
+    script = f"""
+import os, time
+import tfgate.plan.changes as ch, tfgate.plan.digest as dg
+from tfgate.plan.loader import load_plan
+ch.SPLIT_AT, ch._can_split, dg._BLOCK = 2, lambda: True, 1
+parent, real = os.getpid(), ch._write
+def slow(fd, data):
+    if os.getpid() != parent:
+        with open({str(pids)!r}, "a") as f:
+            f.write(f"{{os.getpid()}}\\n")
+        time.sleep(0.05)
+    real(fd, data)
+ch._write = slow
+load_plan({str(plan)!r})
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    deadline = time.monotonic() + 30
+    while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    child = int(pids.read_text().split()[0])
+    proc.kill()
+    proc.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False
+        return "State:\tZ" not in status and "State:\tX" not in status
+
+    deadline = time.monotonic() + 5
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not running(child), "the orphaned child kept running"

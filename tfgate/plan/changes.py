@@ -171,6 +171,7 @@ def _split(
         # Signals wait until the child is inside its own handler (which exits) and this side is past fork:
         # an interrupt must never unwind the child through this process's callers.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError:
@@ -183,7 +184,7 @@ def _split(
             os.close(fd)
         return None
     if pid == 0:  # the child: never returns
-        _child(fds, raws, mid, data, label, classify, compact, mask)
+        _child(fds, raws, mid, data, label, classify, compact, mask, parent)
     hashed_fd, changes_fd = fds
     child_done = threading.Event()
     hashed: list[int] = []  # the digest input's length, once the child has said it
@@ -277,6 +278,7 @@ def _child(
     classify: Classifier,
     compact: bool,
     mask: set[signal.Signals],
+    parent: int,
 ) -> None:
     """Classify ``raws[start:]``; write the digest input to the first file, the changes and the trailer to the
     second; exit (signals held by the parent across fork are let through here, where they end the child)."""
@@ -288,6 +290,9 @@ def _child(
 
         def sink(block: bytes, upto: int) -> None:
             nonlocal length
+            # Orphaned (the parent was killed): stop, and let go of the files it left open.
+            if os.getppid() != parent:
+                os._exit(1)
             _write(hashed_fd, block)
             length += len(block)
 
