@@ -187,6 +187,13 @@ def _dies_in_child(real: object) -> object:
 
 
 def test_no_split_with_another_thread_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python thread beside the loop: no fork (a child would inherit whatever locks it holds). Counted
+    from the threads already running here (pytest-xdist's workers run some of their own)."""
+    real, already = threading.active_count, threading.active_count()
+    monkeypatch.setattr(threading, "active_count", lambda: real() - already + 1)
+    monkeypatch.setattr(changes_mod, "_threads", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert changes_mod._can_split() is True
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()

@@ -83,7 +83,8 @@ class Change(msgspec.Struct, frozen=True, gc=False, repr_omit_defaults=False):
     A frozen msgspec Struct rather than a dataclass: plans hold 100,000 changes, and a Struct is built several
     times faster from its fields and takes a third of the memory (no instance dict). It is as immutable
     (``msgspec.structs.replace`` makes a changed copy), compares and hashes by its fields, and is never part
-    of a reference cycle (``gc=False``: it holds only strings, numbers, enums and tuples of them)."""
+    of a reference cycle (``gc=False``: it holds strings, enums, tuples and values decoded from the plan, none of
+    which can refer back to it)."""
 
     address: str
     mode: str  # "managed" | "data"

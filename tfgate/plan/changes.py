@@ -36,7 +36,6 @@ SPLIT_AT = 20_000
 #: memory files (about half the document's size), on top of this process's peak.
 SPLIT_MAX_BYTES = 1 << 30
 _RELEASE_EVERY = 4096  # changes between two hand-backs of the plan pages already read
-_HEADER = struct.Struct("<cQQ")  # a frame from the child: kind, document position covered, payload length
 
 
 class _Half(msgspec.Struct, gc=False):

@@ -25,8 +25,7 @@ from tfgate.plan.common import (
 )
 from tfgate.policy.risk import rank
 
-NULL = msgspec.Raw(b"null")
-_NULL = NULL
+NULL = msgspec.Raw(b"null")  # an absent value
 
 # Exact action lists of the plan representation -> (class, replace order, creates).
 _SHOW_ACTIONS: dict[tuple[str, ...], tuple[ChangeClass, str | None, bool, tuple[str, ...]]] = {
@@ -50,13 +49,13 @@ _SHOW_ACTIONS: dict[tuple[str, ...], tuple[ChangeClass, str | None, bool, tuple[
 
 class ChangeValues(msgspec.Struct, gc=False):
     actions: Any = None
-    before: msgspec.Raw = _NULL
-    after: msgspec.Raw = _NULL
-    after_unknown: msgspec.Raw = _NULL
-    before_sensitive: msgspec.Raw = _NULL
-    after_sensitive: msgspec.Raw = _NULL
+    before: msgspec.Raw = NULL
+    after: msgspec.Raw = NULL
+    after_unknown: msgspec.Raw = NULL
+    before_sensitive: msgspec.Raw = NULL
+    after_sensitive: msgspec.Raw = NULL
     importing: dict[str, Any] | None = None
-    before_identity: msgspec.Raw = _NULL
+    before_identity: msgspec.Raw = NULL
 
 
 class ResourceChange(msgspec.Struct, gc=False):
